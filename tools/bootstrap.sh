@@ -1,0 +1,56 @@
+# shellcheck shell=bash
+# Sourced by tools/run and tools/test: makes sure a pinned Deno, libbpf and (for tests) the
+# workload tools are present, installing what is missing, then exports DENO.
+DENO_VERSION=2.9.6
+TSPROBE_HOME=${TSPROBE_HOME:-$HOME/.cache/tsprobe}
+
+say() { echo "bootstrap: $*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing Debian packages: ${missing[*]}; run as root or install them with apt-get"
+    return 1
+  fi
+  say "installing ${missing[*]} with apt-get"
+  if [ ! -f /var/lib/apt/lists/.tsprobe-updated ]; then
+    apt-get update -qq >&2 && touch /var/lib/apt/lists/.tsprobe-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
+ensure_deno() {
+  if command -v deno >/dev/null 2>&1 && deno --version | grep -q "^deno $DENO_VERSION "; then
+    DENO=$(command -v deno)
+    return 0
+  fi
+  local dir="$TSPROBE_HOME/deno-$DENO_VERSION"
+  DENO="$dir/node_modules/@deno/linux-x64-glibc/deno"
+  if [ ! -x "$DENO" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm || return 1
+    say "installing deno $DENO_VERSION from the npm registry into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "deno@$DENO_VERSION" >&2 || return 1
+  fi
+  [ -x "$DENO" ] || { say "deno was not installed at $DENO"; return 1; }
+}
+
+ensure_tracefs() {
+  [ -d /sys/kernel/tracing/events ] && return 0
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null ||
+    say "cannot mount tracefs at /sys/kernel/tracing (tracepoint probes will not work)"
+}
+
+# bootstrap [test]: everything a run needs, plus the test workload tools with "test".
+bootstrap() {
+  local pkgs=(libbpf1)
+  [ "${1:-}" = test ] && pkgs+=(bpftool fio libaio1 xfsprogs util-linux perl)
+  apt_install "${pkgs[@]}" || return 1
+  ensure_deno || return 1
+  ensure_tracefs
+  export DENO DENO_NO_UPDATE_CHECK=1
+}
