@@ -1,0 +1,92 @@
+/**
+ * tsprobe: kernel tracing from TypeScript. Probes are compiled to BPF in-process (no clang),
+ * loaded through libbpf, and their events reach your handlers through a ring buffer.
+ *
+ * @example Count openat calls of one command
+ * ```ts ignore
+ * import { run, syscall } from "./mod.ts";
+ * syscall.on("openat:entry", (e) => console.log(e.pid, e.comm, e.args.filename));
+ * const summary = await run({ command: ["ls", "/"] });
+ * console.log(summary.events);
+ * ```
+ *
+ * @module
+ */
+import { type Handler, type RunOptions, type RunSummary, Session } from "./runtime/session.ts";
+import {
+  type SyscallEntryEvent,
+  syscallRequest,
+  type SyscallReturnEvent,
+} from "./runtime/providers/syscall.ts";
+import { type TracepointEvent, tracepointRequest } from "./runtime/providers/tracepoint.ts";
+import type { SyscallArgs } from "./runtime/providers/syscall_types.ts";
+import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
+
+export type { Handler, RunOptions, RunSummary, StopReason } from "./runtime/session.ts";
+export { Session } from "./runtime/session.ts";
+export type { SyscallEntryEvent, SyscallReturnEvent } from "./runtime/providers/syscall.ts";
+export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
+export type { EventHeader } from "./runtime/codegen/decode.ts";
+export { ProbeNotFoundError } from "./bpf/tracefs.ts";
+export { VerifierError } from "./bpf/program.ts";
+export { BpfError, NotSupportedError } from "./bpf/errors.ts";
+
+/** A syscall probe name: "openat:entry", "read:return". */
+export type SyscallProbe = `${keyof SyscallArgs & string}:${"entry" | "return"}`;
+
+/** The event type of a syscall probe name. */
+export type SyscallEvent<P extends string> = P extends `${infer S}:return`
+  ? SyscallReturnEvent<S extends keyof SyscallArgs ? SyscallArgs[S] : Record<string, unknown>>
+  : P extends `${infer S}:entry`
+    ? SyscallEntryEvent<S extends keyof SyscallArgs ? SyscallArgs[S] : Record<string, unknown>>
+  : never;
+
+/** The event type of a tracepoint name. */
+export type TracepointEventOf<N extends string> = TracepointEvent<
+  N extends keyof TracepointArgs ? TracepointArgs[N] : Record<string, unknown>
+>;
+
+let current = new Session();
+
+/** The session that `syscall.on`, `tracepoint(...).on` and {@link run} use. */
+export function session(): Session {
+  return current;
+}
+
+/** System call entries and returns. */
+export const syscall = {
+  /**
+   * Calls `handler` for each entry or return of a system call.
+   * Return events carry `ret`, `latencyNs` (measured in the kernel) and the entry's `args`.
+   */
+  on<P extends SyscallProbe>(probe: P, handler: Handler<SyscallEvent<P>>): void {
+    current.add(syscallRequest(probe), handler as Handler<unknown>);
+  },
+};
+
+/** A kernel tracepoint, e.g. `tracepoint("block:block_rq_issue")`. */
+export function tracepoint<N extends string>(name: N): {
+  on(handler: Handler<TracepointEventOf<N>>): void;
+} {
+  const request = tracepointRequest(name);
+  return { on: (handler) => current.add(request, handler as Handler<unknown>) };
+}
+
+/**
+ * Runs every probe added so far until the duration ends, Ctrl-C or SIGTERM, {@link exit}, or
+ * the traced command exits. Afterwards nothing of the session stays in the kernel, and the
+ * next probes added start a new session.
+ */
+export async function run(options: RunOptions = {}): Promise<RunSummary> {
+  const s = current;
+  try {
+    return await s.run(options);
+  } finally {
+    if (current === s) current = new Session();
+  }
+}
+
+/** Ends the running session from a handler (like DTrace's `exit()`). */
+export function exit(): void {
+  current.stop("exit");
+}

@@ -1,0 +1,125 @@
+/**
+ * A program under construction: an instruction list, fresh labels, and a stack allocator for
+ * the 512-byte BPF frame below R10.
+ *
+ * @module
+ */
+import {
+  alu64,
+  atomicAdd,
+  call,
+  exit,
+  imm,
+  type Item,
+  jmp,
+  label,
+  ldMap,
+  ldx,
+  mov64,
+  R0,
+  R1,
+  R10,
+  R2,
+  R3,
+  type Reg,
+  type Size,
+  st,
+  stx,
+} from "../../bpf/asm/mod.ts";
+
+const STACK_SIZE = 512;
+
+/** Raised when generated code would not fit the BPF stack. */
+export class StackOverflowError extends Error {
+  constructor(requested: number, used: number) {
+    super(
+      `Generated program needs ${requested} more stack bytes but only ${
+        STACK_SIZE - used
+      } of 512 are left: capture fewer or shorter strings`,
+    );
+    this.name = "StackOverflowError";
+  }
+}
+
+/** Builds one program's instructions. */
+export class ProgramBuilder {
+  readonly items: Item[] = [];
+  #labels = 0;
+  #stack = 0;
+
+  /** Appends instructions and label markers. */
+  emit(...items: Item[]): this {
+    this.items.push(...items);
+    return this;
+  }
+
+  /** A label name unique within this program. */
+  fresh(prefix: string): string {
+    return `${prefix}_${this.#labels++}`;
+  }
+
+  /** Places a label here. */
+  mark(name: string): this {
+    return this.emit(label(name));
+  }
+
+  /** Reserves `size` bytes of stack aligned to 8; returns the R10-relative offset (negative). */
+  alloc(size: number): number {
+    const aligned = Math.ceil(size / 8) * 8;
+    if (this.#stack + aligned > STACK_SIZE) throw new StackOverflowError(aligned, this.#stack);
+    this.#stack += aligned;
+    return -this.#stack;
+  }
+
+  /** Zeroes `size` bytes (a multiple of 8) of stack at `off`, as the verifier wants for keys. */
+  zero(off: number, size: number): this {
+    for (let p = 0; p < size; p += 8) this.emit(st("DW", R10, off + p, 0));
+    return this;
+  }
+
+  /** `R2 = R10 + off`: a pointer to a stack slot in the second argument register. */
+  stackPtr(reg: Reg, off: number): this {
+    return this.emit(mov64(reg, R10), alu64("ADD", reg, imm(off)));
+  }
+
+  /**
+   * `R0 = map_lookup_elem(map, &stack[keyOff])`; jumps to `missing` when there is no entry.
+   */
+  lookup(map: string, keyOff: number, missing: string): this {
+    this.emit(ldMap(R1, map));
+    this.stackPtr(R2, keyOff);
+    return this.emit(call("map_lookup_elem"), jmp("JEQ", R0, imm(0), missing));
+  }
+
+  /** `map_update_elem(map, &stack[keyOff], &stack[valueOff], flags)` */
+  update(map: string, keyOff: number, valueOff: number, flags = 0): this {
+    this.emit(ldMap(R1, map));
+    this.stackPtr(R2, keyOff);
+    this.stackPtr(R3, valueOff);
+    return this.emit(mov64(4, imm(flags)), call("map_update_elem"));
+  }
+
+  /** Adds 1 to the u64 at offset 0 of a per-CPU array's entry 0 (a counter). */
+  increment(map: string): this {
+    const key = this.alloc(8);
+    const done = this.fresh("inc_done");
+    this.emit(st("DW", R10, key, 0));
+    this.lookup(map, key, done);
+    return this.emit(mov64(R1, imm(1)), atomicAdd("DW", R0, 0, R1), label(done));
+  }
+
+  /** Loads `size` bytes at `off` of `src` into `dst`. */
+  load(size: Size, dst: Reg, src: Reg, off: number): this {
+    return this.emit(ldx(size, dst, src, off));
+  }
+
+  /** Stores `src` at `off` of `dst`. */
+  store(size: Size, dst: Reg, off: number, src: Reg): this {
+    return this.emit(stx(size, dst, off, src));
+  }
+
+  /** `return 0` */
+  ret(): this {
+    return this.emit(mov64(R0, imm(0)), exit());
+  }
+}
