@@ -1,0 +1,35 @@
+import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { formatListing, globMatcher, listProbes } from "../runtime/listing.ts";
+
+Deno.test("listProbes() gives syscall entry and return probes with argument names and types", () => {
+  const probes = listProbes("syscall:openat:*");
+  equal(probes.map((p) => p.name), ["syscall:openat:entry", "syscall:openat:return"]);
+  equal(probes[0].args.map((a) => a.name), ["dfd", "filename", "flags", "mode"]);
+  equal(probes[0].args[1].type, "const char * (string)");
+  equal(probes[1].args.slice(0, 2).map((a) => a.name), ["ret", "latencyNs"]);
+});
+
+Deno.test("listProbes() gives tracepoints with array and __data_loc fields", () => {
+  const [rq] = listProbes("tracepoint:block:block_rq_issue");
+  const types = Object.fromEntries(rq.args.map((a) => [a.name, a.type]));
+  equal(types.rwbs, "char[10]");
+  equal(types.cmd, "__data_loc char[]");
+  equal(types.bytes, "unsigned int");
+});
+
+Deno.test("listProbes() without a colon matches anywhere in the name", () => {
+  const names = listProbes("rq_issue").map((p) => p.name);
+  ok(names.includes("tracepoint:block:block_rq_issue"));
+  ok(names.every((n) => n.includes("rq_issue")));
+});
+
+Deno.test("formatListing() prints bpftrace -lv style", () => {
+  const text = formatListing(listProbes("syscall:close:entry"), true);
+  equal(text, "syscall:close:entry\n    unsigned int fd");
+});
+
+Deno.test("globMatcher() treats only * and ? as wildcards", () => {
+  ok(globMatcher("a.b*")("a.bc"));
+  ok(!globMatcher("a.b*")("axbc"));
+  ok(globMatcher("x?z")("xyz"));
+});
