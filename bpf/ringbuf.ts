@@ -115,13 +115,17 @@ export class RingBuffer implements Disposable {
         if (len & BUSY) break;
         const length = len & 0x3fff_ffff;
         const step = (length + HEADER + 7) & ~7;
-        if (!(len & DISCARD)) {
-          n++;
-          handler(data, pos + HEADER, length);
-        }
+        const at = pos + HEADER;
+        // Step past the record before its handler runs: a handler that throws does not get the
+        // same record again (which could starve the producer); its memory stays valid until the
+        // consumer position is stored below.
         left -= step;
         cons += BigInt(step);
         pos = (pos + step) & mask;
+        if (!(len & DISCARD)) {
+          n++;
+          handler(data, at, length);
+        }
       }
     } finally {
       // Free what was read even when a handler throws, so the producer is never starved.

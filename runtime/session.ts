@@ -36,6 +36,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Print the end-of-run line on stderr (default: only when events were dropped). */
   summary?: boolean;
+  /** Called once every probe is attached, before the traced command (if any) resumes. */
+  onAttached?: () => void;
 }
 
 /** Why a session ended. */
@@ -162,6 +164,7 @@ export class Session {
       loaded.forEach((prog, i) => resources.link(plans[i].plan.attach(prog)));
       signals.forEach((s) => Deno.addSignalListener(s, onSignal));
       options.signal?.addEventListener("abort", () => this.stop("aborted"), { once: true });
+      options.onAttached?.();
       child?.resume();
 
       const counts = new Array<number>(probes.length).fill(0);
@@ -184,7 +187,7 @@ export class Session {
           this.stop("command");
           break;
         }
-        await ring.wait(Math.max(1, Math.min(100, left)));
+        await ring.wait(Math.max(1, Math.min(100, Math.ceil(left))));
         ring.drain(dispatch);
       }
       // Detach first so nothing new arrives, then hand over what is already queued.

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { AluOp, Class, JumpOp, Mode, SIZE_BYTES, Size, Source } from "./opcode.ts";
+import { AluOp, Class, JumpOp, Mode, Size, SIZE_BYTES, Source } from "./opcode.ts";
 import { HELPER_NAMES } from "./helpers.ts";
 import type { Instruction } from "./instruction.ts";
 import type { Linked } from "./assemble.ts";

@@ -1,0 +1,283 @@
+/**
+ * Attaching programs on the running kernel: tracepoints, raw tracepoints, uprobes and
+ * uretprobes (through bpf/elf.ts), cpu-clock sampling, and the kprobe "not supported" path.
+ *
+ * Counting tests filter on the pid of a perl child that this file spawns, so other activity on
+ * the machine cannot change the counts. The child blocks reading stdin until the probe is
+ * attached; then the test closes its stdin and the child makes exactly N calls. No assertion
+ * depends on timing.
+ *
+ * Needs root, libbpf and perl; x86_64 (syscall numbers and pt_regs offsets).
+ */
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import * as a from "../bpf/asm/mod.ts";
+import { BpfMap } from "../bpf/map.ts";
+import { Program, type ProgramType } from "../bpf/program.ts";
+import {
+  attachCpuClock,
+  attachKprobe,
+  attachRawTracepoint,
+  attachTracepoint,
+  attachUprobe,
+} from "../bpf/link.ts";
+import { NotSupportedError } from "../bpf/errors.ts";
+import { readFormatSync } from "../bpf/tracefs.ts";
+import {
+  ElfError,
+  listSymbols,
+  resolveLibrary,
+  resolveSymbol,
+  SymbolNotFoundError,
+} from "../bpf/elf.ts";
+
+const { R0, R1, R2, R6, R10 } = a;
+
+const PREFIX = `l${Deno.pid.toString(36)}_`;
+const SYS_GETPPID = 110;
+/** `offsetof(struct pt_regs, ax)` on x86_64: a uretprobe's return value. */
+const PT_REGS_AX = 80;
+const N = 1000;
+
+/** A perl child that waits for EOF on stdin, then runs `body`. */
+class Child implements AsyncDisposable {
+  readonly process: Deno.ChildProcess;
+  #released = false;
+
+  constructor(body: string) {
+    this.process = new Deno.Command("perl", {
+      args: ["-e", `my @wait = <STDIN>; ${body}`],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+  }
+
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  /** Lets the child run `body` and waits for it to exit successfully. */
+  async run(): Promise<void> {
+    this.#released = true;
+    await this.process.stdin.close();
+    const status = await this.process.status;
+    assert(status.success, `perl exited with ${status.code}`);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#released) {
+      this.process.kill("SIGKILL");
+      await this.process.stdin.close().catch(() => {});
+    }
+    await this.process.status;
+  }
+}
+
+/** A per-CPU u64 counter, key 0. */
+function counter(name: string): BpfMap {
+  return BpfMap.create({
+    name: `${PREFIX}${name}`,
+    type: "percpu_array",
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 1,
+  });
+}
+
+function total(map: BpfMap): bigint {
+  return BpfMap.sumPerCpu(map.lookup(new Uint8Array(4))!, 8);
+}
+
+/**
+ * A program that adds one to `counts[0]` when the current process is `pid` (if given) and the
+ * `filter` instructions (run with the context in R6) fall through rather than jump to "out".
+ */
+function counting(
+  name: string,
+  type: ProgramType,
+  counts: BpfMap,
+  pid?: number,
+  filter: a.Item[] = [],
+): Program {
+  const pidCheck = pid === undefined ? [] : [
+    a.call("get_current_pid_tgid"),
+    a.alu64("RSH", R0, a.imm(32)), // the tgid: the process id
+    a.jmp("JNE", R0, a.imm(pid), "out"),
+  ];
+  return Program.load({
+    name: `${PREFIX}${name}`,
+    type,
+    probe: `test:${name}`,
+    maps: new Map([["counts", counts]]),
+    instructions: [
+      a.mov64(R6, R1),
+      ...pidCheck,
+      ...filter,
+      a.st("W", R10, -4, 0),
+      a.ldMap(R1, "counts"),
+      a.mov64(R2, R10),
+      a.alu64("ADD", R2, a.imm(-4)),
+      a.call("map_lookup_elem"),
+      a.jmp("JEQ", R0, a.imm(0), "out"),
+      a.mov64(R1, a.imm(1)),
+      a.atomicAdd("DW", R0, 0, R1),
+      a.label("out"),
+      a.mov64(R0, a.imm(0)),
+      a.exit(),
+    ],
+  });
+}
+
+function onlineCpus(): number[] {
+  const cpus: number[] = [];
+  const text = Deno.readTextFileSync("/sys/devices/system/cpu/online").trim();
+  for (const part of text.split(",")) {
+    const [lo, hi] = part.split("-").map(Number);
+    for (let c = lo; c <= (hi ?? lo); c++) cpus.push(c);
+  }
+  return cpus;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("attachTracepoint() counts exactly the child's getppid syscalls", async () => {
+  using counts = counter("tp");
+  await using child = new Child(`syscall(${SYS_GETPPID}) for 1..${N};`);
+  using prog = counting("tp", "tracepoint", counts, child.pid);
+  const tp = readFormatSync("syscalls", "sys_enter_getppid");
+  const link = attachTracepoint(prog, tp.id, "syscalls:sys_enter_getppid");
+  try {
+    assert(link.description.includes("sys_enter_getppid"));
+    await child.run();
+  } finally {
+    link.close();
+  }
+  assertEquals(total(counts), BigInt(N));
+});
+
+Deno.test("attachRawTracepoint() on sys_enter sees each of the child's getppid calls", async () => {
+  using counts = counter("rawtp");
+  await using child = new Child(`syscall(${SYS_GETPPID}) for 1..${N};`);
+  // The context is `u64 args[]`: args[0] = struct pt_regs *, args[1] = the syscall number.
+  using prog = counting("rawtp", "raw_tracepoint", counts, child.pid, [
+    a.ldx("DW", R1, R6, 8),
+    a.jmp("JNE", R1, a.imm(SYS_GETPPID), "out"),
+  ]);
+  const link = attachRawTracepoint(prog, "sys_enter");
+  try {
+    assertEquals(link.description, "raw_tracepoint sys_enter");
+    await child.run();
+  } finally {
+    link.close();
+  }
+  assertEquals(total(counts), BigInt(N));
+});
+
+Deno.test("resolveLibrary() finds libc and resolveSymbol() its getppid", () => {
+  const libc = resolveLibrary("c");
+  assert(libc.includes("libc.so."), libc);
+  assertEquals(resolveLibrary("libc.so.6"), libc);
+  assertEquals(resolveLibrary("libc"), libc);
+  const offset = resolveSymbol(libc, "getppid");
+  assert(offset > 0n);
+  // A versioned name resolves to the plain symbol.
+  assertEquals(resolveSymbol(libc, "malloc@@GLIBC_2.2.5"), resolveSymbol(libc, "malloc"));
+  const names = listSymbols(libc);
+  assert(names.includes("getppid") && names.includes("malloc"));
+  assert(names.every((n) => !n.includes("@")), "names are plain");
+});
+
+Deno.test("resolveSymbol() of a misspelled function suggests close names in one line", () => {
+  const libc = resolveLibrary("c");
+  throws(() => resolveSymbol(libc, "getpdid"), (err) => {
+    assert(err instanceof SymbolNotFoundError);
+    assert(err.suggestions.length >= 1 && err.suggestions.length <= 3, `${err.suggestions}`);
+    assert(err.suggestions.includes("getpid"), `${err.suggestions}`);
+    assert(err.message.includes("'getpdid'") && err.message.includes(libc), err.message);
+    assert(err.message.includes("did you mean"), err.message);
+    assert(!err.message.includes("\n"), "one line");
+    return true;
+  });
+  throws(() => resolveSymbol("/etc/hostname", "main"), ElfError);
+  throws(() => resolveSymbol("/nonexistent/file", "main"), ElfError);
+});
+
+Deno.test("attachUprobe() counts exactly the child's calls of libc getppid", async () => {
+  const libc = resolveLibrary("c");
+  const offset = resolveSymbol(libc, "getppid");
+  using counts = counter("up");
+  await using child = new Child(`getppid() for 1..${N};`);
+  using prog = counting("up", "kprobe", counts, child.pid);
+  const link = attachUprobe(prog, libc, offset, false, child.pid);
+  try {
+    assert(link.description.startsWith("uprobe "), link.description);
+    await child.run();
+  } finally {
+    link.close();
+  }
+  assertEquals(total(counts), BigInt(N));
+});
+
+Deno.test("attachUprobe() as a uretprobe sees each getppid return this process's pid", async () => {
+  const libc = resolveLibrary("c");
+  const offset = resolveSymbol(libc, "getppid");
+  using counts = counter("uret");
+  await using child = new Child(`getppid() for 1..${N};`);
+  // Counts only returns whose value (rax) is the child's parent: this Deno process.
+  using prog = counting("uret", "kprobe", counts, child.pid, [
+    a.ldx("DW", R1, R6, PT_REGS_AX),
+    a.jmp("JNE", R1, a.imm(Deno.pid), "out"),
+  ]);
+  // Every process (pid -1): the program's own pid check does the filtering.
+  const link = attachUprobe(prog, libc, offset, true);
+  try {
+    assert(link.description.startsWith("uretprobe "), link.description);
+    await child.run();
+  } finally {
+    link.close();
+  }
+  assertEquals(total(counts), BigInt(N));
+});
+
+Deno.test("attachCpuClock() samples at 99 Hz on every online CPU", async () => {
+  using counts = counter("clock");
+  using prog = counting("clock", "perf_event", counts);
+  const cpus = onlineCpus();
+  const group = attachCpuClock(prog, 99, cpus);
+  try {
+    assertEquals(group.links.length, cpus.length);
+    // Half a second gives ~50 samples per CPU; wait longer only on a starved machine.
+    await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 90 && total(counts) === 0n; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    group.close();
+  }
+  assert(total(counts) > 0n, "no cpu-clock samples");
+});
+
+Deno.test("attachKprobe() throws NotSupportedError where the kernel lacks kprobes", () => {
+  using counts = counter("kp");
+  using prog = counting("kp", "kprobe", counts);
+  if (exists("/sys/bus/event_source/devices/kprobe")) {
+    // A kernel with kprobes: attaching must work.
+    attachKprobe(prog, "vfs_read", false).close();
+    return;
+  }
+  try {
+    attachKprobe(prog, "vfs_read", false).close();
+    assert(false, "attachKprobe() succeeded without a kprobe PMU");
+  } catch (e) {
+    assert(e instanceof NotSupportedError, String(e));
+    assertEquals(e.feature, "kprobe");
+    assert(e.message.includes("not supported by this kernel"), e.message);
+  }
+});
