@@ -4,10 +4,13 @@
  *
  * @module
  */
-import { NotSupportedError } from "./errors.ts";
+import { BpfError, NotSupportedError } from "./errors.ts";
 import { exit, mov64 } from "./asm/mod.ts";
-import { Program, type ProgramType, VerifierError } from "./program.ts";
-import { BpfError } from "./errors.ts";
+import { Program, type ProgramSpec, type ProgramType, VerifierError } from "./program.ts";
+import { Btf } from "./btf.ts";
+
+/** `expected_attach_type` of fentry programs (`BPF_TRACE_FENTRY`). */
+export const TRACE_FENTRY = 24;
 
 const answers = new Map<string, boolean>();
 
@@ -29,23 +32,48 @@ function exists(path: string): boolean {
   }
 }
 
+/** True when a minimal `return 0` program loads with these settings. */
+function loads(spec: Pick<ProgramSpec, "type" | "expectedAttachType" | "attachBtfId">): boolean {
+  try {
+    using _ = Program.load({
+      ...spec,
+      name: "tsp_probe",
+      probe: `feature probe ${spec.type}`,
+      instructions: [mov64(0, { imm: 0 }), exit()],
+      maps: new Map(),
+    });
+    return true;
+  } catch (e) {
+    if (e instanceof VerifierError || e instanceof BpfError) return false;
+    throw e;
+  }
+}
+
 /** True when a minimal program of `type` loads. */
 export function haveProgramType(type: ProgramType): boolean {
-  return cached(`prog:${type}`, () => {
-    try {
-      using _ = Program.load({
-        name: "tsp_probe",
-        type,
-        probe: `feature probe ${type}`,
-        instructions: [mov64(0, { imm: 0 }), exit()],
-        maps: new Map(),
-      });
-      return true;
-    } catch (e) {
-      if (e instanceof VerifierError || e instanceof BpfError) return false;
-      throw e;
-    }
+  return cached(`prog:${type}`, () => loads({ type }));
+}
+
+/**
+ * True when fentry programs load: a `tracing` program against `vfs_read`'s BTF id. Kernels
+ * built without the BPF trampoline, or that lock it down, refuse this (EPERM, ENOTSUPP).
+ */
+export function haveFentry(): boolean {
+  return cached("fentry", () => {
+    const func = Btf.vmlinux().find("vfs_read", "func");
+    return func !== undefined &&
+      loads({ type: "tracing", expectedAttachType: TRACE_FENTRY, attachBtfId: func.id });
   });
+}
+
+/** Throws {@link NotSupportedError} unless fentry/fexit programs can be loaded. */
+export function requireFentry(): void {
+  if (!haveFentry()) {
+    throw new NotSupportedError(
+      "fentry",
+      "a tracing program against vfs_read was refused; the kernel lacks the BPF trampoline",
+    );
+  }
 }
 
 /** True when the kernel has a perf PMU named `name` (kprobe, uprobe). */

@@ -8,7 +8,7 @@ import { closeFd, cstr, libbpf } from "./ffi.ts";
 import { check, NotSupportedError } from "./errors.ts";
 import { perfEventOpen, PerfType, SoftwareEvent } from "./perf_event.ts";
 import type { Program } from "./program.ts";
-import { requireKprobes, requireUprobes } from "./features.ts";
+import { requireFentry, requireKprobes, requireUprobes } from "./features.ts";
 
 /** `enum bpf_attach_type` values used with `bpf_link_create`. */
 const AttachType = { trace_fentry: 24, trace_fexit: 25, perf_event: 41 } as const;
@@ -140,6 +140,7 @@ export function attachKprobe(prog: Program, func: string, retprobe: boolean): Li
 
 /** Attaches a `tracing` program (fentry/fexit) loaded against a kernel function's BTF id. */
 export function attachTracing(prog: Program, func: string, exit: boolean): Link {
+  requireFentry();
   const type = exit ? AttachType.trace_fexit : AttachType.trace_fentry;
   const fd = libbpf().bpf_link_create(prog.fd, 0, type, null);
   if (fd < 0) {
