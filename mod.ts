@@ -15,6 +15,7 @@
 import { type Handler, type RunOptions, type RunSummary, Session } from "./runtime/session.ts";
 import {
   type SyscallEntryEvent,
+  type SyscallProbeOptions,
   syscallRequest,
   type SyscallReturnEvent,
 } from "./runtime/providers/syscall.ts";
@@ -24,7 +25,11 @@ import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
 
 export type { Handler, RunOptions, RunSummary, StopReason } from "./runtime/session.ts";
 export { Session } from "./runtime/session.ts";
-export type { SyscallEntryEvent, SyscallReturnEvent } from "./runtime/providers/syscall.ts";
+export type {
+  SyscallEntryEvent,
+  SyscallProbeOptions,
+  SyscallReturnEvent,
+} from "./runtime/providers/syscall.ts";
 export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
 export type { EventHeader } from "./runtime/codegen/decode.ts";
 export { ProbeNotFoundError } from "./bpf/tracefs.ts";
@@ -57,10 +62,15 @@ export function session(): Session {
 export const syscall = {
   /**
    * Calls `handler` for each entry or return of a system call.
-   * Return events carry `ret`, `latencyNs` (measured in the kernel) and the entry's `args`.
+   * Return events carry `ret`, `latencyNs` (measured in the kernel) and the entry's `args`;
+   * `options.buffers` reads user memory behind pointer arguments (`{ buf: 64 }`).
    */
-  on<P extends SyscallProbe>(probe: P, handler: Handler<SyscallEvent<P>>): void {
-    current.add(syscallRequest(probe), handler as Handler<unknown>);
+  on<P extends SyscallProbe>(
+    probe: P,
+    handler: Handler<SyscallEvent<P>>,
+    options?: SyscallProbeOptions,
+  ): void {
+    current.add(syscallRequest(probe, options), handler as Handler<unknown>);
   },
 };
 

@@ -1,4 +1,4 @@
-import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { deepStrictEqual as equal, ok, rejects } from "node:assert/strict";
 import { run, syscall } from "../mod.ts";
 
 Deno.test("syscall openat:entry sees exactly the N openat calls a child made, with filenames and pid", async () => {
@@ -74,4 +74,34 @@ Deno.test("under a flood, delivered + reported dropped == generated, exactly", a
   equal(summary.events, delivered);
   equal(delivered + summary.dropped, n);
   ok(summary.dropped > 0, "the flood should overrun a 64 KiB ring buffer");
+});
+
+Deno.test("syscall buffers: write:entry reads count bytes, read:return reads ret bytes", async () => {
+  const path = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(path, "hello from tsprobe\n");
+    const written: string[] = [];
+    const read: string[] = [];
+    const dec = new TextDecoder();
+    // dd moves its input to fd 0 and its output to fd 1; it reads and writes 8-byte blocks.
+    syscall.on("write:entry", (e) => {
+      if (e.args.fd === 1 && e.args.count === 8) written.push(dec.decode(e.buffers.buf));
+    }, { buffers: { buf: 4 } });
+    syscall.on("read:return", (e) => {
+      if (e.args.fd === 0 && e.args.count === 8) read.push(dec.decode(e.buffers.buf));
+    }, { buffers: { buf: 64 } });
+    const summary = await run({
+      command: ["dd", `if=${path}`, "of=/dev/null", "bs=8", "count=3", "status=none"],
+    });
+    equal(summary.commandExitCode, 0);
+    equal(read, ["hello fr", "om tspro", "be\n"]); // as many bytes as each read returned
+    equal(written, ["hell", "om t"]); // the third write has count 3; each capped at 4 bytes
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("syscall buffers: a non-pointer argument gets a one-line error naming the pointers", async () => {
+  syscall.on("write:entry", () => {}, { buffers: { count: 8 } });
+  await rejects(run({ duration: "10ms" }), /no pointer argument 'count'.*pointer arguments: buf/);
 });

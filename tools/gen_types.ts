@@ -19,6 +19,7 @@ function tsType(d: FieldDecoding): string {
     case "string":
       return "string";
     case "bytes":
+    case "buffer":
       return "Uint8Array";
     case "int_array":
       return "number[]";

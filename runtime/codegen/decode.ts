@@ -26,6 +26,10 @@ export function readCString(view: DataView, off: number, max: number): string {
   return s;
 }
 
+function copyBytes(view: DataView, off: number, n: number): Uint8Array {
+  return new Uint8Array(view.buffer.slice(view.byteOffset + off, view.byteOffset + off + n));
+}
+
 function readInt(view: DataView, off: number, size: number, signed: boolean): number {
   switch (size) {
     case 1:
@@ -51,9 +55,9 @@ export function decodeField(view: DataView, base: number, f: RecordField): unkno
     case "string":
       return readCString(view, off, d.size);
     case "bytes":
-      return new Uint8Array(
-        view.buffer.slice(view.byteOffset + off, view.byteOffset + off + d.size),
-      );
+      return copyBytes(view, off, d.size);
+    case "buffer":
+      return copyBytes(view, off, Math.min(d.size, view.getUint32(base + d.lengthOffset, true)));
     case "int_array": {
       const out: number[] = [];
       for (let i = 0; i < d.length; i++) {

@@ -61,6 +61,21 @@ export interface StringRead {
   size: number;
 }
 
+/**
+ * Reads up to `size` bytes of user memory through a pointer into the record, storing how many
+ * in a u32 at `lengthOffset`. The count comes from a word (an argument, a return value) clamped
+ * to [0, size], or is `size`; a failed read stores 0.
+ */
+export interface BufferRead {
+  from: "ctx" | "state";
+  /** Where the 8-byte user pointer is. */
+  srcOffset: number;
+  length?: { from: "ctx" | "state"; offset: number };
+  dstOffset: number;
+  lengthOffset: number;
+  size: number;
+}
+
 /** Per-thread state kept in a hash map keyed by `pid_tgid`: entry time and saved words. */
 export interface ThreadState {
   map: string;
@@ -83,6 +98,7 @@ export interface EventProgramSpec {
   output?: { events: string; drops: string; recordSize: number };
   copies: readonly Copy[];
   strings: readonly StringRead[];
+  buffers?: readonly BufferRead[];
   state?: ThreadState;
 }
 
@@ -143,6 +159,29 @@ function emitString(b: ProgramBuilder, base: Reg, s: StringRead): void {
     mov64(R2, imm(s.size)),
     call(s.source === "user" ? "probe_read_user_str" : "probe_read_kernel_str"),
   );
+}
+
+function emitBuffer(b: ProgramBuilder, base: Reg, r: BufferRead): void {
+  const nonNegative = b.fresh("len_ok");
+  const bounded = b.fresh("len_bounded");
+  const done = b.fresh("buf_done");
+  if (r.length) {
+    b.emit(ldx("DW", R2, r.length.from === "ctx" ? R6 : R8, r.length.offset));
+  } else {
+    b.emit(mov64(R2, imm(r.size)));
+  }
+  // Clamp to [0, size] on every path, so the verifier sees a bounded size.
+  b.emit(jmp("JSGE", R2, imm(0), nonNegative), mov64(R2, imm(0))).mark(nonNegative);
+  b.emit(jmp("JLE", R2, imm(r.size), bounded), mov64(R2, imm(r.size))).mark(bounded);
+  b.emit(
+    stx("W", R7, r.lengthOffset, R2),
+    ldx("DW", R3, base, r.srcOffset),
+    mov64(R1, R7),
+    alu64("ADD", R1, imm(r.dstOffset)),
+    call("probe_read_user"),
+    jmp("JSGE", R0, imm(0), done),
+    st("W", R7, r.lengthOffset, 0),
+  ).mark(done);
 }
 
 function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
@@ -225,6 +264,8 @@ function emitRecord(
   const fromCtx = (x: { from: "ctx" | "state" }) => x.from === "ctx";
   spec.copies.filter(fromCtx).forEach((c) => emitCopy(b, R6, c));
   spec.strings.filter(fromCtx).forEach((s) => emitString(b, R6, s));
+  const buffers = spec.buffers ?? [];
+  buffers.filter(fromCtx).forEach((r) => emitBuffer(b, R6, r));
   const state = spec.state;
   if (state?.mode === "load") {
     const none = b.fresh("no_entry");
@@ -232,6 +273,7 @@ function emitRecord(
     b.emit(jmp("JEQ", R8, imm(0), none));
     spec.copies.filter((c) => !fromCtx(c)).forEach((c) => emitCopy(b, R8, c));
     spec.strings.filter((s) => !fromCtx(s)).forEach((s) => emitString(b, R8, s));
+    buffers.filter((r) => !fromCtx(r)).forEach((r) => emitBuffer(b, R8, r));
     if (state.latencyOffset !== undefined) {
       b.emit(
         ldx("DW", R1, R8, 0),
@@ -246,6 +288,7 @@ function emitRecord(
       for (let p = 0; p < c.size; p += 8) b.emit(st("DW", R7, c.dstOffset + p, 0));
     }
     spec.strings.filter((s) => !fromCtx(s)).forEach((s) => b.emit(st("B", R7, s.dstOffset, 0)));
+    buffers.filter((r) => !fromCtx(r)).forEach((r) => b.emit(st("W", R7, r.lengthOffset, 0)));
     if (state.latencyOffset !== undefined) {
       b.emit(st("DW", R7, state.latencyOffset, -1));
     }

@@ -22,6 +22,8 @@ export type FieldDecoding =
   | { type: "pointer" }
   | { type: "string"; size: number }
   | { type: "bytes"; size: number }
+  /** Up to `size` bytes, how many given by the u32 at record offset `lengthOffset`. */
+  | { type: "buffer"; size: number; lengthOffset: number }
   | { type: "int_array"; elemSize: 1 | 2 | 4 | 8; signed: boolean; length: number };
 
 /** A named field at a byte offset in the record. */
@@ -66,6 +68,7 @@ export function decodingSize(d: FieldDecoding): number {
       return 8;
     case "string":
     case "bytes":
+    case "buffer":
       return d.size;
     case "int_array":
       return d.elemSize * d.length;

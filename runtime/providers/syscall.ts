@@ -19,12 +19,13 @@ import {
 } from "../../bpf/tracefs.ts";
 import { closeMatches } from "../../bpf/suggest.ts";
 import {
+  type BufferRead,
   type Copy,
   eventProgram,
   stateValueSize,
   type StringRead,
 } from "../codegen/event_program.ts";
-import { type FieldDecoding, RecordLayout } from "../codegen/record.ts";
+import { type FieldDecoding, type RecordField, RecordLayout } from "../codegen/record.ts";
 import { decodeField, decodeHeader, type EventHeader, objectDecoder } from "../codegen/decode.ts";
 import type { CompileContext, CompiledProbe, ProbeRequest } from "./provider.ts";
 import { tracepointFormat } from "./tracepoint.ts";
@@ -36,6 +37,8 @@ export interface SyscallEntryEvent<A = Record<string, unknown>> extends EventHea
   /** The system call's name, e.g. "openat". */
   syscall: string;
   args: A;
+  /** User memory read through pointer arguments, as asked with the `buffers` option. */
+  buffers: Record<string, Uint8Array>;
 }
 
 /** The return of a system call. */
@@ -48,6 +51,8 @@ export interface SyscallReturnEvent<A = Record<string, unknown>> extends EventHe
   latencyNs: number | undefined;
   /** The arguments as they were at entry. */
   args: A;
+  /** User memory read at return through pointer arguments (`buffers` option), `ret` bytes. */
+  buffers: Record<string, Uint8Array>;
 }
 
 const ARGS_OFFSET = 16; // after common fields and __syscall_nr (with padding)
@@ -117,12 +122,62 @@ function argFields(syscall: string): { fields: TracepointField[]; id: number; ex
   return { fields: fields.slice(0, MAX_ARGS), id: enter.id, exitId: exit.id };
 }
 
+/** Options of a syscall probe. */
+export interface SyscallProbeOptions {
+  /**
+   * Pointer arguments whose user memory to read, with the most bytes to keep: `{ buf: 64 }`.
+   * At entry as many bytes as a count argument after it says (`count`, `len`, `size`...), at
+   * return as many as `ret` says; the bytes arrive in the event's `buffers`.
+   */
+  buffers?: Record<string, number>;
+}
+
+const LENGTH_ARG = /^(count|len|size|nbytes|bufsiz|buflen|length)$/;
+
+function bufferReads(
+  layout: RecordLayout,
+  fields: TracepointField[],
+  from: "ctx" | "state",
+  src: (i: number) => number,
+  wanted: Record<string, number>,
+  probe: string,
+) {
+  const reads: BufferRead[] = [];
+  const decoded: RecordField[] = [];
+  for (const [name, size] of Object.entries(wanted)) {
+    const i = fields.findIndex((f) => f.name === name);
+    if (i < 0 || argDecoding(fields[i]).type !== "pointer") {
+      const pointers = fields.filter((f) => argDecoding(f).type === "pointer").map((f) => f.name);
+      throw new TypeError(
+        `${probe} has no pointer argument '${name}' to read a buffer from` +
+          ` (pointer arguments: ${pointers.join(", ") || "none"})`,
+      );
+    }
+    if (!Number.isInteger(size) || size <= 0 || size > 4096) {
+      throw new RangeError(`Buffer size ${size} for '${name}' must be an integer in 1..4096`);
+    }
+    const lengthArg = fields.findIndex((f, j) => j > i && LENGTH_ARG.test(f.name));
+    const length = from === "state"
+      ? { from: "ctx" as const, offset: ARGS_OFFSET } // the return value
+      : lengthArg >= 0
+      ? { from, offset: src(lengthArg) }
+      : undefined;
+    const lengthOffset = layout.reserve(4, 4);
+    const dstOffset = layout.reserve(size);
+    reads.push({ from, srcOffset: src(i), length, dstOffset, lengthOffset, size });
+    decoded.push({ name, offset: dstOffset, decoding: { type: "buffer", size, lengthOffset } });
+  }
+  return { reads, decodeBuffers: objectDecoder(decoded) };
+}
+
 /** Places the argument words and strings in a record; returns copies, string reads, decoder. */
 function layoutArgs(
   layout: RecordLayout,
   fields: TracepointField[],
   from: "ctx" | "state",
   stringSize: number,
+  buffers: Record<string, number>,
+  probe: string,
 ) {
   const words = layout.reserve(8 * fields.length);
   // In the state value the words follow the 8-byte entry time.
@@ -137,7 +192,8 @@ function layoutArgs(
     strings.push({ from, srcOffset: src(i), source: "user", dstOffset, size: stringSize });
     return { name: f.name, offset: dstOffset, decoding: { type: "string", size: stringSize } };
   });
-  return { copies, strings, decodeArgs: objectDecoder(decoded as never) };
+  const { reads, decodeBuffers } = bufferReads(layout, fields, from, src, buffers, probe);
+  return { copies, strings, reads, decodeArgs: objectDecoder(decoded as never), decodeBuffers };
 }
 
 /** Compiles a syscall entry or return probe. */
@@ -145,13 +201,22 @@ export function compileSyscall(
   syscall: string,
   side: "entry" | "return",
   ctx: CompileContext,
+  options: SyscallProbeOptions = {},
 ): CompiledProbe<SyscallEntryEvent | SyscallReturnEvent> {
   const { fields, id, exitId } = argFields(syscall);
   const probe = `syscall:${syscall}:${side}`;
+  const buffers = options.buffers ?? {};
   const layout = new RecordLayout();
   const output = { ...ctx.output, recordSize: 0 };
   if (side === "entry") {
-    const { copies, strings, decodeArgs } = layoutArgs(layout, fields, "ctx", ctx.stringSize);
+    const { copies, strings, reads, decodeArgs, decodeBuffers } = layoutArgs(
+      layout,
+      fields,
+      "ctx",
+      ctx.stringSize,
+      buffers,
+      probe,
+    );
     output.recordSize = layout.recordSize;
     return {
       name: probe,
@@ -165,6 +230,7 @@ export function compileSyscall(
           output,
           copies,
           strings,
+          buffers: reads,
         }),
         attach: (p) => attachTracepoint(p, id, `syscalls:sys_enter_${syscall}`),
       }],
@@ -173,6 +239,7 @@ export function compileSyscall(
         probe,
         syscall,
         args: decodeArgs(view, b),
+        buffers: decodeBuffers(view, b) as Record<string, Uint8Array>,
       }),
     };
   }
@@ -189,7 +256,14 @@ export function compileSyscall(
     decoding: { type: "int", size: 8, signed: true },
   } as const;
   const latency = layout.reserve(8);
-  const { copies, strings, decodeArgs } = layoutArgs(layout, fields, "state", ctx.stringSize);
+  const { copies, strings, reads, decodeArgs, decodeBuffers } = layoutArgs(
+    layout,
+    fields,
+    "state",
+    ctx.stringSize,
+    buffers,
+    probe,
+  );
   output.recordSize = layout.recordSize;
   return {
     name: probe,
@@ -225,6 +299,7 @@ export function compileSyscall(
             ...copies,
           ],
           strings,
+          buffers: reads,
           state: { map: stateMap, mode: "load", capacity: MAX_ARGS, latencyOffset: latency },
         }),
         attach: (p) => attachTracepoint(p, exitId, `syscalls:sys_exit_${syscall}`),
@@ -239,16 +314,20 @@ export function compileSyscall(
         ret: decodeField(view, b, ret) as number,
         latencyNs: ns === 0xffff_ffff_ffff_ffffn ? undefined : Number(ns),
         args: decodeArgs(view, b),
+        buffers: decodeBuffers(view, b) as Record<string, Uint8Array>,
       };
     },
   };
 }
 
 /** A request for syscall probe `spec` ("openat:entry", "read:return"). */
-export function syscallRequest(spec: string): ProbeRequest<SyscallEntryEvent | SyscallReturnEvent> {
+export function syscallRequest(
+  spec: string,
+  options: SyscallProbeOptions = {},
+): ProbeRequest<SyscallEntryEvent | SyscallReturnEvent> {
   const { syscall, side } = parseSyscallProbe(spec);
   return {
     name: `syscall:${syscall}:${side}`,
-    compile: (ctx) => compileSyscall(syscall, side, ctx),
+    compile: (ctx) => compileSyscall(syscall, side, ctx, options),
   };
 }
