@@ -105,3 +105,25 @@ Deno.test("syscall buffers: a non-pointer argument gets a one-line error naming 
   syscall.on("write:entry", () => {}, { buffers: { count: 8 } });
   await rejects(run({ duration: "10ms" }), /no pointer argument 'count'.*pointer arguments: buf/);
 });
+
+Deno.test("command tracing follows descendants; comm filters in the kernel", async () => {
+  const prefix = `/tmp/tsprobe-follow-${crypto.randomUUID()}-`;
+  const byComm = new Map<string, number>();
+  syscall.on("openat:entry", (e) => {
+    if (e.args.filename.startsWith(prefix)) byComm.set(e.comm, (byComm.get(e.comm) ?? 0) + 1);
+  });
+  // The shell opens one file itself and forks cat twice (once from a subshell, a grandchild);
+  // none of those processes exist when tracing starts.
+  const script = `{ true <${prefix}s; } 2>/dev/null; cat ${prefix}a 2>/dev/null; ` +
+    `(cat ${prefix}b 2>/dev/null); true`;
+  await run({ command: ["sh", "-c", script] });
+  equal(byComm.get("cat"), 2);
+  equal(byComm.get("sh"), 1);
+
+  const seen = new Set<string>();
+  syscall.on("openat:entry", (e) => {
+    if (e.args.filename.startsWith(prefix)) seen.add(e.comm);
+  });
+  await run({ command: ["sh", "-c", script], comm: "cat" });
+  equal([...seen], ["cat"]);
+});
