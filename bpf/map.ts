@@ -8,6 +8,7 @@
  */
 import { closeFd, cstr, libbpf } from "./ffi.ts";
 import { check } from "./errors.ts";
+import { type Codec, decode, encode } from "./codec.ts";
 
 /** Map types the runtime creates (`enum bpf_map_type`). */
 export const MapType = {
@@ -208,5 +209,54 @@ export class BpfMap implements Disposable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/**
+ * A map seen through codecs: keys and values are TypeScript values. Per-CPU maps give one value
+ * per possible CPU.
+ */
+export class TypedMap<K, V> {
+  constructor(readonly map: BpfMap, readonly key: Codec<K>, readonly value: Codec<V>) {
+    if (key.size !== map.spec.keySize || value.size !== map.spec.valueSize) {
+      throw new TypeError(
+        `Codecs of ${key.size}/${value.size} bytes do not fit map '${map.name}' ` +
+          `(key ${map.spec.keySize}, value ${map.spec.valueSize} bytes)`,
+      );
+    }
+  }
+
+  #values(bytes: Uint8Array): V[] {
+    const stride = this.map.valueBytes === this.map.spec.valueSize
+      ? bytes.length
+      : Math.ceil(this.map.spec.valueSize / 8) * 8;
+    const out: V[] = [];
+    for (let p = 0; p < bytes.length; p += stride) out.push(decode(this.value, bytes, p));
+    return out;
+  }
+
+  /** The value under `key` (for per-CPU maps, CPU 0's; see {@link perCpu}). */
+  get(key: K): V | undefined {
+    const bytes = this.map.lookup(encode(this.key, key));
+    return bytes && this.#values(bytes)[0];
+  }
+
+  /** Every CPU's value under `key` (a one-element array for ordinary maps). */
+  perCpu(key: K): V[] | undefined {
+    const bytes = this.map.lookup(encode(this.key, key));
+    return bytes && this.#values(bytes);
+  }
+
+  set(key: K, value: V, flags: bigint = UpdateFlag.any): void {
+    this.map.update(encode(this.key, key), encode(this.value, value), flags);
+  }
+
+  delete(key: K): boolean {
+    return this.map.delete(encode(this.key, key));
+  }
+
+  /** All entries, read in batches; per-CPU values as arrays. */
+  entries(): Array<[K, V[]]> {
+    return this.map.entries().map(([k, v]) => [decode(this.key, k), this.#values(v)]);
   }
 }
