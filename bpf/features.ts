@@ -6,11 +6,14 @@
  */
 import { BpfError, NotSupportedError } from "./errors.ts";
 import { exit, mov64 } from "./asm/mod.ts";
-import { Program, type ProgramSpec, type ProgramType, VerifierError } from "./program.ts";
+import {
+  AttachType,
+  Program,
+  type ProgramSpec,
+  type ProgramType,
+  VerifierError,
+} from "./program.ts";
 import { Btf } from "./btf.ts";
-
-/** `expected_attach_type` of fentry programs (`BPF_TRACE_FENTRY`). */
-export const TRACE_FENTRY = 24;
 
 const answers = new Map<string, boolean>();
 
@@ -62,7 +65,7 @@ export function haveFentry(): boolean {
   return cached("fentry", () => {
     const func = Btf.vmlinux().find("vfs_read", "func");
     return func !== undefined &&
-      loads({ type: "tracing", expectedAttachType: TRACE_FENTRY, attachBtfId: func.id });
+      loads({ type: "tracing", expectedAttachType: AttachType.trace_fentry, attachBtfId: func.id });
   });
 }
 

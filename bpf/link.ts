@@ -7,11 +7,8 @@
 import { closeFd, cstr, libbpf } from "./ffi.ts";
 import { check, NotSupportedError } from "./errors.ts";
 import { perfEventOpen, PerfType, SoftwareEvent } from "./perf_event.ts";
-import type { Program } from "./program.ts";
+import { AttachType, type Program } from "./program.ts";
 import { requireFentry, requireKprobes, requireUprobes } from "./features.ts";
-
-/** `enum bpf_attach_type` values used with `bpf_link_create`. */
-const AttachType = { trace_fentry: 24, trace_fexit: 25, perf_event: 41 } as const;
 
 /** An attachment; owns the link fd and, for perf-based hooks, the perf event fds. */
 export class Link implements Disposable {

@@ -20,6 +20,9 @@ export const ProgramType = {
 } as const;
 export type ProgramType = keyof typeof ProgramType;
 
+/** `enum bpf_attach_type` values: a program's expected attach type and `bpf_link_create`'s. */
+export const AttachType = { trace_fentry: 24, trace_fexit: 25, perf_event: 41 } as const;
+
 /** Everything a program is loaded from. */
 export interface ProgramSpec {
   /** Object name shown by `bpftool prog list` (at most 15 characters kept). */

@@ -14,7 +14,6 @@ import {
   jmp,
   label,
   ldMap,
-  ldx,
   mov64,
   R0,
   R1,
@@ -22,9 +21,7 @@ import {
   R2,
   R3,
   type Reg,
-  type Size,
   st,
-  stx,
 } from "../../bpf/asm/mod.ts";
 
 const STACK_SIZE = 512;
@@ -106,16 +103,6 @@ export class ProgramBuilder {
     this.emit(st("DW", R10, key, 0));
     this.lookup(map, key, done);
     return this.emit(mov64(R1, imm(1)), atomicAdd("DW", R0, 0, R1), label(done));
-  }
-
-  /** Loads `size` bytes at `off` of `src` into `dst`. */
-  load(size: Size, dst: Reg, src: Reg, off: number): this {
-    return this.emit(ldx(size, dst, src, off));
-  }
-
-  /** Stores `src` at `off` of `dst`. */
-  store(size: Size, dst: Reg, off: number, src: Reg): this {
-    return this.emit(stx(size, dst, off, src));
   }
 
   /** `return 0` */
