@@ -12,7 +12,8 @@ export interface StoppedChild {
   /** Lets the command run. */
   resume(): void;
   /** True once it has exited. */
-  finished(): Promise<boolean>;
+  readonly exited: boolean;
+  /** Kills it, unless it has exited. */
   kill(): void;
 }
 
@@ -49,7 +50,9 @@ export async function startStopped(argv: string[]): Promise<StoppedChild> {
     resume: () => {
       if (!done) Deno.kill(proc.pid, "SIGCONT");
     },
-    finished: () => Promise.resolve(done),
+    get exited() {
+      return done;
+    },
     kill: () => {
       if (!done) proc.kill("SIGKILL");
     },

@@ -16,7 +16,7 @@ import { Header } from "./codegen/record.ts";
 import type { CompiledProbe, ProbeRequest } from "./providers/provider.ts";
 import { tracepointFormat } from "./providers/tracepoint.ts";
 import { parseDuration } from "./duration.ts";
-import { startStopped } from "./child.ts";
+import { startStopped, type StoppedChild } from "./child.ts";
 
 /** How a session runs. */
 export interface RunOptions {
@@ -103,7 +103,7 @@ export class Session {
     this.#stopReason = undefined;
     const started = performance.now();
     const resources = new Resources();
-    let child: Awaited<ReturnType<typeof startStopped>> | undefined;
+    let child: StoppedChild | undefined;
     const onSignal = () => this.stop("signal");
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     try {
@@ -175,15 +175,13 @@ export class Session {
         handlers[index](probes[index].decode(view, off));
       };
       const deadline = started + durationMs;
-      let childDone = false;
-      child?.status.then(() => (childDone = true));
       while (this.#stopReason === undefined) {
         const left = deadline - performance.now();
         if (left <= 0) {
           this.stop("duration");
           break;
         }
-        if (childDone) {
+        if (child?.exited) {
           this.stop("command");
           break;
         }
@@ -203,14 +201,14 @@ export class Session {
         byProbe: Object.fromEntries(probes.map((p, i) => [p.name, counts[i]])),
         elapsedMs: performance.now() - started,
         commandPid: child?.pid,
-        commandExitCode: child && childDone ? (await child.status).code : undefined,
+        commandExitCode: child?.exited ? (await child.status).code : undefined,
       };
       report(summary, options);
       return summary;
     } finally {
       signals.forEach((s) => Deno.removeSignalListener(s, onSignal));
       resources.close();
-      if (child && !(await child.finished())) child.kill();
+      child?.kill();
     }
   }
 }
