@@ -22,11 +22,13 @@ import {
   type BufferRead,
   type Copy,
   eventProgram,
+  type EventProgramSpec,
   stateValueSize,
   type StringRead,
 } from "../codegen/event_program.ts";
 import { type FieldDecoding, type RecordField, RecordLayout } from "../codegen/record.ts";
 import { decodeField, decodeHeader, type EventHeader, objectDecoder } from "../codegen/decode.ts";
+import type { Program } from "../../bpf/program.ts";
 import type { CompileContext, CompiledProbe, ProbeRequest } from "./provider.ts";
 import { tracepointFormat } from "./tracepoint.ts";
 
@@ -58,6 +60,7 @@ export interface SyscallReturnEvent<A = Record<string, unknown>> extends EventHe
 const ARGS_OFFSET = 16; // after common fields and __syscall_nr (with padding)
 const MAX_ARGS = 6;
 const STATE_MAP = "sys_state";
+const INT64 = { type: "int", size: 8, signed: true } as const;
 
 const INT32_TYPES = new Set([
   "int",
@@ -205,42 +208,39 @@ export function compileSyscall(
 ): CompiledProbe<SyscallEntryEvent | SyscallReturnEvent> {
   const { fields, id, exitId } = argFields(syscall);
   const probe = `syscall:${syscall}:${side}`;
-  const buffers = options.buffers ?? {};
   const layout = new RecordLayout();
-  const output = { ...ctx.output, recordSize: 0 };
-  if (side === "entry") {
-    const { copies, strings, reads, decodeArgs, decodeBuffers } = layoutArgs(
-      layout,
-      fields,
-      "ctx",
-      ctx.stringSize,
-      buffers,
-      probe,
-    );
-    output.recordSize = layout.recordSize;
+  // A return record leads with ret and latency; its arguments come from the entry's saved state.
+  const ret = side === "return"
+    ? { name: "ret", offset: layout.reserve(8), decoding: INT64 } as const
+    : undefined;
+  const latency = ret && layout.reserve(8);
+  const from = side === "entry" ? "ctx" : "state";
+  const args = layoutArgs(layout, fields, from, ctx.stringSize, options.buffers ?? {}, probe);
+  const output = { ...ctx.output, recordSize: layout.recordSize };
+  const event = (view: DataView, b: number) => ({
+    ...decodeHeader(view, b),
+    probe,
+    syscall,
+    args: args.decodeArgs(view, b),
+    buffers: args.decodeBuffers(view, b) as Record<string, Uint8Array>,
+  });
+  const entryProgram = (name: string, spec: Omit<EventProgramSpec, "probeIndex" | "filter">) => ({
+    name: `${name}_${syscall}`.slice(0, 15),
+    type: "tracepoint" as const,
+    instructions: eventProgram({ probeIndex: ctx.probeIndex, filter: ctx.filter, ...spec }),
+    attach: (p: Program) => attachTracepoint(p, id, `syscalls:sys_enter_${syscall}`),
+  });
+  if (!ret || latency === undefined) {
     return {
       name: probe,
       layout,
-      programs: [{
-        name: `sys_${syscall}`.slice(0, 15),
-        type: "tracepoint",
-        instructions: eventProgram({
-          probeIndex: ctx.probeIndex,
-          filter: ctx.filter,
-          output,
-          copies,
-          strings,
-          buffers: reads,
-        }),
-        attach: (p) => attachTracepoint(p, id, `syscalls:sys_enter_${syscall}`),
-      }],
-      decode: (view, b) => ({
-        ...decodeHeader(view, b),
-        probe,
-        syscall,
-        args: decodeArgs(view, b),
-        buffers: decodeBuffers(view, b) as Record<string, Uint8Array>,
-      }),
+      programs: [entryProgram("sys", {
+        output,
+        copies: args.copies,
+        strings: args.strings,
+        buffers: args.reads,
+      })],
+      decode: event,
     };
   }
   const stateMap = ctx.map({
@@ -250,43 +250,21 @@ export function compileSyscall(
     valueSize: stateValueSize(MAX_ARGS),
     maxEntries: 16384,
   });
-  const ret = {
-    name: "ret",
-    offset: layout.reserve(8),
-    decoding: { type: "int", size: 8, signed: true },
-  } as const;
-  const latency = layout.reserve(8);
-  const { copies, strings, reads, decodeArgs, decodeBuffers } = layoutArgs(
-    layout,
-    fields,
-    "state",
-    ctx.stringSize,
-    buffers,
-    probe,
-  );
-  output.recordSize = layout.recordSize;
   return {
     name: probe,
     layout,
     programs: [
-      {
-        name: `sye_${syscall}`.slice(0, 15),
-        type: "tracepoint",
-        instructions: eventProgram({
-          probeIndex: ctx.probeIndex,
-          filter: ctx.filter,
-          copies: [],
-          strings: [],
-          state: {
-            map: stateMap,
-            mode: "save",
-            capacity: MAX_ARGS,
-            ctxOffset: ARGS_OFFSET,
-            words: fields.length,
-          },
-        }),
-        attach: (p) => attachTracepoint(p, id, `syscalls:sys_enter_${syscall}`),
-      },
+      entryProgram("sye", {
+        copies: [],
+        strings: [],
+        state: {
+          map: stateMap,
+          mode: "save",
+          capacity: MAX_ARGS,
+          ctxOffset: ARGS_OFFSET,
+          words: fields.length,
+        },
+      }),
       {
         name: `syr_${syscall}`.slice(0, 15),
         type: "tracepoint",
@@ -296,10 +274,10 @@ export function compileSyscall(
           output,
           copies: [
             { from: "ctx", srcOffset: ARGS_OFFSET, size: 8, dstOffset: ret.offset },
-            ...copies,
+            ...args.copies,
           ],
-          strings,
-          buffers: reads,
+          strings: args.strings,
+          buffers: args.reads,
           state: { map: stateMap, mode: "load", capacity: MAX_ARGS, latencyOffset: latency },
         }),
         attach: (p) => attachTracepoint(p, exitId, `syscalls:sys_exit_${syscall}`),
@@ -308,13 +286,9 @@ export function compileSyscall(
     decode: (view, b) => {
       const ns = view.getBigUint64(b + latency, true);
       return {
-        ...decodeHeader(view, b),
-        probe,
-        syscall,
+        ...event(view, b),
         ret: decodeField(view, b, ret) as number,
         latencyNs: ns === 0xffff_ffff_ffff_ffffn ? undefined : Number(ns),
-        args: decodeArgs(view, b),
-        buffers: decodeBuffers(view, b) as Record<string, Uint8Array>,
       };
     },
   };
