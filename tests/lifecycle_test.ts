@@ -12,6 +12,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
 import { exit, ProbeNotFoundError, run, session, syscall, tracepoint } from "../mod.ts";
+import { exists } from "./fixtures/bpf.ts";
 
 const FIXTURE = new URL("./fixtures/trace_forever.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -21,15 +22,6 @@ const RELEASE_MS = 3000;
 /** Failure deadlines only (a slow machine passes, a hang fails); no test asserts a duration. */
 const READY_MS = 60_000;
 const EXIT_MS = 20_000;
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -22,6 +22,7 @@ import {
 } from "../bpf/link.ts";
 import { NotSupportedError } from "../bpf/errors.ts";
 import { readFormatSync } from "../bpf/tracefs.ts";
+import { countAndReturn, exists } from "./fixtures/bpf.ts";
 import {
   ElfError,
   listSymbols,
@@ -30,7 +31,7 @@ import {
   SymbolNotFoundError,
 } from "../bpf/elf.ts";
 
-const { R0, R1, R2, R6, R10 } = a;
+const { R0, R1, R6 } = a;
 
 const PREFIX = `l${Deno.pid.toString(36)}_`;
 const SYS_GETPPID = 110;
@@ -113,17 +114,7 @@ function counting(
       a.mov64(R6, R1),
       ...pidCheck,
       ...filter,
-      a.st("W", R10, -4, 0),
-      a.ldMap(R1, "counts"),
-      a.mov64(R2, R10),
-      a.alu64("ADD", R2, a.imm(-4)),
-      a.call("map_lookup_elem"),
-      a.jmp("JEQ", R0, a.imm(0), "out"),
-      a.mov64(R1, a.imm(1)),
-      a.atomicAdd("DW", R0, 0, R1),
-      a.label("out"),
-      a.mov64(R0, a.imm(0)),
-      a.exit(),
+      ...countAndReturn("counts"),
     ],
   });
 }
@@ -136,15 +127,6 @@ function onlineCpus(): number[] {
     for (let c = lo; c <= (hi ?? lo); c++) cpus.push(c);
   }
   return cpus;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("attachTracepoint() counts exactly the child's getppid syscalls", async () => {

@@ -8,6 +8,7 @@ import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:asse
 import { BpfMap, cpuCount, UpdateFlag } from "../bpf/map.ts";
 import { BpfError } from "../bpf/errors.ts";
 import { libbpf } from "../bpf/ffi.ts";
+import { bpftoolNames, pollNames } from "./fixtures/bpf.ts";
 
 /**
  * Every map this file creates has a name with this prefix, so leftovers can be found; with the
@@ -46,22 +47,10 @@ function perCpu(map: BpfMap, values: (cpu: number) => bigint): Uint8Array<ArrayB
   return out;
 }
 
-function bpftoolJson(args: string[]): Array<Record<string, unknown>> {
-  const out = new Deno.Command("bpftool", { args: [...args, "-j"], stdout: "piped" }).outputSync();
-  assert(out.success, `bpftool ${args.join(" ")} failed`);
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
-
 /** Names of the kernel's maps that start with {@link PREFIX}, polled until none or 2 s. */
 async function leftoverMaps(): Promise<string[]> {
-  const deadline = Date.now() + 2000;
-  while (true) {
-    const names = bpftoolJson(["map", "list"])
-      .map((m) => String(m.name ?? ""))
-      .filter((n) => n.startsWith(PREFIX));
-    if (names.length === 0 || Date.now() > deadline) return names;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const names = await pollNames("map", (all) => !all.some((n) => n.startsWith(PREFIX)));
+  return names.filter((n) => n.startsWith(PREFIX));
 }
 
 Deno.test("BpfMap hash: update, lookup, delete and keys", () => {
@@ -286,7 +275,7 @@ Deno.test("BpfMap.close() frees the kernel map: none of this file's maps remain"
     valueSize: 4,
     maxEntries: 1,
   });
-  const listed = bpftoolJson(["map", "list"]).filter((m) => m.name === `${PREFIX}gone`);
+  const listed = bpftoolNames("map").filter((n) => n === `${PREFIX}gone`);
   assertEquals(listed.length, 1, "the open map is listed by bpftool");
   map.close();
   map.close(); // closing twice is harmless

@@ -8,8 +8,9 @@ import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:asse
 import * as a from "../bpf/asm/mod.ts";
 import { Program, type ProgramSpec, rejectedInstruction, VerifierError } from "../bpf/program.ts";
 import { BpfMap } from "../bpf/map.ts";
+import { countAndReturn, pollNames } from "./fixtures/bpf.ts";
 
-const { R0, R1, R2, R5, R7, R10 } = a;
+const { R0, R1, R5, R7, R10 } = a;
 
 /** Prefix of every object name in this file (pid in base 36 keeps names within 15 characters). */
 const PREFIX = `p${Deno.pid.toString(36)}_`;
@@ -33,24 +34,6 @@ function rejected(s: ProgramSpec): VerifierError {
     throw e;
   }
   throw new Error(`the verifier accepted ${s.probe}`);
-}
-
-function bpftoolProgNames(): string[] {
-  const out = new Deno.Command("bpftool", { args: ["prog", "list", "-j"], stdout: "piped" })
-    .outputSync();
-  assert(out.success, "bpftool prog list failed");
-  return (JSON.parse(new TextDecoder().decode(out.stdout)) as Array<{ name?: string }>)
-    .map((p) => p.name ?? "");
-}
-
-/** Polls bpftool until `present(names)` holds or 2 s pass; returns the last answer. */
-async function pollProgs(present: (names: string[]) => boolean): Promise<boolean> {
-  const deadline = Date.now() + 2000;
-  while (true) {
-    if (present(bpftoolProgNames())) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 Deno.test("Program.load() of a read of an uninitialized register throws VerifierError", () => {
@@ -144,29 +127,23 @@ Deno.test("A loaded program is listed by bpftool while open and gone after close
   const name = `${PREFIX}good`;
   let prog: Program | undefined;
   try {
-    prog = Program.load(spec("good", [
-      a.st("W", R10, -4, 0),
-      a.ldMap(R1, "counts"),
-      a.mov64(R2, R10),
-      a.alu64("ADD", R2, a.imm(-4)),
-      a.call("map_lookup_elem"),
-      a.jmp("JEQ", R0, a.imm(0), "out"),
-      a.mov64(R1, a.imm(1)),
-      a.atomicAdd("DW", R0, 0, R1),
-      a.label("out"),
-      a.mov64(R0, a.imm(0)),
-      a.exit(),
-    ], new Map([["counts", counts]])));
+    prog = Program.load(spec("good", countAndReturn("counts"), new Map([["counts", counts]])));
     assert(prog.fd > 0);
     assertEquals(prog.name, name);
     assertEquals(prog.probe, "test:good");
     assert(prog.listing().includes("r1 = map[counts] ll"), prog.listing());
     assert(prog.listing().includes("out:"), prog.listing());
-    assert(await pollProgs((names) => names.includes(name)), `${name} not listed while open`);
+    assert(
+      (await pollNames("prog", (names) => names.includes(name))).includes(name),
+      `${name} not listed while open`,
+    );
   } finally {
     prog?.close();
     prog?.close(); // closing twice is harmless
     counts.close();
   }
-  assert(await pollProgs((names) => !names.includes(name)), `${name} still listed after close`);
+  assert(
+    !(await pollNames("prog", (names) => !names.includes(name))).includes(name),
+    `${name} still listed after close`,
+  );
 });

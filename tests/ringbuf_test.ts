@@ -17,6 +17,7 @@ import { Program } from "../bpf/program.ts";
 import { attachTracepoint, type Link } from "../bpf/link.ts";
 import { RingBuffer } from "../bpf/ringbuf.ts";
 import { readFormatSync } from "../bpf/tracefs.ts";
+import { countAndReturn, pollNames } from "./fixtures/bpf.ts";
 
 const { R0, R1, R2, R3, R6, R7, R10 } = a;
 
@@ -169,17 +170,7 @@ function writer(pid: number): a.Item[] {
     a.ja("out"),
     // drops[0]++ on this CPU
     a.label("drop"),
-    a.st("W", R10, -4, 0),
-    a.ldMap(R1, "drops"),
-    a.mov64(R2, R10),
-    a.alu64("ADD", R2, a.imm(-4)),
-    a.call("map_lookup_elem"),
-    a.jmp("JEQ", R0, a.imm(0), "out"),
-    a.mov64(R1, a.imm(1)),
-    a.atomicAdd("DW", R0, 0, R1),
-    a.label("out"),
-    a.mov64(R0, a.imm(0)),
-    a.exit(),
+    ...countAndReturn("drops"),
   ];
 }
 
@@ -298,16 +289,6 @@ Deno.test("RingBuffer.close() frees its map: none of this file's maps remain", a
   const rb = new RingBuffer(`${PREFIX}gone`, 4096);
   rb.close();
   rb.close(); // closing twice is harmless
-  const deadline = Date.now() + 2000;
-  let left: string[];
-  while (true) {
-    const out = new Deno.Command("bpftool", { args: ["map", "list", "-j"], stdout: "piped" })
-      .outputSync();
-    left = (JSON.parse(new TextDecoder().decode(out.stdout)) as Array<{ name?: string }>)
-      .map((m) => m.name ?? "")
-      .filter((name) => name.startsWith(PREFIX));
-    if (left.length === 0 || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assertEquals(left, []);
+  const mine = (names: string[]) => names.filter((name) => name.startsWith(PREFIX));
+  assertEquals(mine(await pollNames("map", (names) => mine(names).length === 0)), []);
 });
