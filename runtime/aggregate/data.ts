@@ -1,0 +1,107 @@
+/**
+ * Aggregations as data: what the kernel's per-CPU maps hold once merged, and the bucket
+ * arithmetic of log2 and linear histograms that the kernel code and the printers share.
+ *
+ * @module
+ */
+
+/** The aggregating functions, as in DTrace and bpftrace. */
+export type AggregationKind = "count" | "sum" | "min" | "max" | "avg" | "stats" | "hist" | "lhist";
+
+/** One part of an aggregation key: an integer or a string. */
+export type KeyPart = number | bigint | string;
+
+/** count, sum, min, max, avg and stats all keep these; each kind reports its own. */
+export interface Stats {
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  /** `sum / count` truncated toward zero, as DTrace and bpftrace print it; 0 when empty. */
+  avg: number;
+}
+
+/** A histogram bucket: values in `[low, high)`; `high` undefined for the last, open bucket. */
+export interface Bucket {
+  low: number;
+  high: number | undefined;
+  count: number;
+}
+
+/** The merged value of one key. */
+export type AggregationValue =
+  | { kind: "count" | "sum" | "min" | "max" | "avg"; value: number }
+  | { kind: "stats"; value: Stats }
+  | { kind: "hist" | "lhist"; buckets: Bucket[]; count: number };
+
+/** One key of an aggregation with its value. */
+export interface AggregationRow {
+  key: KeyPart[];
+  value: AggregationValue;
+}
+
+/** Parameters of a linear histogram: buckets of `step` from `min` up to `max`. */
+export interface LinearRange {
+  min: number;
+  max: number;
+  step: number;
+}
+
+/** A snapshot of one aggregation. */
+export interface AggregationData {
+  /** Name shown in output, e.g. "read sizes" (bpftrace prints `@name`). */
+  name: string;
+  kind: AggregationKind;
+  /** Names of the key parts (the source of each key lambda), for headers and JSON. */
+  keyNames: string[];
+  rows: AggregationRow[];
+  /** Updates the kernel could not make because the map was full (keys not counted). */
+  lost: number;
+  /** Most keys the map holds. */
+  capacity: number;
+  /** For lhist. */
+  range?: LinearRange;
+}
+
+/**
+ * Log2 histogram slots: 0 for negative values, 1 for 0, and `2 + floor(log2 v)` for v >= 1,
+ * so slot i >= 2 holds [2^(i-2), 2^(i-1)). 66 slots cover every 64-bit value.
+ */
+export const LOG2_SLOTS = 66;
+
+/** The log2 slot of a value (the kernel computes the same). */
+export function log2Slot(v: number | bigint): number {
+  const x = BigInt(v);
+  if (x < 0n) return 0;
+  if (x === 0n) return 1;
+  return 2 + x.toString(2).length - 1;
+}
+
+/** The values a log2 slot holds, as a bucket with `count`. */
+export function log2Bucket(slot: number, count: number): Bucket {
+  if (slot === 0) return { low: -Infinity, high: 0, count };
+  if (slot === 1) return { low: 0, high: 1, count };
+  return { low: 2 ** (slot - 2), high: 2 ** (slot - 1), count };
+}
+
+/** Number of slots of a linear histogram: below `min`, one per step, and `max` and above. */
+export function linearSlots(r: LinearRange): number {
+  return Math.ceil((r.max - r.min) / r.step) + 2;
+}
+
+/** The linear slot of a value (the kernel computes the same). */
+export function linearSlot(v: number | bigint, r: LinearRange): number {
+  const x = Number(v);
+  if (x < r.min) return 0;
+  if (x >= r.max) return linearSlots(r) - 1;
+  return 1 + Math.floor((x - r.min) / r.step);
+}
+
+/** The values a linear slot holds. */
+export function linearBucket(slot: number, count: number, r: LinearRange): Bucket {
+  const last = linearSlots(r) - 1;
+  if (slot === 0) return { low: -Infinity, high: r.min, count };
+  if (slot === last) return { low: r.max, high: undefined, count };
+  const low = r.min + (slot - 1) * r.step;
+  return { low, high: Math.min(low + r.step, r.max), count };
+}
