@@ -22,16 +22,46 @@ import {
 import { type TracepointEvent, tracepointRequest } from "./runtime/providers/tracepoint.ts";
 import type { SyscallArgs } from "./runtime/providers/syscall_types.ts";
 import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
+import type { ProbeRequest } from "./runtime/providers/provider.ts";
+import { Stream } from "./runtime/stream.ts";
 
-export type { Handler, RunOptions, RunSummary, StopReason } from "./runtime/session.ts";
+export type {
+  Handler,
+  RunOptions,
+  RunSummary,
+  SpanSummary,
+  StopReason,
+} from "./runtime/session.ts";
 export { Session } from "./runtime/session.ts";
+export {
+  type AggregateOptions,
+  Aggregation,
+  type KernelLambda,
+  type LinearOptions,
+  type Params,
+  span,
+  type SpanEvent,
+  type SpanOptions,
+  Stream,
+} from "./runtime/stream.ts";
+export type {
+  AggregationData,
+  AggregationKind,
+  AggregationRow,
+  AggregationValue,
+  Bucket,
+  KeyPart,
+  Stats,
+} from "./runtime/aggregate/data.ts";
+export { aggregationJson, formatAggregation } from "./runtime/aggregate/print.ts";
 export type {
   SyscallEntryEvent,
   SyscallProbeOptions,
   SyscallReturnEvent,
 } from "./runtime/providers/syscall.ts";
 export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
-export type { EventHeader } from "./runtime/codegen/decode.ts";
+export type { EventHeader } from "./runtime/codegen/fields.ts";
+export { LambdaError } from "./runtime/lambda/ir.ts";
 export { ProbeNotFoundError } from "./bpf/tracefs.ts";
 export { VerifierError } from "./bpf/program.ts";
 export { BpfError, NotSupportedError } from "./bpf/errors.ts";
@@ -53,33 +83,45 @@ export type TracepointEventOf<N extends string> = TracepointEvent<
 
 let current = new Session();
 
-/** The session that `syscall.on`, `tracepoint(...).on` and {@link run} use. */
+/** The session that streams, aggregations and {@link run} use. */
 export function session(): Session {
   return current;
+}
+
+function stream<E>(request: ProbeRequest): Stream<E> {
+  return new Stream<E>(session, { kind: "probe", request, predicates: [] });
 }
 
 /** System call entries and returns. */
 export const syscall = {
   /**
-   * Calls `handler` for each entry or return of a system call.
-   * Return events carry `ret`, `latencyNs` (measured in the kernel) and the entry's `args`;
-   * `options.buffers` reads user memory behind pointer arguments (`{ buf: 64 }`).
+   * The events of a system call's entry or return, as a {@link Stream}; with a handler, also
+   * calls it for each event. Return events carry `ret`, `latencyNs` (measured in the kernel)
+   * and the entry's `args`; `options.buffers` reads user memory behind pointer arguments
+   * (`{ buf: 64 }`).
    */
   on<P extends SyscallProbe>(
     probe: P,
-    handler: Handler<SyscallEvent<P>>,
+    handler?: Handler<SyscallEvent<P>>,
     options?: SyscallProbeOptions,
-  ): void {
-    current.add(syscallRequest(probe, options), handler as Handler<unknown>);
+  ): Stream<SyscallEvent<P>> {
+    const s = stream<SyscallEvent<P>>(syscallRequest(probe, options));
+    if (handler) s.on(handler);
+    return s;
   },
 };
 
-/** A kernel tracepoint, e.g. `tracepoint("block:block_rq_issue")`. */
-export function tracepoint<N extends string>(name: N): {
-  on(handler: Handler<TracepointEventOf<N>>): void;
-} {
-  const request = tracepointRequest(name);
-  return { on: (handler) => current.add(request, handler as Handler<unknown>) };
+/** The events of a kernel tracepoint, e.g. `tracepoint("block:block_rq_issue")`. */
+export function tracepoint<N extends string>(name: N): Stream<TracepointEventOf<N>> {
+  return stream(tracepointRequest(name));
+}
+
+/**
+ * What the probes added so far would do, without loading anything: the fields captured, what
+ * runs in the kernel and what in JavaScript, the maps, and the BPF programs as assembly.
+ */
+export function explain(options: RunOptions = {}): string {
+  return current.explain(options);
 }
 
 /**

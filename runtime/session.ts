@@ -1,23 +1,32 @@
 /**
- * A tracing session: compiles the probes asked for, creates maps, loads programs and attaches
- * them (undoing everything on any failure), streams records to handlers until the duration
- * ends, a signal arrives, a handler calls {@link Session.stop}, or a traced command exits;
- * then detaches, drains what is left and closes every fd.
+ * A tracing session: plans the probes asked for (compiling every lambda), creates maps, loads
+ * programs and attaches them (undoing everything on any failure), streams records to handlers
+ * and prints aggregations at intervals, until the duration ends, a signal arrives, a handler
+ * calls {@link Session.stop}, or a traced command exits; then detaches, drains what is left,
+ * reads the aggregations and closes every fd.
  *
  * @module
  */
-import { BpfMap, type MapSpec } from "../bpf/map.ts";
+import { BpfMap } from "../bpf/map.ts";
 import { Program } from "../bpf/program.ts";
-import { attachTracepoint, type Link } from "../bpf/link.ts";
+import type { Link } from "../bpf/link.ts";
+import { formatProgram, link as linkProgram } from "../bpf/asm/mod.ts";
 import { RingBuffer } from "../bpf/ringbuf.ts";
-import type { Filter } from "./codegen/event_program.ts";
-import { followProgram } from "./codegen/follow_program.ts";
-import { Header } from "./codegen/record.ts";
-import type { CompiledProbe, ProbeRequest } from "./providers/provider.ts";
-import { tracepointFormat } from "./providers/tracepoint.ts";
+import type { AggregationData } from "./aggregate/data.ts";
+import { formatAggregation } from "./aggregate/print.ts";
+import { readAggregation } from "./codegen/aggregation.ts";
+import { TAG_OFFSET } from "./codegen/record.ts";
+import {
+  type AggregationRequest,
+  type ConsumerRequest,
+  type Plan,
+  plan,
+  type PlannedAggregation,
+  SessionMaps,
+} from "./compiler/plan.ts";
+import { DROPPED_COUNTER } from "./compiler/site_compiler.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
-
 /** How a session runs. */
 export interface RunOptions {
   /** Stop after this long ("5s", "2m", or milliseconds). Default: until Ctrl-C. */
@@ -38,6 +47,27 @@ export interface RunOptions {
   summary?: boolean;
   /** Called once every probe is attached, before the traced command (if any) resumes. */
   onAttached?: () => void;
+  /** Print (or pass to `onInterval`) the aggregations this often ("1s", or milliseconds). */
+  interval?: string | number;
+  /** Receives the aggregations each interval instead of printing them. */
+  onInterval?: (aggregations: AggregationData[]) => void;
+  /** Print the aggregations at the end (default true), as bpftrace and DTrace do. */
+  printAggregations?: boolean;
+}
+
+/** What became of the starts of a span. */
+export interface SpanSummary {
+  name: string;
+  /** Starts stored. */
+  started: number;
+  /** Ends that found their start. */
+  matched: number;
+  /** Ends that found no start (it came before tracing began, or was evicted). */
+  unmatched: number;
+  /** Starts still waiting for their end when the session stopped. */
+  open: number;
+  /** Starts lost: evicted from the full map or replaced by a later start of the same key. */
+  evicted: number;
 }
 
 /** Why a session ended. */
@@ -57,35 +87,33 @@ export interface RunSummary {
   commandExitCode?: number;
   /** Process id of the traced command, when there was one. */
   commandPid?: number;
+  /** The aggregations as they were at the end. */
+  aggregations: AggregationData[];
+  spans: SpanSummary[];
 }
 
 /** Called with each event of a probe. */
 export type Handler<E> = (event: E) => void;
 
-interface Registration {
-  request: ProbeRequest<unknown>;
-  handler: Handler<unknown>;
-}
-
-const EVENTS_MAP = "events";
-const DROPS_MAP = "drops";
-const PIDS_MAP = "pids";
-
-/** Probes and their handlers, run together. */
+/** Probes, their consumers and the aggregations they fill, run together. */
 export class Session {
-  readonly #registrations: Registration[] = [];
+  readonly #requests: ConsumerRequest[] = [];
   #stopReason: StopReason | undefined;
+  /** Reads an aggregation while the session runs. */
+  #live: ((a: AggregationRequest) => AggregationData | undefined) | undefined;
+  #clear: ((a: AggregationRequest) => void) | undefined;
+  readonly #final = new Map<AggregationRequest, AggregationData>();
   /** Programs of the running session, for listings. */
   programs: Program[] = [];
 
-  /** Adds a probe and the handler of its events. */
-  add<E>(request: ProbeRequest<E>, handler: Handler<E>): void {
-    this.#registrations.push({ request, handler: handler as Handler<unknown> });
+  /** Adds a consumer: a handler of a stream's events, or an aggregation of them. */
+  add(request: ConsumerRequest): void {
+    this.#requests.push(request);
   }
 
-  /** Number of probes added. */
+  /** Number of consumers added. */
   get size(): number {
-    return this.#registrations.length;
+    return this.#requests.length;
   }
 
   /** Ends a running session after the records already read are handled. */
@@ -93,91 +121,113 @@ export class Session {
     this.#stopReason ??= reason;
   }
 
-  /** Compiles, loads and attaches every probe, streams events, and cleans up. */
-  async run(options: RunOptions = {}): Promise<RunSummary> {
-    if (this.#registrations.length === 0) {
+  /** An aggregation's data: live while running, as it ended afterwards, undefined before. */
+  read(a: AggregationRequest): AggregationData | undefined {
+    return this.#live?.(a) ?? this.#final.get(a);
+  }
+
+  /** Empties an aggregation of a running session. */
+  clear(a: AggregationRequest): void {
+    this.#clear?.(a);
+  }
+
+  #plan(options: RunOptions): Plan {
+    if (this.#requests.length === 0) {
       throw new Error("Nothing to trace: add a probe (e.g. syscall.on(...)) before run()");
     }
+    const pids = [options.pid ?? []].flat();
+    const traced = pids.length > 0 || options.command !== undefined;
+    return plan(this.#requests, {
+      filter: { comm: options.comm, pidsMap: traced ? SessionMaps.pids : undefined },
+      stringSize: options.stringSize ?? 256,
+      follow: options.command !== undefined,
+    });
+  }
+
+  /**
+   * What would run, without loading anything: per probe the fields captured, what runs in
+   * the kernel and what in JavaScript, the maps, and each program as BPF assembly.
+   */
+  explain(options: RunOptions = {}): string {
+    const p = this.#plan(options);
+    const out: string[] = [];
+    for (const { site, consumers } of p.sites) {
+      out.push(`probe ${site.name}`);
+      const fields = site.captured.map((c) => `${c.path} (${c.size} B)`).join(", ");
+      out.push(`  captured in the kernel: ${fields || "nothing"}`);
+      for (const c of consumers) {
+        const where = c.action.kind === "stream" ? "JavaScript" : "kernel";
+        out.push(`  [${where}] ${c.describe}`);
+      }
+    }
+    out.push("maps:");
+    for (const m of p.maps) {
+      out.push(
+        `  ${m.name}: ${m.type}, key ${m.keySize} B, value ${m.valueSize} B, ${m.maxEntries} entries`,
+      );
+    }
+    for (const { plan: prog, probe } of p.programs) {
+      const linked = linkProgram(prog.instructions);
+      out.push(
+        `program ${prog.name} (${prog.type}, ${probe}, ${linked.instructions.length} insns):`,
+      );
+      out.push(formatProgram(linked));
+    }
+    return out.join("\n");
+  }
+
+  /** Compiles, loads and attaches every probe, streams events, and cleans up. */
+  async run(options: RunOptions = {}): Promise<RunSummary> {
+    const p = this.#plan(options);
     const durationMs = options.duration === undefined ? Infinity : parseDuration(options.duration);
-    const stringSize = options.stringSize ?? 256;
+    const intervalMs = options.interval === undefined ? Infinity : parseDuration(options.interval);
     this.#stopReason = undefined;
+    this.#final.clear();
     const started = performance.now();
     const resources = new Resources();
     let child: StoppedChild | undefined;
     const onSignal = () => this.stop("signal");
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     try {
-      const ring = resources.own(new RingBuffer(EVENTS_MAP, options.ringBufferBytes ?? 8 << 20));
-      const maps = new Map<string, BpfMap>([[EVENTS_MAP, ring.map]]);
-      const declare = (spec: MapSpec): string => {
-        if (!maps.has(spec.name)) maps.set(spec.name, resources.own(BpfMap.create(spec)));
-        return spec.name;
-      };
-      declare({ name: DROPS_MAP, type: "percpu_array", keySize: 4, valueSize: 8, maxEntries: 1 });
-      const filter: Filter = { comm: options.comm };
-      const pids = [options.pid ?? []].flat();
-      if (pids.length || options.command) {
-        filter.pidsMap = declare({
-          name: PIDS_MAP,
-          type: "hash",
-          keySize: 4,
-          valueSize: 8,
-          maxEntries: 8192,
-        });
-      }
-      const probes: CompiledProbe<unknown>[] = this.#registrations.map((r, probeIndex) =>
-        r.request.compile({
-          probeIndex,
-          filter,
-          output: { events: EVENTS_MAP, drops: DROPS_MAP },
-          stringSize,
-          map: declare,
-        })
-      );
-      const plans = probes.flatMap((p) => p.programs.map((plan) => ({ plan, probe: p.name })));
-      if (options.command) {
-        const fork = tracepointFormat("sched", "sched_process_fork");
-        const childPid = fork.fields.find((f) => f.name === "child_pid")!;
-        plans.push({
-          probe: "follow descendants",
-          plan: {
-            name: "tsp_follow",
-            type: "tracepoint",
-            instructions: followProgram(PIDS_MAP, childPid.offset),
-            attach: (p) => attachTracepoint(p, fork.id, "sched:sched_process_fork"),
-          },
-        });
-      }
-      const loaded = plans.map(({ plan, probe }) =>
+      const ring = p.streams.length
+        ? resources.own(new RingBuffer(SessionMaps.events, options.ringBufferBytes ?? 8 << 20))
+        : undefined;
+      const maps = new Map<string, BpfMap>(ring ? [[SessionMaps.events, ring.map]] : []);
+      for (const spec of p.maps) maps.set(spec.name, resources.own(BpfMap.create(spec)));
+      const loaded = p.programs.map(({ plan, probe }) =>
         resources.own(Program.load({ ...plan, probe, maps }))
       );
       this.programs = loaded;
-      const pidsMap = maps.get(PIDS_MAP);
+      const pidsMap = maps.get(SessionMaps.pids);
       const one = new Uint8Array(8);
       one[0] = 1;
       const pidKey = (pid: number) => new Uint8Array(new Uint32Array([pid]).buffer);
-      for (const pid of pids) pidsMap!.update(pidKey(pid), one);
+      for (const pid of [options.pid ?? []].flat()) pidsMap!.update(pidKey(pid), one);
       if (options.command) {
         child = await startStopped(options.command);
         pidsMap!.update(pidKey(child.pid), one);
       }
-      loaded.forEach((prog, i) => resources.link(plans[i].plan.attach(prog)));
+      loaded.forEach((prog, i) => resources.link(p.programs[i].plan.attach(prog)));
+      const aggregations = new Aggregations(p, maps);
+      this.#live = (a) => aggregations.read(a);
+      this.#clear = (a) => aggregations.clear(a);
       signals.forEach((s) => Deno.addSignalListener(s, onSignal));
       options.signal?.addEventListener("abort", () => this.stop("aborted"), { once: true });
       options.onAttached?.();
       child?.resume();
 
-      const counts = new Array<number>(probes.length).fill(0);
-      const handlers = this.#registrations.map((r) => r.handler);
+      const counts = new Array<number>(p.streams.length).fill(0);
       const dispatch = (view: DataView, off: number) => {
-        const index = view.getUint32(off + Header.probe, true);
-        counts[index]++;
-        handlers[index](probes[index].decode(view, off));
+        const tag = view.getUint32(off + TAG_OFFSET, true);
+        const stream = p.streams[tag];
+        counts[tag]++;
+        stream.handler(stream.decode(view, off));
       };
       const deadline = started + durationMs;
+      let nextInterval = started + intervalMs;
       while (this.#stopReason === undefined) {
-        const left = deadline - performance.now();
-        if (left <= 0) {
+        const now = performance.now();
+        if (now >= deadline) {
           this.stop("duration");
           break;
         }
@@ -185,31 +235,126 @@ export class Session {
           this.stop("command");
           break;
         }
-        await ring.wait(Math.max(1, Math.min(100, Math.ceil(left))));
-        ring.drain(dispatch);
+        if (now >= nextInterval) {
+          aggregations.interval(options);
+          nextInterval += intervalMs;
+        }
+        const waitMs = Math.max(
+          1,
+          Math.min(100, Math.ceil(Math.min(deadline, nextInterval) - now)),
+        );
+        if (ring) {
+          await ring.wait(waitMs);
+          ring.drain(dispatch);
+        } else {
+          await new Promise((r) => setTimeout(r, waitMs));
+        }
       }
       // Detach first so nothing new arrives, then hand over what is already queued.
       resources.unlink();
-      ring.drain(dispatch);
-      const dropped = Number(
-        BpfMap.sumPerCpu(maps.get(DROPS_MAP)!.lookup(new Uint8Array(4))!, 8),
-      );
+      ring?.drain(dispatch);
+      for (const a of p.aggregations) this.#final.set(a.request, aggregations.read(a.request)!);
+      this.#live = this.#clear = undefined;
+      const byProbe: Record<string, number> = {};
+      p.streams.forEach((s, i) => byProbe[s.probe] = (byProbe[s.probe] ?? 0) + counts[i]);
       const summary: RunSummary = {
         reason: this.#stopReason ?? "exit",
         events: counts.reduce((a, b) => a + b, 0),
-        dropped,
-        byProbe: Object.fromEntries(probes.map((p, i) => [p.name, counts[i]])),
+        dropped: aggregations.counter(DROPPED_COUNTER),
+        byProbe,
         elapsedMs: performance.now() - started,
         commandPid: child?.pid,
         commandExitCode: child?.exited ? (await child.status).code : undefined,
+        aggregations: [...this.#final.values()],
+        spans: aggregations.spans(),
       };
+      if (options.printAggregations ?? true) aggregations.print(summary.aggregations);
       report(summary, options);
       return summary;
     } finally {
+      this.#live = this.#clear = undefined;
       signals.forEach((s) => Deno.removeSignalListener(s, onSignal));
       resources.close();
       child?.kill();
     }
+  }
+}
+
+/** The live view of a running session's aggregation maps and counters. */
+class Aggregations {
+  readonly #plan: Plan;
+  readonly #maps: ReadonlyMap<string, BpfMap>;
+
+  constructor(p: Plan, maps: ReadonlyMap<string, BpfMap>) {
+    this.#plan = p;
+    this.#maps = maps;
+  }
+
+  #find(a: AggregationRequest): PlannedAggregation | undefined {
+    return this.#plan.aggregations.find((x) => x.request === a);
+  }
+
+  /** A per-CPU counter summed over the CPUs. */
+  counter(index: number): number {
+    const value = this.#maps.get(SessionMaps.counters)!.lookup(
+      new Uint8Array(new Uint32Array([index]).buffer),
+    );
+    return value ? Number(BpfMap.sumPerCpu(value, 8)) : 0;
+  }
+
+  read(a: AggregationRequest): AggregationData | undefined {
+    const planned = this.#find(a);
+    if (!planned) return undefined;
+    return {
+      name: a.name,
+      kind: a.kind,
+      keyNames: planned.keyNames,
+      rows: readAggregation(this.#maps.get(planned.plan.map)!, planned.plan),
+      lost: this.counter(planned.plan.lostCounter),
+      capacity: a.size,
+      range: a.range,
+    };
+  }
+
+  clear(a: AggregationRequest): void {
+    const planned = this.#find(a);
+    if (!planned) return;
+    const map = this.#maps.get(planned.plan.map)!;
+    for (const key of [...map.keys()]) map.delete(key);
+  }
+
+  /** Prints (or hands over) every aggregation, then clears those asked to be cleared. */
+  interval(options: RunOptions): void {
+    const data = this.#plan.aggregations.map((a) => this.read(a.request)!);
+    if (options.onInterval) options.onInterval(data);
+    else {
+      console.log(new Date().toTimeString().slice(0, 8));
+      this.print(data);
+    }
+    for (const a of this.#plan.aggregations) if (a.request.clear) this.clear(a.request);
+  }
+
+  /** Prints snapshots of this session's aggregations, as each asked (top N). */
+  print(data: AggregationData[]): void {
+    data.forEach((d, i) => {
+      console.log(formatAggregation(d, { top: this.#plan.aggregations[i].request.top }) + "\n");
+    });
+  }
+
+  spans(): SpanSummary[] {
+    return this.#plan.spans.map(({ name, plan }) => {
+      const started = this.counter(plan.counters.started);
+      const matched = this.counter(plan.counters.matched);
+      const open = [...this.#maps.get(plan.map)!.keys()].length;
+      return {
+        name,
+        started,
+        matched,
+        unmatched: this.counter(plan.counters.unmatched),
+        open,
+        evicted: Math.max(0, started - matched - open) + this.counter(plan.counters.lost),
+      };
+    });
   }
 }
 
@@ -218,6 +363,12 @@ function report(s: RunSummary, options: RunOptions): void {
     console.error(
       `tsprobe: ${s.dropped} events were dropped because the ring buffer was full; ` +
         `raise ringBufferBytes (now ${options.ringBufferBytes ?? 8 << 20}) or filter in the kernel`,
+    );
+  }
+  for (const sp of s.spans.filter((x) => x.evicted > 0)) {
+    console.error(
+      `tsprobe: span '${sp.name}': ${sp.evicted} starts were evicted or replaced before their ` +
+        `end; raise its size`,
     );
   }
   if (options.summary) {

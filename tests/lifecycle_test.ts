@@ -244,7 +244,7 @@ async function startTracing(fixture: Fixture): Promise<Ids> {
   const ids = ownedIds(pid);
   const { progs, maps } = assertListed(ids);
   assertEquals(progs, ["sye_getppid", "syr_getppid", "sys_getppid", "tp_sched_proces"]);
-  assertEquals(maps, ["drops", "events", "sys_state"]);
+  assertEquals(maps, ["counters", "events", "scratch", "sys_state"]);
   return ids;
 }
 
@@ -328,7 +328,7 @@ Deno.test("exit() from a handler ends run() with reason 'exit' and frees everyth
   const created = minus(during.ids, before);
   const { progs, maps } = assertListed(created, during.kernel);
   assertEquals(progs, ["sys_getppid", "tsp_follow"]);
-  assertEquals(maps, ["drops", "events", "pids"]);
+  assertEquals(maps, ["counters", "events", "pids", "scratch"]);
   await assertReleased(created, "after exit()");
   assertEquals(minus(ownedIds(Deno.pid), before), emptyIds());
 });
@@ -352,7 +352,7 @@ Deno.test("a handler that throws makes run() reject with its error and frees eve
   const created = minus(during.ids, before);
   const { progs, maps } = assertListed(created, during.kernel);
   assertEquals(progs, ["sye_getppid", "syr_getppid", "tp_sched_proces"]);
-  assertEquals(maps, ["drops", "events", "pids", "sys_state"]);
+  assertEquals(maps, ["counters", "events", "pids", "scratch", "sys_state"]);
   await assertReleased(created, "after the handler threw");
   assertEquals(minus(ownedIds(Deno.pid), before), emptyIds());
   assertEquals(session().size, 0, "the next probes start a new session");

@@ -14,6 +14,8 @@ function tsType(d: FieldDecoding): string {
   switch (d.type) {
     case "int":
       return "number";
+    case "latency":
+      return "number | undefined";
     case "pointer":
       return "bigint";
     case "string":

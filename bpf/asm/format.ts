@@ -58,7 +58,9 @@ export function formatInstruction(i: Instruction, target?: string): string {
       const op = i.opcode & 0xf0;
       if (op === AluOp.NEG) return `${w}${i.dst} = -${w}${i.dst}`;
       const src = (i.opcode & Source.X) ? `${w}${i.src}` : `${i.imm}`;
-      return `${w}${i.dst} ${ALU_SYMBOL[op]} ${src}`;
+      // off 1 on DIV/MOD: the signed forms.
+      const sign = i.off === 1 && (op === AluOp.DIV || op === AluOp.MOD) ? "s" : "";
+      return `${w}${i.dst} ${sign}${ALU_SYMBOL[op]} ${src}`;
     }
     case Class.JMP:
     case Class.JMP32: {

@@ -73,6 +73,11 @@ function alu(cls: number, op: AluOp, dst: Reg, src: Reg | { imm: number }): Inst
   return ins(cls | AluOp[op] | Source.K, dst, 0, 0, checkImm32(src.imm));
 }
 
+/** Signed 64-bit division or remainder (`s/=`, `s%=`; cpu v4, kernel 6.6+), truncating toward 0. */
+export function sdiv64(op: "DIV" | "MOD", dst: Reg, src: Reg | { imm: number }): Instruction {
+  return { ...alu(Class.ALU64, op, dst, src), off: 1 };
+}
+
 /** `dst = src` (64-bit) from a register or a 32-bit sign-extended immediate. */
 export function mov64(dst: Reg, src: Reg | { imm: number }): Instruction {
   return alu64("MOV", dst, src);

@@ -43,6 +43,7 @@ export class ProgramBuilder {
   readonly items: Item[] = [];
   #labels = 0;
   #stack = 0;
+  #counterKey: number | undefined;
 
   /** Appends instructions and label markers. */
   emit(...items: Item[]): this {
@@ -96,12 +97,12 @@ export class ProgramBuilder {
     return this.emit(mov64(4, imm(flags)), call("map_update_elem"));
   }
 
-  /** Adds 1 to the u64 at offset 0 of a per-CPU array's entry 0 (a counter). */
-  increment(map: string): this {
-    const key = this.alloc(8);
+  /** Adds 1 to entry `index` of a per-CPU array of u64 counters. */
+  increment(map: string, index = 0): this {
+    this.#counterKey ??= this.alloc(8);
     const done = this.fresh("inc_done");
-    this.emit(st("DW", R10, key, 0));
-    this.lookup(map, key, done);
+    this.emit(st("DW", R10, this.#counterKey, index));
+    this.lookup(map, this.#counterKey, done);
     return this.emit(mov64(R1, imm(1)), atomicAdd("DW", R0, 0, R1), label(done));
   }
 

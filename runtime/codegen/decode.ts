@@ -1,11 +1,10 @@
 /**
- * Turns record bytes into JavaScript values: the header shared by every probe and the fields a
- * {@link RecordLayout} placed. Decoding avoids TextDecoder for the short ASCII strings that
+ * Turns record bytes into JavaScript values: event objects with the fields the kernel captured. Decoding avoids TextDecoder for the short ASCII strings that
  * dominate (comm, paths) since it runs once per event.
  *
  * @module
  */
-import { type FieldDecoding, Header, type RecordField } from "./record.ts";
+import type { FieldDecoding } from "./record.ts";
 
 const utf8 = new TextDecoder();
 
@@ -43,13 +42,26 @@ function readInt(view: DataView, off: number, size: number, signed: boolean): nu
   }
 }
 
+/** A field placed in a record. */
+export interface PlacedField {
+  path: readonly string[];
+  offset: number;
+  decoding: FieldDecoding;
+}
+
+const UNKNOWN_NS = 0xffff_ffff_ffff_ffffn;
+
 /** Decodes one field; `base` is the record's offset in `view`. */
-export function decodeField(view: DataView, base: number, f: RecordField): unknown {
-  const d: FieldDecoding = f.decoding;
+export function decodeField(view: DataView, base: number, f: PlacedField): unknown {
+  const d = f.decoding;
   const off = base + f.offset;
   switch (d.type) {
     case "int":
       return readInt(view, off, d.size, d.signed);
+    case "latency": {
+      const ns = view.getBigUint64(off, true);
+      return ns === UNKNOWN_NS ? undefined : Number(ns);
+    }
     case "pointer":
       return view.getBigUint64(off, true);
     case "string":
@@ -57,7 +69,7 @@ export function decodeField(view: DataView, base: number, f: RecordField): unkno
     case "bytes":
       return copyBytes(view, off, d.size);
     case "buffer":
-      return copyBytes(view, off, Math.min(d.size, view.getUint32(base + d.lengthOffset, true)));
+      return copyBytes(view, off + 8, Math.min(d.size, view.getUint32(off, true)));
     case "int_array": {
       const out: number[] = [];
       for (let i = 0; i < d.length; i++) {
@@ -68,38 +80,35 @@ export function decodeField(view: DataView, base: number, f: RecordField): unkno
   }
 }
 
-/** The fields every event has. */
-export interface EventHeader {
-  /** Process id (thread group id). */
-  pid: number;
-  /** Thread id. */
-  tid: number;
-  /** Command name of the current task (at most 15 characters). */
-  comm: string;
-  /** CPU the probe fired on. */
-  cpu: number;
-  /** Kernel monotonic time of the probe, in nanoseconds (`bpf_ktime_get_ns`). */
-  timestampNs: number;
-}
+type Decoder = (view: DataView, base: number) => Record<string, unknown>;
 
-/** Decodes the record header at `base`. */
-export function decodeHeader(view: DataView, base: number): EventHeader {
-  return {
-    pid: view.getUint32(base + Header.pid, true),
-    tid: view.getUint32(base + Header.tid, true),
-    comm: readCString(view, base + Header.comm, 16),
-    cpu: view.getUint32(base + Header.cpu, true),
-    timestampNs: Number(view.getBigUint64(base + Header.time, true)),
-  };
-}
-
-/** Builds a decoder that returns an object of the named fields. */
-export function objectDecoder(
-  fields: readonly RecordField[],
-): (view: DataView, base: number) => Record<string, unknown> {
+/**
+ * Builds a decoder of records into event objects: each field lands at its path
+ * (`args.filename` in `event.args`), constants are set as they are.
+ */
+export function eventDecoder(
+  fields: readonly PlacedField[],
+  constants: readonly { path: readonly string[]; constant: unknown }[] = [],
+): Decoder {
+  const leaves: Array<[string, (view: DataView, base: number) => unknown]> = [];
+  const groups = new Map<string, PlacedField[]>();
+  const constantGroups = new Map<string, { path: readonly string[]; constant: unknown }[]>();
+  for (const f of fields) {
+    const [head, ...rest] = f.path;
+    if (rest.length === 0) leaves.push([head, (v, b) => decodeField(v, b, f)]);
+    else groups.set(head, [...groups.get(head) ?? [], { ...f, path: rest }]);
+  }
+  for (const c of constants) {
+    const [head, ...rest] = c.path;
+    if (rest.length === 0) leaves.push([head, () => c.constant]);
+    else constantGroups.set(head, [...constantGroups.get(head) ?? [], { ...c, path: rest }]);
+  }
+  for (const head of new Set([...groups.keys(), ...constantGroups.keys()])) {
+    leaves.push([head, eventDecoder(groups.get(head) ?? [], constantGroups.get(head) ?? [])]);
+  }
   return (view, base) => {
     const out: Record<string, unknown> = {};
-    for (const f of fields) out[f.name] = decodeField(view, base, f);
+    for (const [name, decode] of leaves) out[name] = decode(view, base);
     return out;
   };
 }

@@ -1,7 +1,8 @@
 /**
- * What every provider gives the session: for one probe, the programs to load and attach and a
- * decoder for the records they write. Providers differ only in how they find their hook and
- * what their events hold.
+ * What every provider gives the compiler for one probe: the fields its events have (and how
+ * the kernel captures each), the program consumers are compiled into and how it attaches,
+ * and any program that must run beside it. Providers differ only in where they hook and what
+ * their events hold.
  *
  * @module
  */
@@ -9,17 +10,13 @@ import type { Item } from "../../bpf/asm/mod.ts";
 import type { Link } from "../../bpf/link.ts";
 import type { MapSpec } from "../../bpf/map.ts";
 import type { Program, ProgramType } from "../../bpf/program.ts";
-import type { Filter } from "../codegen/event_program.ts";
-import type { RecordLayout } from "../codegen/record.ts";
+import type { ConstantField, EventField } from "../codegen/fields.ts";
+import type { Filter, ThreadState } from "../codegen/probe_program.ts";
 
-/** What the session hands a provider when it compiles one probe. */
-export interface CompileContext {
-  /** Tag written in every record of this probe. */
-  probeIndex: number;
-  /** The session's process filter, for the probe's programs to apply. */
+/** What the session hands a provider when it sets up one probe. */
+export interface SiteContext {
+  /** The session's process filter, for every program of the probe to apply. */
   filter: Filter;
-  /** The session's ring buffer and drop counter maps. */
-  output: { events: string; drops: string };
   /** Bytes kept of each string read in the kernel. */
   stringSize: number;
   /** Declares a map the programs refer to by the returned name (same name: same map). */
@@ -35,18 +32,31 @@ export interface ProgramPlan {
   attach(prog: Program): Link;
 }
 
-/** A probe ready to load: its programs and the decoder of its records. */
-export interface CompiledProbe<E = unknown> {
-  /** The probe's full name, e.g. "syscall:openat:entry". */
+/** The program a probe's consumers run in, before the compiler fills its body. */
+export interface HookPlan {
   name: string;
-  programs: ProgramPlan[];
-  layout: RecordLayout;
-  decode(view: DataView, base: number): E;
+  type: ProgramType;
+  attach(prog: Program): Link;
+  /** Per-thread state to load into R8 (and delete after the body). */
+  state?: ThreadState;
 }
 
-/** A probe the user asked for, compiled when the session starts. */
-export interface ProbeRequest<E = unknown> {
-  /** The probe as the user named it, for errors before compilation. */
+/** A probe ready to compile. */
+export interface ProbeSite {
+  /** The probe's full name, e.g. "syscall:openat:entry". */
   name: string;
-  compile(ctx: CompileContext): CompiledProbe<E>;
+  fields: EventField[];
+  constants: ConstantField[];
+  hook: HookPlan;
+  /** Programs the probe needs besides its hook (e.g. saving arguments at syscall entry). */
+  companions: ProgramPlan[];
+}
+
+/** A probe the user asked for, set up when the session starts. */
+export interface ProbeRequest {
+  /** The probe as the user named it, for errors before setup. */
+  name: string;
+  /** Requests with equal keys are one probe: their consumers share one program. */
+  key: string;
+  site(ctx: SiteContext): ProbeSite;
 }

@@ -18,18 +18,20 @@ import {
   type TracepointField,
 } from "../../bpf/tracefs.ts";
 import { closeMatches } from "../../bpf/suggest.ts";
-import {
-  type BufferRead,
-  type Copy,
-  eventProgram,
-  type EventProgramSpec,
-  stateValueSize,
-  type StringRead,
-} from "../codegen/event_program.ts";
-import { type FieldDecoding, type RecordField, RecordLayout } from "../codegen/record.ts";
-import { decodeField, decodeHeader, type EventHeader, objectDecoder } from "../codegen/decode.ts";
 import type { Program } from "../../bpf/program.ts";
-import type { CompileContext, CompiledProbe, ProbeRequest } from "./provider.ts";
+import {
+  bufferFrom,
+  copyFrom,
+  type EventField,
+  type EventHeader,
+  field,
+  headerFields,
+  latencyFromState,
+  stringFrom,
+} from "../codegen/fields.ts";
+import type { FieldDecoding } from "../codegen/record.ts";
+import { probeProgram, stateValueSize } from "../codegen/probe_program.ts";
+import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
 import { tracepointFormat } from "./tracepoint.ts";
 
 /** The entry of a system call. */
@@ -112,7 +114,9 @@ export function parseSyscallProbe(spec: string): { syscall: string; side: "entry
   return { syscall, side };
 }
 
-function argFields(syscall: string): { fields: TracepointField[]; id: number; exitId: number } {
+function formatFields(
+  syscall: string,
+): { fields: TracepointField[]; id: number; exitId: number } {
   let enter, exit;
   try {
     enter = tracepointFormat("syscalls", `sys_enter_${syscall}`);
@@ -137,17 +141,15 @@ export interface SyscallProbeOptions {
 
 const LENGTH_ARG = /^(count|len|size|nbytes|bufsiz|buflen|length)$/;
 
-function bufferReads(
-  layout: RecordLayout,
+/** The `buffers` fields: user memory behind pointer arguments, as many bytes as asked. */
+function bufferFields(
   fields: TracepointField[],
   from: "ctx" | "state",
   src: (i: number) => number,
   wanted: Record<string, number>,
   probe: string,
-) {
-  const reads: BufferRead[] = [];
-  const decoded: RecordField[] = [];
-  for (const [name, size] of Object.entries(wanted)) {
+): EventField[] {
+  return Object.entries(wanted).map(([name, size]) => {
     const i = fields.findIndex((f) => f.name === name);
     if (i < 0 || argDecoding(fields[i]).type !== "pointer") {
       const pointers = fields.filter((f) => argDecoding(f).type === "pointer").map((f) => f.name);
@@ -165,82 +167,61 @@ function bufferReads(
       : lengthArg >= 0
       ? { from, offset: src(lengthArg) }
       : undefined;
-    const lengthOffset = layout.reserve(4, 4);
-    const dstOffset = layout.reserve(size);
-    reads.push({ from, srcOffset: src(i), length, dstOffset, lengthOffset, size });
-    decoded.push({ name, offset: dstOffset, decoding: { type: "buffer", size, lengthOffset } });
-  }
-  return { reads, decodeBuffers: objectDecoder(decoded) };
+    return field(
+      ["buffers", name],
+      { type: "buffer", size },
+      bufferFrom(from, src(i), size, length),
+    );
+  });
 }
 
-/** Places the argument words and strings in a record; returns copies, string reads, decoder. */
-function layoutArgs(
-  layout: RecordLayout,
+/** The argument fields, from the context at entry or from the saved state at return. */
+function argFields(
   fields: TracepointField[],
   from: "ctx" | "state",
   stringSize: number,
-  buffers: Record<string, number>,
-  probe: string,
-) {
-  const words = layout.reserve(8 * fields.length);
+): EventField[] {
   // In the state value the words follow the 8-byte entry time.
   const src = (i: number) => from === "ctx" ? ARGS_OFFSET + 8 * i : 8 + 8 * i;
-  const copies: Copy[] = fields.length
-    ? [{ from, srcOffset: src(0), size: 8 * fields.length, dstOffset: words }]
-    : [];
-  const strings: StringRead[] = [];
-  const decoded = fields.map((f, i) => {
-    if (!isStringArg(f)) return { name: f.name, offset: words + 8 * i, decoding: argDecoding(f) };
-    const dstOffset = layout.reserve(stringSize);
-    strings.push({ from, srcOffset: src(i), source: "user", dstOffset, size: stringSize });
-    return { name: f.name, offset: dstOffset, decoding: { type: "string", size: stringSize } };
-  });
-  const { reads, decodeBuffers } = bufferReads(layout, fields, from, src, buffers, probe);
-  return { copies, strings, reads, decodeArgs: objectDecoder(decoded as never), decodeBuffers };
+  return fields.map((f, i) =>
+    isStringArg(f)
+      ? field(
+        ["args", f.name],
+        { type: "string", size: stringSize },
+        stringFrom(from, src(i), "user", stringSize),
+      )
+      : field(["args", f.name], argDecoding(f), copyFrom(from, src(i), 8), 8)
+  );
 }
 
-/** Compiles a syscall entry or return probe. */
-export function compileSyscall(
+/** Sets up a syscall entry or return probe. */
+export function syscallSite(
   syscall: string,
   side: "entry" | "return",
-  ctx: CompileContext,
+  ctx: SiteContext,
   options: SyscallProbeOptions = {},
-): CompiledProbe<SyscallEntryEvent | SyscallReturnEvent> {
-  const { fields, id, exitId } = argFields(syscall);
+): ProbeSite {
+  const { fields, id, exitId } = formatFields(syscall);
   const probe = `syscall:${syscall}:${side}`;
-  const layout = new RecordLayout();
-  // A return record leads with ret and latency; its arguments come from the entry's saved state.
-  const ret = side === "return"
-    ? { name: "ret", offset: layout.reserve(8), decoding: INT64 } as const
-    : undefined;
-  const latency = ret && layout.reserve(8);
   const from = side === "entry" ? "ctx" : "state";
-  const args = layoutArgs(layout, fields, from, ctx.stringSize, options.buffers ?? {}, probe);
-  const output = { ...ctx.output, recordSize: layout.recordSize };
-  const event = (view: DataView, b: number) => ({
-    ...decodeHeader(view, b),
-    probe,
-    syscall,
-    args: args.decodeArgs(view, b),
-    buffers: args.decodeBuffers(view, b) as Record<string, Uint8Array>,
-  });
-  const entryProgram = (name: string, spec: Omit<EventProgramSpec, "probeIndex" | "filter">) => ({
-    name: `${name}_${syscall}`.slice(0, 15),
-    type: "tracepoint" as const,
-    instructions: eventProgram({ probeIndex: ctx.probeIndex, filter: ctx.filter, ...spec }),
-    attach: (p: Program) => attachTracepoint(p, id, `syscalls:sys_enter_${syscall}`),
-  });
-  if (!ret || latency === undefined) {
+  const src = (i: number) => from === "ctx" ? ARGS_OFFSET + 8 * i : 8 + 8 * i;
+  const constants = [{ path: ["probe"], constant: probe }, {
+    path: ["syscall"],
+    constant: syscall,
+  }];
+  const common = [
+    ...headerFields(),
+    ...argFields(fields, from, ctx.stringSize),
+    ...bufferFields(fields, from, src, options.buffers ?? {}, probe),
+  ];
+  const enter = (p: Program) => attachTracepoint(p, id, `syscalls:sys_enter_${syscall}`);
+  if (side === "entry") {
     return {
       name: probe,
-      layout,
-      programs: [entryProgram("sys", {
-        output,
-        copies: args.copies,
-        strings: args.strings,
-        buffers: args.reads,
-      })],
-      decode: event,
+      fields: common,
+      constants,
+      hook: { name: `sys_${syscall}`.slice(0, 15), type: "tracepoint", attach: enter },
+      companions: [],
     };
   }
   const stateMap = ctx.map({
@@ -250,47 +231,34 @@ export function compileSyscall(
     valueSize: stateValueSize(MAX_ARGS),
     maxEntries: 16384,
   });
+  const save = {
+    map: stateMap,
+    mode: "save" as const,
+    capacity: MAX_ARGS,
+    ctxOffset: ARGS_OFFSET,
+    words: fields.length,
+  };
   return {
     name: probe,
-    layout,
-    programs: [
-      entryProgram("sye", {
-        copies: [],
-        strings: [],
-        state: {
-          map: stateMap,
-          mode: "save",
-          capacity: MAX_ARGS,
-          ctxOffset: ARGS_OFFSET,
-          words: fields.length,
-        },
-      }),
-      {
-        name: `syr_${syscall}`.slice(0, 15),
-        type: "tracepoint",
-        instructions: eventProgram({
-          probeIndex: ctx.probeIndex,
-          filter: ctx.filter,
-          output,
-          copies: [
-            { from: "ctx", srcOffset: ARGS_OFFSET, size: 8, dstOffset: ret.offset },
-            ...args.copies,
-          ],
-          strings: args.strings,
-          buffers: args.reads,
-          state: { map: stateMap, mode: "load", capacity: MAX_ARGS, latencyOffset: latency },
-        }),
-        attach: (p) => attachTracepoint(p, exitId, `syscalls:sys_exit_${syscall}`),
-      },
+    fields: [
+      field(["ret"], INT64, copyFrom("ctx", ARGS_OFFSET, 8)),
+      field(["latencyNs"], { type: "latency" }, latencyFromState()),
+      ...common,
     ],
-    decode: (view, b) => {
-      const ns = view.getBigUint64(b + latency, true);
-      return {
-        ...event(view, b),
-        ret: decodeField(view, b, ret) as number,
-        latencyNs: ns === 0xffff_ffff_ffff_ffffn ? undefined : Number(ns),
-      };
+    constants,
+    hook: {
+      name: `syr_${syscall}`.slice(0, 15),
+      type: "tracepoint",
+      attach: (p) => attachTracepoint(p, exitId, `syscalls:sys_exit_${syscall}`),
+      state: { map: stateMap, mode: "load", capacity: MAX_ARGS },
     },
+    // Every return probe of this syscall shares the one entry program saving its arguments.
+    companions: [{
+      name: `sye_${syscall}`.slice(0, 15),
+      type: "tracepoint",
+      instructions: probeProgram({ filter: ctx.filter, state: save }),
+      attach: enter,
+    }],
   };
 }
 
@@ -298,10 +266,12 @@ export function compileSyscall(
 export function syscallRequest(
   spec: string,
   options: SyscallProbeOptions = {},
-): ProbeRequest<SyscallEntryEvent | SyscallReturnEvent> {
+): ProbeRequest {
   const { syscall, side } = parseSyscallProbe(spec);
+  const name = `syscall:${syscall}:${side}`;
   return {
-    name: `syscall:${syscall}:${side}`,
-    compile: (ctx) => compileSyscall(syscall, side, ctx, options),
+    name,
+    key: `${name} ${JSON.stringify(options.buffers ?? {})}`,
+    site: (ctx) => syscallSite(syscall, side, ctx, options),
   };
 }

@@ -2,8 +2,8 @@
  * The tracepoint provider: any static tracepoint of the kernel ("block:block_rq_issue"), its
  * arguments named and typed from the tracepoint's format file.
  *
- * The program copies the whole fixed part of the record in one helper call; `__data_loc`
- * strings are read after it. JavaScript decodes each field at its offset.
+ * Fixed-size fields are copied from the tracepoint's record, `__data_loc` strings read through
+ * their location word; only the fields something reads are captured.
  *
  * @module
  */
@@ -16,10 +16,16 @@ import {
   type TracepointFormat,
 } from "../../bpf/tracefs.ts";
 import { closeMatches } from "../../bpf/suggest.ts";
-import { eventProgram, type StringRead } from "../codegen/event_program.ts";
-import { type FieldDecoding, RecordLayout } from "../codegen/record.ts";
-import { decodeHeader, type EventHeader, objectDecoder } from "../codegen/decode.ts";
-import type { CompileContext, CompiledProbe, ProbeRequest } from "./provider.ts";
+import {
+  copyFrom,
+  type EventField,
+  type EventHeader,
+  field,
+  headerFields,
+  stringFrom,
+} from "../codegen/fields.ts";
+import type { FieldDecoding } from "../codegen/record.ts";
+import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
 
 /** An event of a tracepoint probe. */
 export interface TracepointEvent<A = Record<string, unknown>> extends EventHeader {
@@ -79,61 +85,45 @@ export function tracepointFormat(category: string, name: string): TracepointForm
   }
 }
 
-/** Compiles a probe on tracepoint `category:name` that streams every field. */
-export function compileTracepoint(
-  category: string,
-  name: string,
-  ctx: CompileContext,
-): CompiledProbe<TracepointEvent> {
+/** The fields of a tracepoint's events: the header, then its format's own fields as `args`. */
+export function tracepointFields(format: TracepointFormat, stringSize: number): EventField[] {
+  const args: EventField[] = [];
+  for (const f of format.fields.filter((f) => !f.common)) {
+    const d = fixedDecoding(f);
+    if (d) args.push(field(["args", f.name], d, copyFrom("ctx", f.offset, f.size), f.size));
+    else if (f.kind === "data_loc_string" && !f.relLoc) {
+      const decoding = { type: "string", size: stringSize } as const;
+      args.push(
+        field(["args", f.name], decoding, stringFrom("ctx", f.offset, "data_loc", stringSize)),
+      );
+    }
+  }
+  return [...headerFields(), ...args];
+}
+
+/** Sets up a probe on tracepoint `category:name`. */
+export function tracepointSite(category: string, name: string, ctx: SiteContext): ProbeSite {
   const format = tracepointFormat(category, name);
   const probe = `tracepoint:${category}:${name}`;
-  const layout = new RecordLayout();
-  const payload = format.fields.filter((f) => !f.common);
-  const start = Math.min(...payload.map((f) => f.offset));
-  const copySize = format.size - start;
-  // The fixed part lands at one 8-aligned offset; each field keeps its relative position.
-  const base = layout.reserve(copySize);
-  const fields = [];
-  for (const f of payload) {
-    const d = fixedDecoding(f);
-    if (d) fields.push({ name: f.name, offset: base + f.offset - start, decoding: d });
-  }
-  const strings: StringRead[] = [];
-  for (const f of payload.filter((f) => f.kind === "data_loc_string" && !f.relLoc)) {
-    const dstOffset = layout.add(f.name, { type: "string", size: ctx.stringSize });
-    strings.push({
-      from: "ctx",
-      srcOffset: f.offset,
-      source: "data_loc",
-      dstOffset,
-      size: ctx.stringSize,
-    });
-  }
-  fields.push(...layout.fields);
-  const decodeArgs = objectDecoder(fields);
   return {
     name: probe,
-    layout,
-    programs: [{
-      name: `tp_${name}`,
+    fields: tracepointFields(format, ctx.stringSize),
+    constants: [{ path: ["probe"], constant: probe }],
+    hook: {
+      name: `tp_${name}`.slice(0, 15),
       type: "tracepoint",
-      instructions: eventProgram({
-        probeIndex: ctx.probeIndex,
-        filter: ctx.filter,
-        output: { ...ctx.output, recordSize: layout.recordSize },
-        copies: copySize > 0
-          ? [{ from: "ctx", srcOffset: start, size: copySize, dstOffset: base }]
-          : [],
-        strings,
-      }),
       attach: (prog) => attachTracepoint(prog, format.id, `${category}:${name}`),
-    }],
-    decode: (view, b) => ({ ...decodeHeader(view, b), probe, args: decodeArgs(view, b) }),
+    },
+    companions: [],
   };
 }
 
-/** A request for tracepoint `spec` ("category:name"), checked when the session compiles it. */
-export function tracepointRequest(spec: string): ProbeRequest<TracepointEvent> {
+/** A request for tracepoint `spec` ("category:name"), checked when the session sets it up. */
+export function tracepointRequest(spec: string): ProbeRequest {
   const [category, name] = splitTracepoint(spec);
-  return { name: `tracepoint:${spec}`, compile: (ctx) => compileTracepoint(category, name, ctx) };
+  return {
+    name: `tracepoint:${spec}`,
+    key: `tracepoint:${spec}`,
+    site: (ctx) => tracepointSite(category, name, ctx),
+  };
 }

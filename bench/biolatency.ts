@@ -1,0 +1,101 @@
+/**
+ * The cost of a block I/O latency histogram, against bpftrace's equivalent script, measured
+ * side by side: fio randread 4k, iodepth 32, direct, on a loop device over /dev/shm; rounds of
+ * no tracing, tsprobe and bpftrace in turn, and the IOPS each lost against the untraced runs.
+ *
+ *   tools/run bench/biolatency.ts [ROUNDS] [SECONDS]
+ */
+import { run, span, tracepoint } from "../mod.ts";
+import { withLoopDevice } from "../tests/fixtures/loop_device.ts";
+
+const rounds = Number(Deno.args[0] ?? 3);
+const seconds = Number(Deno.args[1] ?? 5);
+
+async function fio(device: string): Promise<number> {
+  const out = await new Deno.Command("fio", {
+    args: [
+      "--name=bench",
+      `--filename=${device}`,
+      "--rw=randread",
+      "--bs=4k",
+      "--iodepth=32",
+      "--ioengine=libaio",
+      "--direct=1",
+      `--runtime=${seconds}`,
+      "--time_based",
+      "--output-format=json",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`fio failed: ${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout)).jobs[0].read.iops;
+}
+
+async function withTsprobe(dev: number, device: string): Promise<number> {
+  const issue = tracepoint("block:block_rq_issue").where((e, p) => e.args.dev === p.dev, { dev });
+  const done = tracepoint("block:block_rq_complete");
+  span(issue, done, { key: (e) => [e.args.dev, e.args.sector] }).hist((e) => e.latencyNs / 1000);
+  const stop = new AbortController();
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => attached = r);
+  const session = run({ signal: stop.signal, printAggregations: false, onAttached: attached });
+  await ready;
+  const iops = await fio(device);
+  stop.abort();
+  const summary = await session;
+  const rows = summary.aggregations[0].rows[0]?.value;
+  if (rows?.kind !== "hist" || rows.count === 0) throw new Error("tsprobe traced nothing");
+  return iops;
+}
+
+async function withBpftrace(dev: number, device: string): Promise<number> {
+  const script = `tracepoint:block:block_rq_issue /args.dev == ${dev}/ ` +
+    `{ @start[args.dev, args.sector] = nsecs; } ` +
+    `tracepoint:block:block_rq_complete /@start[args.dev, args.sector]/ ` +
+    `{ @usecs = hist((nsecs - @start[args.dev, args.sector]) / 1000); ` +
+    `delete(@start[args.dev, args.sector]); }`;
+  const proc = new Deno.Command("bpftrace", {
+    args: ["-e", script],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .spawn();
+  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("Attaching")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("bpftrace exited before attaching");
+    text += value;
+  }
+  // bpftrace prints "Attaching" before it attaches: give it a moment to finish.
+  await new Promise((r) => setTimeout(r, 500));
+  const iops = await fio(device);
+  proc.kill("SIGINT");
+  while (!(await reader.read()).done);
+  await proc.status;
+  return iops;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+await withLoopDevice(256, async (loop) => {
+  const dev = (loop.major << 20) | loop.minor;
+  const base: number[] = [], ours: number[] = [], theirs: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    base.push(await fio(loop.path));
+    ours.push(await withTsprobe(dev, loop.path));
+    theirs.push(await withBpftrace(dev, loop.path));
+    console.error(
+      `round ${i + 1}: ${base.at(-1)!.toFixed(0)} / ${ours.at(-1)!.toFixed(0)} / ` +
+        `${theirs.at(-1)!.toFixed(0)} IOPS (none / tsprobe / bpftrace)`,
+    );
+  }
+  const loss = (xs: number[]) => (100 * (1 - median(xs) / median(base))).toFixed(1);
+  console.log(
+    `biolatency: fio randread 4k iodepth 32 on ${loop.name}: ${median(base).toFixed(0)} IOPS ` +
+      `untraced; tsprobe ${median(ours).toFixed(0)} (-${loss(ours)}%), bpftrace ` +
+      `${median(theirs).toFixed(0)} (-${
+        loss(theirs)
+      }%), medians of ${rounds} rounds of ${seconds} s`,
+  );
+});

@@ -1,0 +1,330 @@
+/**
+ * Aggregations in the kernel: each is a per-CPU hash from a key (integers and strings built in
+ * the record's key area) to a value updated in place, so no event leaves the kernel. Reading
+ * merges the CPUs' values. A key the full map cannot take is counted as a lost update.
+ *
+ * Values: count and sum keep one u64; min, max, avg and stats keep {count, sum, min, max};
+ * hist and lhist keep one u64 per slot.
+ *
+ * @module
+ */
+import {
+  alu64,
+  call,
+  imm,
+  ja,
+  jmp,
+  ldMap,
+  ldx,
+  mov64,
+  R0,
+  R1,
+  R10,
+  R2,
+  R3,
+  R4,
+  R7,
+  st,
+  stx,
+} from "../../bpf/asm/mod.ts";
+import { BPF_F_NO_PREALLOC, BpfMap, type MapSpec, UpdateFlag } from "../../bpf/map.ts";
+import {
+  type AggregationKind,
+  type AggregationRow,
+  type AggregationValue,
+  type KeyPart,
+  linearBucket,
+  type LinearRange,
+  linearSlots,
+  LOG2_SLOTS,
+  log2Bucket,
+} from "../aggregate/data.ts";
+import type { Expr, ValueType } from "../lambda/ir.ts";
+import type { ProgramBuilder } from "./builder.ts";
+import type { ExprCompiler, Locate } from "./expr.ts";
+import { readCString } from "./decode.ts";
+
+const EEXIST = 17;
+
+/** The bytes of a key part: 8 for an integer, the field's size (rounded to 8) for a string. */
+function partSize(t: ValueType): number {
+  return t.kind === "string" ? Math.ceil(t.size / 8) * 8 : 8;
+}
+
+/** Bytes of a key made of these parts (at least 8: a keyless aggregation has one zero word). */
+export function keySize(parts: readonly Expr[]): number {
+  return Math.max(8, parts.reduce((n, p) => n + partSize(p.type), 0));
+}
+
+/** Writes the key parts at R7 + `at`: integers evaluated, string fields copied word by word. */
+export function emitKey(
+  b: ProgramBuilder,
+  exprs: ExprCompiler,
+  locate: Locate,
+  parts: readonly Expr[],
+  at: number,
+): void {
+  if (parts.length === 0) b.emit(st("DW", R7, at, 0));
+  let pos = at;
+  for (const part of parts) {
+    if (part.type.kind === "string" && part.op === "field") {
+      const from = locate(part.path).offset;
+      for (let p = 0; p < partSize(part.type); p += 8) {
+        b.emit(ldx("DW", R0, R7, from + p), stx("DW", R7, pos + p, R0));
+      }
+    } else {
+      exprs.value(part);
+      b.emit(stx("DW", R7, pos, R0));
+    }
+    pos += partSize(part.type);
+  }
+}
+
+/** One aggregation as the code generator and the reader need it. */
+export interface AggregationPlan {
+  /** Map name. */
+  map: string;
+  kind: AggregationKind;
+  keys: Expr[];
+  /** The aggregated value; absent for count. */
+  value?: Expr;
+  range?: LinearRange;
+  /** Most keys the map holds. */
+  capacity: number;
+  /** Counter slot for lost updates. */
+  lostCounter: number;
+}
+
+/** Bytes of one CPU's value. */
+export function valueSize(kind: AggregationKind, range?: LinearRange): number {
+  switch (kind) {
+    case "count":
+    case "sum":
+      return 8;
+    case "hist":
+      return 8 * LOG2_SLOTS;
+    case "lhist":
+      return 8 * linearSlots(range!);
+    default:
+      return 32;
+  }
+}
+
+/** The map an aggregation is kept in. */
+export function aggregationMap(plan: AggregationPlan): MapSpec {
+  return {
+    name: plan.map,
+    type: "percpu_hash",
+    keySize: keySize(plan.keys),
+    valueSize: valueSize(plan.kind, plan.range),
+    maxEntries: plan.capacity,
+    // Allocated on first use: maps sized for many keys cost memory only for keys seen.
+    flags: BPF_F_NO_PREALLOC,
+  };
+}
+
+/** Where the generated code finds what it needs besides the record. */
+export interface AggregationContext {
+  /** Array map whose value 0 is all zeros, at least as large as any aggregation value. */
+  zeros: string;
+  /** Per-CPU array of u64 counters. */
+  counters: string;
+}
+
+/**
+ * Updates the aggregation for the key at R7 + `keyAt`; the value, when there is one, must be
+ * at R7 + `valueAt`. Creates the key with a zero value when it is new.
+ */
+export function emitUpdate(
+  b: ProgramBuilder,
+  plan: AggregationPlan,
+  ctx: AggregationContext,
+  keyAt: number,
+  valueAt: number,
+): void {
+  const have = b.fresh("agg_have");
+  const retry = b.fresh("agg_retry");
+  const done = b.fresh("agg_done");
+  const lookup = () => {
+    b.emit(ldMap(R1, plan.map), mov64(R2, R7), alu64("ADD", R2, imm(keyAt)));
+    b.emit(call("map_lookup_elem"));
+  };
+  lookup();
+  b.emit(jmp("JNE", R0, imm(0), have));
+  const zeroKey = b.alloc(8);
+  b.emit(st("DW", R10, zeroKey, 0));
+  b.lookup(ctx.zeros, zeroKey, done);
+  b.emit(
+    mov64(R3, R0),
+    ldMap(R1, plan.map),
+    mov64(R2, R7),
+    alu64("ADD", R2, imm(keyAt)),
+    mov64(R4, imm(Number(UpdateFlag.noexist))),
+    call("map_update_elem"),
+    // Another CPU may have added the key first: that is not a loss.
+    jmp("JEQ", R0, imm(0), retry),
+    jmp("JEQ", R0, imm(-EEXIST), retry),
+  );
+  b.increment(ctx.counters, plan.lostCounter);
+  b.emit(ja(done)).mark(retry);
+  lookup();
+  b.emit(jmp("JEQ", R0, imm(0), done)).mark(have);
+  emitApply(b, plan, valueAt);
+  b.mark(done);
+}
+
+/** Applies the value at R7 + `valueAt` to this CPU's value at R0. */
+function emitApply(b: ProgramBuilder, plan: AggregationPlan, valueAt: number): void {
+  const bump = (off: number) =>
+    b.emit(ldx("DW", R2, R0, off), alu64("ADD", R2, imm(1)), stx("DW", R0, off, R2));
+  switch (plan.kind) {
+    case "count":
+      bump(0);
+      return;
+    case "sum":
+      b.emit(ldx("DW", R1, R7, valueAt), ldx("DW", R2, R0, 0), alu64("ADD", R2, R1));
+      b.emit(stx("DW", R0, 0, R2));
+      return;
+    case "hist":
+    case "lhist":
+      b.emit(ldx("DW", R1, R7, valueAt));
+      if (plan.kind === "hist") emitLog2Slot(b, plan.value!.type);
+      else emitLinearSlot(b, plan.range!);
+      b.emit(alu64("LSH", R2, imm(3)), alu64("ADD", R0, R2));
+      bump(0);
+      return;
+    default: {
+      const first = b.fresh("first");
+      const notLower = b.fresh("not_lower");
+      const counted = b.fresh("counted");
+      b.emit(
+        ldx("DW", R1, R7, valueAt),
+        ldx("DW", R2, R0, 8),
+        alu64("ADD", R2, R1),
+        stx("DW", R0, 8, R2),
+        ldx("DW", R2, R0, 0),
+        jmp("JEQ", R2, imm(0), first),
+        ldx("DW", R3, R0, 16),
+        jmp("JSGE", R1, R3, notLower),
+        stx("DW", R0, 16, R1),
+      ).mark(notLower);
+      b.emit(
+        ldx("DW", R3, R0, 24),
+        jmp("JSLE", R1, R3, counted),
+        stx("DW", R0, 24, R1),
+        ja(counted),
+      ).mark(first);
+      b.emit(stx("DW", R0, 16, R1), stx("DW", R0, 24, R1)).mark(counted);
+      bump(0);
+    }
+  }
+}
+
+/** R2 = log2 slot of R1 (see `log2Slot`), clamped for the verifier. Clobbers R3, R4. */
+function emitLog2Slot(b: ProgramBuilder, t: ValueType): void {
+  const done = b.fresh("slot");
+  const signed = !(t.kind === "int" && t.bigint && !t.signed);
+  b.emit(mov64(R2, imm(0)));
+  if (signed) b.emit(jmp("JSLT", R1, imm(0), done));
+  b.emit(mov64(R2, imm(1)), jmp("JEQ", R1, imm(0), done), mov64(R2, imm(2)), mov64(R3, R1));
+  for (const shift of [32, 16, 8, 4, 2, 1]) {
+    const skip = b.fresh("log2");
+    b.emit(
+      mov64(R4, R3),
+      alu64("RSH", R4, imm(shift)),
+      jmp("JEQ", R4, imm(0), skip),
+      mov64(R3, R4),
+      alu64("ADD", R2, imm(shift)),
+    ).mark(skip);
+  }
+  b.mark(done).emit(...clamp(LOG2_SLOTS - 1, b.fresh("clamped")));
+}
+
+/** R2 = linear slot of R1 (see `linearSlot`), clamped for the verifier. */
+function emitLinearSlot(b: ProgramBuilder, r: LinearRange): void {
+  const last = linearSlots(r) - 1;
+  const done = b.fresh("slot");
+  b.emit(
+    mov64(R2, imm(0)),
+    jmp("JSLT", R1, imm(r.min), done),
+    mov64(R2, imm(last)),
+    jmp("JSGE", R1, imm(r.max), done),
+    mov64(R2, R1),
+    alu64("SUB", R2, imm(r.min)),
+    alu64("DIV", R2, imm(r.step)),
+    alu64("ADD", R2, imm(1)),
+  );
+  b.mark(done).emit(...clamp(last, b.fresh("clamped")));
+}
+
+function clamp(max: number, ok: string) {
+  return [jmp("JLE", R2, imm(max), ok), mov64(R2, imm(max)), { label: ok }];
+}
+
+function decodeKey(view: DataView, parts: readonly Expr[]): KeyPart[] {
+  let pos = 0;
+  return parts.map((p) => {
+    const at = pos;
+    pos += partSize(p.type);
+    if (p.type.kind === "string") return readCString(view, at, p.type.size);
+    if (p.type.kind === "int" && p.type.bigint) {
+      return p.type.signed ? view.getBigInt64(at, true) : view.getBigUint64(at, true);
+    }
+    return Number(view.getBigInt64(at, true));
+  });
+}
+
+function mergeValue(
+  plan: AggregationPlan,
+  perCpu: Uint8Array<ArrayBuffer>,
+  stride: number,
+): AggregationValue {
+  const view = new DataView(perCpu.buffer, perCpu.byteOffset, perCpu.byteLength);
+  const cpus = perCpu.byteLength / stride;
+  const word = (cpu: number, off: number) => view.getBigInt64(cpu * stride + off, true);
+  const total = (off: number) => {
+    let s = 0n;
+    for (let c = 0; c < cpus; c++) s += word(c, off);
+    return Number(s);
+  };
+  switch (plan.kind) {
+    case "count":
+    case "sum":
+      return { kind: plan.kind, value: total(0) };
+    case "hist":
+    case "lhist": {
+      const slots = plan.kind === "hist" ? LOG2_SLOTS : linearSlots(plan.range!);
+      const buckets = [];
+      let count = 0;
+      for (let s = 0; s < slots; s++) {
+        const n = total(8 * s);
+        count += n;
+        buckets.push(plan.kind === "hist" ? log2Bucket(s, n) : linearBucket(s, n, plan.range!));
+      }
+      return { kind: plan.kind, buckets, count };
+    }
+    default: {
+      let min = Infinity;
+      let max = -Infinity;
+      for (let c = 0; c < cpus; c++) {
+        if (word(c, 0) === 0n) continue;
+        min = Math.min(min, Number(word(c, 16)));
+        max = Math.max(max, Number(word(c, 24)));
+      }
+      const count = total(0);
+      const sum = total(8);
+      const stats = { count, sum, min, max, avg: count ? Math.trunc(sum / count) : 0 };
+      if (plan.kind === "stats") return { kind: "stats", value: stats };
+      return { kind: plan.kind, value: stats[plan.kind] };
+    }
+  }
+}
+
+/** Reads every key of an aggregation map, merging the CPUs' values. */
+export function readAggregation(map: BpfMap, plan: AggregationPlan): AggregationRow[] {
+  const stride = Math.ceil(valueSize(plan.kind, plan.range) / 8) * 8;
+  return map.entries().map(([k, v]) => ({
+    key: decodeKey(new DataView(k.buffer, k.byteOffset, k.byteLength), plan.keys),
+    value: mergeValue(plan, v, stride),
+  }));
+}

@@ -1,0 +1,146 @@
+/**
+ * The frame of every probe program: filter by process, take the time, point R7 at the record
+ * (a per-CPU scratch map value), load or save per-thread state, then run the body the compiler
+ * generated (captures, predicates, aggregations, output) and clean up the state.
+ *
+ * Registers: R6 = context, R7 = record, R8 = state value (or 0), R9 = probe time.
+ *
+ * @module
+ */
+import {
+  alu64,
+  call,
+  imm,
+  jmp,
+  ldImm64,
+  ldMap,
+  ldx,
+  mov64,
+  R0,
+  R1,
+  R10,
+  R2,
+  R3,
+  R6,
+  R7,
+  R8,
+  R9,
+  st,
+  stx,
+} from "../../bpf/asm/mod.ts";
+import type { Item } from "../../bpf/asm/mod.ts";
+import { ProgramBuilder } from "./builder.ts";
+
+/** Which processes a probe fires for, decided in the kernel before anything else. */
+export interface Filter {
+  /** Name of a hash map keyed by u32 tgid: only processes in it pass. */
+  pidsMap?: string;
+  /** Only tasks with exactly this command name (at most 15 bytes) pass. */
+  comm?: string;
+}
+
+/** Per-thread state kept in a hash map keyed by `pid_tgid`: entry time and saved words. */
+export interface ThreadState {
+  map: string;
+  /** `save`: store time and `words` from the context; `load`: read them back and delete. */
+  mode: "save" | "load";
+  /** Words the map's value holds after the 8-byte time (see {@link stateValueSize}). */
+  capacity: number;
+  /** Context offset and count of the words `save` keeps (the rest are zeroed). */
+  ctxOffset?: number;
+  words?: number;
+}
+
+/** Bytes of a saved-state value: the time, then the saved words. */
+export function stateValueSize(words: number): number {
+  return 8 + 8 * words;
+}
+
+function emitFilter(b: ProgramBuilder, f: Filter, out: string): void {
+  if (f.pidsMap) {
+    const key = b.alloc(8);
+    b.emit(
+      call("get_current_pid_tgid"),
+      alu64("RSH", R0, imm(32)),
+      stx("W", R10, key, R0),
+    );
+    b.lookup(f.pidsMap, key, out);
+  }
+  if (f.comm !== undefined) {
+    const buf = b.alloc(16);
+    b.zero(buf, 16);
+    b.stackPtr(R1, buf).emit(mov64(R2, imm(16)), call("get_current_comm"));
+    const want = new Uint8Array(16);
+    want.set(new TextEncoder().encode(f.comm).subarray(0, 15));
+    const words = new DataView(want.buffer);
+    for (const half of [0, 8]) {
+      b.emit(
+        ldx("DW", R1, R10, buf + half),
+        ldImm64(R2, words.getBigUint64(half, true)),
+        jmp("JNE", R1, R2, out),
+      );
+    }
+  }
+}
+
+function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
+  const words = st8.words ?? 0;
+  const key = b.alloc(8);
+  const value = b.alloc(stateValueSize(st8.capacity));
+  b.zero(value + 8 + 8 * words, 8 * (st8.capacity - words));
+  b.emit(call("get_current_pid_tgid"), stx("DW", R10, key, R0), stx("DW", R10, value, R9));
+  if (words > 0) {
+    b.stackPtr(R1, value + 8).emit(
+      mov64(R2, imm(8 * words)),
+      mov64(R3, R6),
+      alu64("ADD", R3, imm(st8.ctxOffset ?? 0)),
+      call("probe_read_kernel"),
+    );
+  }
+  b.update(st8.map, key, value);
+}
+
+/** Looks up this thread's saved state into R8 (0 when none) and deletes it. */
+function emitLoadState(b: ProgramBuilder, st8: ThreadState, keyOff: number): void {
+  const none = b.fresh("no_state");
+  b.emit(call("get_current_pid_tgid"), stx("DW", R10, keyOff, R0), mov64(R8, imm(0)));
+  b.lookup(st8.map, keyOff, none);
+  b.emit(mov64(R8, R0)).mark(none);
+}
+
+/** Everything one probe program is generated from. */
+export interface ProbeProgramSpec {
+  filter: Filter;
+  /** Per-CPU array whose single value is the record R7 points at; absent: R7 is unset. */
+  scratch?: string;
+  state?: ThreadState;
+  /** The probe's own code: captures, predicates, aggregations, output. */
+  body?: (b: ProgramBuilder) => void;
+}
+
+/** Generates the instructions of a probe program. */
+export function probeProgram(spec: ProbeProgramSpec): Item[] {
+  const b = new ProgramBuilder();
+  const out = "out";
+  b.emit(mov64(R6, R1));
+  emitFilter(b, spec.filter, out);
+  b.emit(call("ktime_get_ns"), mov64(R9, R0));
+  if (spec.scratch) {
+    const key = b.alloc(8);
+    b.emit(st("DW", R10, key, 0));
+    b.lookup(spec.scratch, key, out);
+    b.emit(mov64(R7, R0));
+  }
+  const state = spec.state;
+  const stateKey = state?.mode === "load" ? b.alloc(8) : 0;
+  if (state?.mode === "save") emitSaveState(b, state);
+  if (state?.mode === "load") emitLoadState(b, state, stateKey);
+  spec.body?.(b);
+  if (state?.mode === "load") {
+    const skip = b.fresh("no_delete");
+    b.emit(jmp("JEQ", R8, imm(0), skip), ldMap(R1, state.map));
+    b.stackPtr(R2, stateKey).emit(call("map_delete_elem")).mark(skip);
+  }
+  b.mark(out).ret();
+  return b.items;
+}

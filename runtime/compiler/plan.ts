@@ -1,0 +1,439 @@
+/**
+ * Plans a session: from what the user asked (streams of probe events, their predicates, the
+ * handlers, aggregations and spans on them) to the maps to create and the programs to load.
+ * Lambdas are compiled here, so every error a script can make surfaces before anything is
+ * loaded; nothing here touches the kernel but the reads of tracefs and BTF.
+ *
+ * @module
+ */
+import type { MapSpec } from "../../bpf/map.ts";
+import { attachTracepoint } from "../../bpf/link.ts";
+import type { AggregationKind, LinearRange } from "../aggregate/data.ts";
+import { aggregationMap, type AggregationPlan, valueSize } from "../codegen/aggregation.ts";
+import type { EventField } from "../codegen/fields.ts";
+import { followProgram } from "../codegen/follow_program.ts";
+import type { Filter } from "../codegen/probe_program.ts";
+import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
+import type { Expr, FieldInfo, FieldResolver } from "../lambda/ir.ts";
+import { eventReads } from "../lambda/reads.ts";
+import type { ProbeRequest, ProbeSite, ProgramPlan } from "../providers/provider.ts";
+import { tracepointFormat } from "../providers/tracepoint.ts";
+import {
+  type Action,
+  type CompiledSite,
+  compileSite,
+  type Consumer,
+  DROPPED_COUNTER,
+  type SpanEnd,
+  type SpanPlan,
+} from "./site_compiler.ts";
+
+// deno-lint-ignore no-explicit-any
+type AnyFunction = (...args: any[]) => unknown;
+
+/** A lambda and the params object its second argument receives. */
+export interface LambdaRef {
+  fn: AnyFunction;
+  params?: Record<string, unknown>;
+}
+
+/** Where a stream's events come from, and the predicates they passed. */
+export type StreamSource =
+  | { kind: "probe"; request: ProbeRequest; predicates: LambdaRef[] }
+  | { kind: "span"; span: SpanRequest; predicates: LambdaRef[] };
+
+/** A span from the events of one stream to those of another. */
+export interface SpanRequest {
+  name: string;
+  start: StreamSource & { kind: "probe" };
+  end: StreamSource & { kind: "probe" };
+  /** Key of the start and of the end events (one lambda for both, or one each). */
+  key: [LambdaRef, LambdaRef];
+  carry: Record<string, LambdaRef>;
+  /** Most starts kept waiting for their end. */
+  size: number;
+}
+
+/** An aggregation the user asked for. */
+export interface AggregationRequest {
+  name: string;
+  kind: AggregationKind;
+  value?: LambdaRef;
+  by?: LambdaRef;
+  range?: LinearRange;
+  size: number;
+  /** Empty it after each interval's print. */
+  clear?: boolean;
+  /** Print only the keys with the largest values. */
+  top?: number;
+}
+
+/** What one consumer asks for. */
+export type ConsumerRequest =
+  | { source: StreamSource; kind: "stream"; handler: (event: unknown) => void }
+  | { source: StreamSource; kind: "aggregate"; aggregation: AggregationRequest };
+
+/** Session-wide settings that shape the programs. */
+export interface PlanOptions {
+  filter: Filter;
+  stringSize: number;
+  /** Trace the descendants of processes in the pid map (a command's children). */
+  follow: boolean;
+}
+
+/** A stream consumer's handler and how to decode its records. */
+export interface PlannedStream {
+  tag: number;
+  probe: string;
+  handler: (event: unknown) => void;
+  decode: (view: DataView, base: number) => unknown;
+}
+
+/** An aggregation with its compiled plan. */
+export interface PlannedAggregation {
+  request: AggregationRequest;
+  plan: AggregationPlan;
+  keyNames: string[];
+}
+
+/** Everything a session creates and loads. */
+export interface Plan {
+  maps: MapSpec[];
+  programs: Array<{ plan: ProgramPlan; probe: string }>;
+  streams: PlannedStream[];
+  aggregations: PlannedAggregation[];
+  spans: Array<{ name: string; plan: SpanPlan }>;
+  sites: Array<{ site: CompiledSite; consumers: Consumer[] }>;
+}
+
+/** Names of the maps every session may have. */
+export const SessionMaps = {
+  events: "events",
+  counters: "counters",
+  scratch: "scratch",
+  zeros: "zeros",
+  pids: "pids",
+} as const;
+
+/** How a stream's events map to record fields: event path → record path and type. */
+interface View {
+  site: ProbeSite;
+  /** Event fields with the record path each is read from. */
+  fields: Array<{ event: string[]; record: string[]; field: EventField }>;
+  resolve: FieldResolver;
+  toRecord(path: readonly string[]): string[];
+  /** Predicates over this view, already compiled. */
+  predicates: Expr[];
+}
+
+const join = (p: readonly string[]) => p.join(".");
+
+function resolverOf(view: Omit<View, "resolve" | "predicates">): FieldResolver {
+  const byPath = new Map(view.fields.map((f) => [join(f.event), f.field]));
+  const constants = new Map(view.site.constants.map((c) => [join(c.path), c.constant]));
+  return (path): FieldInfo | undefined => {
+    const f = byPath.get(join(path));
+    if (f?.type) return { type: f.type };
+    const c = constants.get(join(path));
+    return c === undefined ? undefined : { constant: c };
+  };
+}
+
+function rewrite(e: Expr, to: (p: readonly string[]) => string[]): Expr {
+  switch (e.op) {
+    case "field":
+      return { ...e, path: to(e.path) };
+    case "strcmp":
+      return { ...e, field: { ...e.field, path: to(e.field.path) } };
+    case "const":
+      return e;
+    case "neg":
+    case "not":
+    case "bitnot":
+    case "abs":
+      return { ...e, arg: rewrite(e.arg, to) };
+    case "cond":
+      return {
+        ...e,
+        test: rewrite(e.test, to),
+        then: rewrite(e.then, to),
+        else: rewrite(e.else, to),
+      };
+    case "min":
+    case "max":
+      return { ...e, args: e.args.map((x) => rewrite(x, to)) };
+    default:
+      return { ...e, left: rewrite(e.left, to), right: rewrite(e.right, to) };
+  }
+}
+
+/** Compiles a lambda over a view into an expression on record paths. */
+function lambdaOn(view: View, ref: LambdaRef): Expr {
+  return rewrite(compileLambda(ref.fn, view.resolve, ref.params).expr, view.toRecord);
+}
+
+function keysOn(view: View, ref: LambdaRef | undefined): { parts: Expr[]; names: string[] } {
+  if (!ref) return { parts: [], names: [] };
+  const k = compileKeyLambda(ref.fn, view.resolve, ref.params);
+  const parts = k.parts.map((p) => rewrite(p, view.toRecord));
+  return {
+    parts,
+    names: parts.length === 1 ? [k.source] : parts.map((_, i) => `${k.source}[${i}]`),
+  };
+}
+
+/** The record fields a JavaScript handler needs: those it reads, or all when unsure. */
+function fieldsRead(view: View, handler: AnyFunction): View["fields"] {
+  const reads = eventReads(handler);
+  if (reads === "all") return view.fields;
+  const prefixOf = (a: readonly string[], b: readonly string[]) => a.every((s, i) => b[i] === s);
+  return view.fields.filter((f) => reads.some((r) => prefixOf(r, f.event) || prefixOf(f.event, r)));
+}
+
+/** Plans the maps and programs for these consumers. */
+export function plan(requests: readonly ConsumerRequest[], options: PlanOptions): Plan {
+  const maps = new Map<string, MapSpec>();
+  const declare = (spec: MapSpec) => {
+    if (!maps.has(spec.name)) maps.set(spec.name, spec);
+    return spec.name;
+  };
+  let counters = DROPPED_COUNTER + 1;
+  const sites = new Map<string, { site: ProbeSite; ends: SpanEnd[]; consumers: Consumer[] }>();
+  const siteOf = (request: ProbeRequest) => {
+    let s = sites.get(request.key);
+    if (!s) {
+      const site = request.site({
+        filter: options.filter,
+        stringSize: options.stringSize,
+        map: declare,
+      });
+      s = { site, ends: [], consumers: [] };
+      sites.set(request.key, s);
+    }
+    return s;
+  };
+  const probeView = (source: StreamSource & { kind: "probe" }): View => {
+    const { site } = siteOf(source.request);
+    const base = {
+      site,
+      fields: site.fields.map((f) => ({ event: f.path, record: f.path, field: f })),
+      toRecord: (p: readonly string[]) => [...p],
+    };
+    const view: View = { ...base, resolve: resolverOf(base), predicates: [] };
+    view.predicates = source.predicates.map((p) => lambdaOn(view, p));
+    return view;
+  };
+
+  const spans = new Map<SpanRequest, { view: View; plan: SpanPlan }>();
+  const spanView = (span: SpanRequest): View => {
+    const known = spans.get(span);
+    if (known) return known.view;
+    const id = spans.size;
+    const startView = probeView(span.start);
+    const endView = probeView(span.end);
+    const carryNames = Object.keys(span.carry);
+    const startKeys = keysOn(startView, span.key[0]).parts;
+    const endKeys = keysOn(endView, span.key[1]).parts;
+    if (startKeys.length !== endKeys.length) {
+      throw new TypeError(
+        `Span '${span.name}': the start key has ${startKeys.length} parts but the end key has ` +
+          `${endKeys.length}; give both the same parts`,
+      );
+    }
+    const carry = carryNames.map((n) => lambdaOn(startView, span.carry[n]));
+    const keySize = startKeys.reduce((n, k) => n + (k.type.kind === "string" ? k.type.size : 8), 0);
+    const map = declare({
+      name: `span_${id}`,
+      type: "lru_hash",
+      keySize: Math.max(8, Math.ceil(keySize / 8) * 8),
+      valueSize: 8 + 8 * carryNames.length,
+      maxEntries: span.size,
+    });
+    const spanPlan: SpanPlan = {
+      map,
+      carry: carryNames,
+      counters: {
+        started: counters++,
+        matched: counters++,
+        unmatched: counters++,
+        lost: counters++,
+      },
+    };
+    const prefix = `$span${id}`;
+    siteOf(span.start.request).consumers.push({
+      predicates: startView.predicates,
+      action: { kind: "span-start", span: spanPlan, keys: startKeys, carry },
+      describe: `start span '${span.name}' keyed by ${span.key[0].fn.toString()}`,
+    });
+    siteOf(span.end.request).ends.push({ span: spanPlan, keys: endKeys, prefix });
+    const latency: EventField = {
+      path: [prefix, "latencyNs"],
+      type: { kind: "int", signed: true, bigint: false },
+      decoding: { type: "latency" },
+      size: 8,
+      capture: () => {},
+    };
+    const overridden = new Set(["latencyNs", "start"]);
+    const fields: View["fields"] = [
+      ...endView.fields.filter((f) => !overridden.has(f.event[0])),
+      { event: ["latencyNs"], record: latency.path, field: latency },
+      ...carryNames.map((n) => ({
+        event: ["start", n],
+        record: [prefix, "start", n],
+        field: {
+          ...latency,
+          path: [prefix, "start", n],
+          decoding: { type: "int", size: 8, signed: true },
+        } as EventField,
+      })),
+    ];
+    const toRecord = (p: readonly string[]) =>
+      fields.find((f) => join(f.event) === join(p))?.record ?? [...p];
+    const base = { site: endView.site, fields, toRecord };
+    // Span events exist only where the start was found: the latency is known.
+    const matched: Expr = {
+      op: "compare",
+      operator: "!=",
+      left: { op: "field", path: latency.path, type: latency.type! },
+      right: { op: "const", value: -1n, type: { kind: "int", signed: true, bigint: false } },
+      type: { kind: "bool" },
+    };
+    const view: View = {
+      ...base,
+      resolve: resolverOf(base),
+      predicates: [...endView.predicates, matched],
+    };
+    spans.set(span, { view, plan: spanPlan });
+    return view;
+  };
+  const viewOf = (source: StreamSource): View => {
+    if (source.kind === "probe") return probeView(source);
+    const v = spanView(source.span);
+    return { ...v, predicates: [...v.predicates, ...source.predicates.map((p) => lambdaOn(v, p))] };
+  };
+  const siteRequest = (source: StreamSource) =>
+    source.kind === "probe" ? source.request : source.span.end.request;
+
+  const streams: PlannedStream[] = [];
+  const streamViews = new Map<number, View>();
+  const aggregations: PlannedAggregation[] = [];
+  for (const r of requests) {
+    const view = viewOf(r.source);
+    const entry = siteOf(siteRequest(r.source));
+    let action: Action;
+    let describe: string;
+    if (r.kind === "stream") {
+      const tag = streams.length;
+      const fields = fieldsRead(view, r.handler as AnyFunction);
+      action = {
+        kind: "stream",
+        tag,
+        fields: fields.map((f) => ({ event: f.event, record: f.record })),
+      };
+      describe = `send ${fields.map((f) => join(f.event)).join(", ") || "no fields"} to ` +
+        `the JavaScript handler ${summarize(r.handler)}`;
+      streams.push({ tag, probe: entry.site.name, handler: r.handler, decode: () => undefined });
+      streamViews.set(tag, view);
+    } else {
+      const a = r.aggregation;
+      const keys = keysOn(view, a.by);
+      const aggPlan: AggregationPlan = {
+        map: `agg_${aggregations.length}`,
+        kind: a.kind,
+        keys: keys.parts,
+        value: a.value ? lambdaOn(view, a.value) : undefined,
+        range: a.range,
+        capacity: a.size,
+        lostCounter: counters++,
+      };
+      declare(aggregationMap(aggPlan));
+      aggregations.push({ request: a, plan: aggPlan, keyNames: keys.names });
+      action = { kind: "aggregate", plan: aggPlan };
+      describe = `${a.kind}${a.value ? ` of ${a.value.fn.toString()}` : ""}` +
+        `${a.by ? ` by ${a.by.fn.toString()}` : ""} into map ${aggPlan.map} ` +
+        `(per-CPU hash, ${a.size} keys) as @${a.name}`;
+    }
+    const wheres = r.source.predicates;
+    entry.consumers.push({
+      predicates: view.predicates,
+      action,
+      describe: (wheres.length
+        ? `where ${wheres.map((w) => w.fn.toString()).join(" && ")}: `
+        : "") +
+        describe,
+    });
+  }
+
+  const filter = options.filter;
+  if (filter.pidsMap) {
+    declare({ name: filter.pidsMap, type: "hash", keySize: 4, valueSize: 8, maxEntries: 8192 });
+  }
+  declare({
+    name: SessionMaps.counters,
+    type: "percpu_array",
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: counters,
+  });
+  const zeroSize = Math.max(8, ...aggregations.map((a) => valueSize(a.plan.kind, a.plan.range)));
+  if (aggregations.length) {
+    declare({
+      name: SessionMaps.zeros,
+      type: "array",
+      keySize: 4,
+      valueSize: zeroSize,
+      maxEntries: 1,
+    });
+  }
+  const shared = {
+    events: SessionMaps.events,
+    scratch: SessionMaps.scratch,
+    counters: SessionMaps.counters,
+    zeros: SessionMaps.zeros,
+  };
+  const compiled = [...sites.values()].map((s) => ({
+    site: compileSite(s.site, s.ends, s.consumers, shared, filter),
+    consumers: s.consumers,
+  }));
+  const scratchSize = Math.max(8, ...compiled.map((c) => c.site.scratchSize));
+  declare({
+    name: SessionMaps.scratch,
+    type: "percpu_array",
+    keySize: 4,
+    valueSize: Math.ceil(scratchSize / 8) * 8,
+    maxEntries: 1,
+  });
+  for (const s of streams) {
+    const site = compiled.find((c) => c.site.decoders.has(s.tag))!.site;
+    s.decode = site.decoders.get(s.tag)!;
+  }
+  const programs = compiled.flatMap((c) =>
+    c.site.programs.map((plan) => ({ plan, probe: c.site.name }))
+  );
+  if (options.follow) {
+    const fork = tracepointFormat("sched", "sched_process_fork");
+    const childPid = fork.fields.find((f) => f.name === "child_pid")!;
+    programs.push({
+      probe: "follow descendants",
+      plan: {
+        name: "tsp_follow",
+        type: "tracepoint",
+        instructions: followProgram(SessionMaps.pids, childPid.offset),
+        attach: (p) => attachTracepoint(p, fork.id, "sched:sched_process_fork"),
+      },
+    });
+  }
+  return {
+    maps: [...maps.values()],
+    programs,
+    streams,
+    aggregations,
+    spans: [...spans.entries()].map(([r, s]) => ({ name: r.name, plan: s.plan })),
+    sites: compiled,
+  };
+}
+
+function summarize(fn: AnyFunction): string {
+  const s = fn.toString().replace(/\s+/g, " ");
+  return s.length > 60 ? s.slice(0, 57) + "..." : s;
+}

@@ -1,0 +1,344 @@
+/**
+ * Compiles everything attached to one probe into one program: capture the fields something
+ * reads, resolve spans that end here, then for each consumer test its predicates and act:
+ * update an aggregation, start a span, or send the record to JavaScript.
+ *
+ * The record is built in a per-CPU scratch map value (R7): fields first, then a key area
+ * where keys and the values that go with them are assembled.
+ *
+ * @module
+ */
+import {
+  alu64,
+  call,
+  imm,
+  type Item,
+  ja,
+  jmp,
+  ldMap,
+  ldx,
+  mov64,
+  R0,
+  R1,
+  R2,
+  R3,
+  R4,
+  R7,
+  R9,
+  st,
+  stx,
+} from "../../bpf/asm/mod.ts";
+import { UpdateFlag } from "../../bpf/map.ts";
+import { ProgramBuilder } from "../codegen/builder.ts";
+import {
+  type AggregationContext,
+  type AggregationPlan,
+  emitKey,
+  emitUpdate,
+  keySize,
+} from "../codegen/aggregation.ts";
+import { eventDecoder, type PlacedField } from "../codegen/decode.ts";
+import { ExprCompiler, type FieldSlot } from "../codegen/expr.ts";
+import { type EventField, field } from "../codegen/fields.ts";
+import { type Filter, probeProgram } from "../codegen/probe_program.ts";
+import { RecordLayout, TAG_OFFSET } from "../codegen/record.ts";
+import type { Expr } from "../lambda/ir.ts";
+import type { ProbeSite, ProgramPlan } from "../providers/provider.ts";
+
+/** A latency (and carried values) kept from one probe to another in a hash map. */
+export interface SpanPlan {
+  map: string;
+  /** Names of the carried values, in the order they follow the start time in the value. */
+  carry: string[];
+  /** Counter slots: starts stored, ends that found their start, ends that found none. */
+  counters: { started: number; matched: number; unmatched: number; lost: number };
+}
+
+/** A span ending at this probe: its key computed here, its fields under `prefix`. */
+export interface SpanEnd {
+  span: SpanPlan;
+  keys: Expr[];
+  prefix: string;
+}
+
+/** The record paths a span end adds: `[prefix, "latencyNs"]`, `[prefix, "start", name]`. */
+export function spanFieldPaths(prefix: string, carry: readonly string[]): string[][] {
+  return [[prefix, "latencyNs"], ...carry.map((c) => [prefix, "start", c])];
+}
+
+/** What a consumer does with an event that passes its predicates. */
+export type Action =
+  /** Send the record to JavaScript; `fields` maps event paths to record paths. */
+  | { kind: "stream"; tag: number; fields: Array<{ event: string[]; record: string[] }> }
+  | { kind: "aggregate"; plan: AggregationPlan }
+  | { kind: "span-start"; span: SpanPlan; keys: Expr[]; carry: Expr[] };
+
+/** A consumer of the probe's events. */
+export interface Consumer {
+  predicates: Expr[];
+  action: Action;
+  /** What it is, in words, for explain listings. */
+  describe: string;
+}
+
+/** Names of the session-wide maps the programs use. */
+export interface SharedMaps extends AggregationContext {
+  events: string;
+  scratch: string;
+}
+
+/** Counter slot of events lost because the ring buffer was full. */
+export const DROPPED_COUNTER = 0;
+
+/** The result of compiling one probe. */
+export interface CompiledSite {
+  name: string;
+  programs: ProgramPlan[];
+  /** Decoders of records by stream tag. */
+  decoders: Map<number, (view: DataView, base: number) => unknown>;
+  /** Scratch bytes the program needs. */
+  scratchSize: number;
+  /** The record fields captured, for listings. */
+  captured: Array<{ path: string; size: number }>;
+}
+
+function fieldsOf(e: Expr, out: string[][]): string[][] {
+  switch (e.op) {
+    case "field":
+      out.push(e.path);
+      break;
+    case "strcmp":
+      out.push(e.field.path);
+      break;
+    case "const":
+      break;
+    case "neg":
+    case "not":
+    case "bitnot":
+    case "abs":
+      fieldsOf(e.arg, out);
+      break;
+    case "cond":
+      [e.test, e.then, e.else].forEach((x) => fieldsOf(x, out));
+      break;
+    case "min":
+    case "max":
+      e.args.forEach((x) => fieldsOf(x, out));
+      break;
+    default:
+      fieldsOf(e.left, out);
+      fieldsOf(e.right, out);
+  }
+  return out;
+}
+
+const key = (path: readonly string[]) => path.join(".");
+
+function exprsOf(c: Consumer): Expr[] {
+  const a = c.action;
+  switch (a.kind) {
+    case "aggregate":
+      return [...c.predicates, ...a.plan.keys, ...(a.plan.value ? [a.plan.value] : [])];
+    case "span-start":
+      return [...c.predicates, ...a.keys, ...a.carry];
+    case "stream":
+      return c.predicates;
+  }
+}
+
+/** Compiles one probe with its span ends and consumers. */
+export function compileSite(
+  site: ProbeSite,
+  spanEnds: readonly SpanEnd[],
+  consumers: readonly Consumer[],
+  maps: SharedMaps,
+  filter: Filter,
+): CompiledSite {
+  const derived = spanEnds.flatMap((end) =>
+    spanFieldPaths(end.prefix, end.span.carry).map((path, i) =>
+      field(path, i === 0 ? { type: "latency" } : { type: "int", size: 8, signed: true }, () => {})
+    )
+  );
+  const catalog = new Map<string, EventField>(
+    [...site.fields, ...derived].map((f) => [key(f.path), f]),
+  );
+  // What is read: fields of every expression (span keys included) and of every stream.
+  const wanted = new Set<string>();
+  for (const c of consumers) {
+    for (const e of exprsOf(c)) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
+    if (c.action.kind === "stream") c.action.fields.forEach((f) => wanted.add(key(f.record)));
+  }
+  for (const end of spanEnds) {
+    for (const e of end.keys) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
+    spanFieldPaths(end.prefix, end.span.carry).forEach((p) => wanted.add(key(p)));
+  }
+  const layout = new RecordLayout();
+  const slots = new Map<string, FieldSlot & { field: EventField }>();
+  for (const name of catalog.keys()) {
+    if (!wanted.has(name)) continue;
+    const f = catalog.get(name)!;
+    slots.set(name, { offset: layout.reserve(f.size), decoding: f.decoding, field: f });
+  }
+  const locate = (path: readonly string[]) => {
+    const slot = slots.get(key(path));
+    if (!slot) throw new Error(`internal: field ${key(path)} was not captured`);
+    return slot;
+  };
+  const keyArea = layout.reserve(0);
+  const keyRoom = Math.max(
+    8,
+    ...consumers.map((c) =>
+      c.action.kind === "aggregate"
+        ? keySize(c.action.plan.keys) + 8
+        : c.action.kind === "span-start"
+        ? keySize(c.action.keys) + 8 + 8 * c.action.carry.length
+        : 0
+    ),
+    ...spanEnds.map((e) => keySize(e.keys)),
+  );
+  const scratchSize = keyArea + keyRoom;
+
+  const body = (b: ProgramBuilder) => {
+    const exprs = new ExprCompiler(b, locate);
+    const derivedNames = new Set(derived.map((f) => key(f.path)));
+    for (const [name, slot] of slots) {
+      if (!derivedNames.has(name)) slot.field.capture(b, slot.offset);
+    }
+    for (const end of spanEnds) emitSpanEnd(b, exprs, locate, end, keyArea, maps.counters);
+    for (const c of consumers) {
+      const skip = b.fresh("next_consumer");
+      for (const p of c.predicates) exprs.test(p, skip);
+      emitAction(b, exprs, locate, c.action, keyArea, layout.recordSize, maps);
+      b.mark(skip);
+    }
+  };
+  const instructions: Item[] = probeProgram({
+    filter,
+    scratch: maps.scratch,
+    state: site.hook.state,
+    body,
+  });
+  const decoders = new Map<number, (view: DataView, base: number) => unknown>();
+  for (const c of consumers) {
+    if (c.action.kind !== "stream") continue;
+    const placed: PlacedField[] = c.action.fields.map((f) => ({
+      path: f.event,
+      offset: locate(f.record).offset,
+      decoding: locate(f.record).decoding,
+    }));
+    decoders.set(c.action.tag, eventDecoder(placed, site.constants));
+  }
+  return {
+    name: site.name,
+    programs: [...site.companions, {
+      name: site.hook.name,
+      type: site.hook.type,
+      instructions,
+      attach: site.hook.attach,
+    }],
+    decoders,
+    scratchSize,
+    captured: [...slots].map(([path, s]) => ({ path, size: s.field.size })),
+  };
+}
+
+function emitAction(
+  b: ProgramBuilder,
+  exprs: ExprCompiler,
+  locate: (p: readonly string[]) => FieldSlot,
+  a: Action,
+  keyArea: number,
+  recordSize: number,
+  maps: SharedMaps,
+): void {
+  switch (a.kind) {
+    case "stream": {
+      const sent = b.fresh("sent");
+      b.emit(
+        st("W", R7, TAG_OFFSET, a.tag),
+        ldMap(R1, maps.events),
+        mov64(R2, R7),
+        mov64(R3, imm(recordSize)),
+        mov64(R4, imm(0)),
+        call("ringbuf_output"),
+        jmp("JEQ", R0, imm(0), sent),
+      );
+      b.increment(maps.counters, DROPPED_COUNTER).mark(sent);
+      return;
+    }
+    case "aggregate": {
+      const plan = a.plan;
+      emitKey(b, exprs, locate, plan.keys, keyArea);
+      const valueAt = keyArea + keySize(plan.keys);
+      if (plan.value) {
+        exprs.value(plan.value);
+        b.emit(stx("DW", R7, valueAt, R0));
+      }
+      emitUpdate(b, plan, maps, keyArea, valueAt);
+      return;
+    }
+    case "span-start": {
+      emitKey(b, exprs, locate, a.keys, keyArea);
+      const valueAt = keyArea + keySize(a.keys);
+      b.emit(stx("DW", R7, valueAt, R9));
+      a.carry.forEach((e, i) => {
+        exprs.value(e);
+        b.emit(stx("DW", R7, valueAt + 8 + 8 * i, R0));
+      });
+      const stored = b.fresh("span_stored");
+      b.emit(
+        ldMap(R1, a.span.map),
+        mov64(R2, R7),
+        alu64("ADD", R2, imm(keyArea)),
+        mov64(R3, R7),
+        alu64("ADD", R3, imm(valueAt)),
+        mov64(R4, imm(Number(UpdateFlag.any))),
+        call("map_update_elem"),
+        jmp("JEQ", R0, imm(0), stored),
+      );
+      const counted = b.fresh("span_counted");
+      b.increment(maps.counters, a.span.counters.lost).emit(ja(counted));
+      b.mark(stored).increment(maps.counters, a.span.counters.started).mark(counted);
+      return;
+    }
+  }
+}
+
+/**
+ * Looks up the span's start by the key computed here; when found, fills the latency and the
+ * carried values and deletes the start; when not, the latency is all ones ("unknown").
+ */
+function emitSpanEnd(
+  b: ProgramBuilder,
+  exprs: ExprCompiler,
+  locate: (p: readonly string[]) => FieldSlot,
+  end: SpanEnd,
+  keyArea: number,
+  counters: string,
+): void {
+  const [latencyPath, ...carryPaths] = spanFieldPaths(end.prefix, end.span.carry);
+  const latency = locate(latencyPath).offset;
+  const found = b.fresh("span_found");
+  const done = b.fresh("span_done");
+  emitKey(b, exprs, locate, end.keys, keyArea);
+  b.emit(
+    ldMap(R1, end.span.map),
+    mov64(R2, R7),
+    alu64("ADD", R2, imm(keyArea)),
+    call("map_lookup_elem"),
+    jmp("JNE", R0, imm(0), found),
+    st("DW", R7, latency, -1),
+  );
+  b.increment(counters, end.span.counters.unmatched).emit(ja(done)).mark(found);
+  b.emit(ldx("DW", R1, R0, 0), mov64(R2, R9), alu64("SUB", R2, R1), stx("DW", R7, latency, R2));
+  carryPaths.forEach((p, i) => {
+    b.emit(ldx("DW", R1, R0, 8 + 8 * i), stx("DW", R7, locate(p).offset, R1));
+  });
+  b.emit(
+    ldMap(R1, end.span.map),
+    mov64(R2, R7),
+    alu64("ADD", R2, imm(keyArea)),
+    call("map_delete_elem"),
+  );
+  b.increment(counters, end.span.counters.matched).mark(done);
+}

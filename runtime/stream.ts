@@ -1,0 +1,254 @@
+/**
+ * The public shape of tracing: a {@link Stream} of a probe's events, narrowed with `where`,
+ * ending in a JavaScript handler (`on`) or an aggregation (`count`, `hist`...) that never
+ * leaves the kernel; {@link span} joins two streams into one whose events carry the time
+ * between them.
+ *
+ * @module
+ */
+import type { AggregationData, AggregationKind } from "./aggregate/data.ts";
+import { formatAggregation } from "./aggregate/print.ts";
+import type { AggregationRequest, LambdaRef, SpanRequest, StreamSource } from "./compiler/plan.ts";
+import type { Handler, Session } from "./session.ts";
+
+/** Params a lambda receives as its second argument: constants inlined when compiled. */
+export type Params = Record<string, unknown>;
+
+/** A lambda compiled for the kernel: reads the event (and params), returns a value. */
+export type KernelLambda<E, R> = (event: E, params: Params) => R;
+
+/** Options of every aggregation. */
+export interface AggregateOptions<E> {
+  /** Key: one value, or an array of values (`(e) => [e.comm, e.args.fd]`). */
+  by?: KernelLambda<E, unknown>;
+  /** Name printed with the results (default: the function and its value). */
+  title?: string;
+  /** Most keys kept (default 10240); updates for keys beyond are counted as lost. */
+  size?: number;
+  /** Values for the lambdas' second argument. */
+  params?: Params;
+  /** Empty the aggregation after each interval's print. */
+  clear?: boolean;
+  /** Print only the N keys with the largest values. */
+  top?: number;
+}
+
+/** Options of a linear histogram: buckets of `step` from `min` up to `max`. */
+export interface LinearOptions<E> extends AggregateOptions<E> {
+  min: number;
+  max: number;
+  step: number;
+}
+
+const DEFAULT_SIZE = 10240;
+
+/** An aggregation of a session: read it as data, print it, or empty it. */
+export class Aggregation {
+  readonly #session: Session;
+  readonly #request: AggregationRequest;
+
+  constructor(session: Session, request: AggregationRequest) {
+    this.#session = session;
+    this.#request = request;
+  }
+
+  /** The name it prints with. */
+  get name(): string {
+    return this.#request.name;
+  }
+
+  /** Its data: live while the session runs, final after; undefined before it ran. */
+  read(): AggregationData | undefined {
+    return this.#session.read(this.#request);
+  }
+
+  /** Prints it as bpftrace does. */
+  print(): void {
+    const data = this.read();
+    if (data) console.log(formatAggregation(data, { top: this.#request.top }));
+  }
+
+  /** Empties it (while the session runs). */
+  clear(): void {
+    this.#session.clear(this.#request);
+  }
+}
+
+function body(fn: (...args: never[]) => unknown): string {
+  return fn.toString().replace(/^\s*(?:\([^)]*\)|[\w$]+)\s*=>\s*/, "").replace(/\s+/g, " ");
+}
+
+/** A stream of events of one probe (or span) that passed its predicates. */
+export class Stream<E> {
+  readonly #session: () => Session;
+  readonly #source: StreamSource;
+
+  constructor(session: () => Session, source: StreamSource) {
+    this.#session = session;
+    this.#source = source;
+  }
+
+  /** @internal Where the events come from. */
+  get source(): StreamSource {
+    return this.#source;
+  }
+
+  /** @internal The session its consumers join. */
+  get session(): () => Session {
+    return this.#session;
+  }
+
+  /**
+   * Only the events for which `predicate` is true, decided in the kernel. Script values
+   * reach the predicate as its second argument: `.where((e, p) => e.pid === p.pid, { pid })`.
+   */
+  where<P extends Params>(predicate: (event: E, params: P) => unknown, params?: P): Stream<E> {
+    const ref: LambdaRef = { fn: predicate, params };
+    return new Stream(this.#session, {
+      ...this.#source,
+      predicates: [...this.#source.predicates, ref],
+    });
+  }
+
+  /**
+   * Calls `handler` in JavaScript with each event; the kernel captures only the fields the
+   * handler reads (all of them when its source does not tell).
+   */
+  on(handler: Handler<E>): void {
+    this.#session().add({
+      source: this.#source,
+      kind: "stream",
+      handler: handler as Handler<unknown>,
+    });
+  }
+
+  /** Counts events, per key when `by` is given (`.count((e) => e.comm)`). */
+  count(by?: KernelLambda<E, unknown>, options: Omit<AggregateOptions<E>, "by"> = {}): Aggregation {
+    return this.#aggregate("count", undefined, { ...options, by });
+  }
+
+  /** Sums a value. */
+  sum(value: KernelLambda<E, number | bigint>, options?: AggregateOptions<E>): Aggregation {
+    return this.#aggregate("sum", value, options);
+  }
+
+  /** The smallest value. */
+  min(value: KernelLambda<E, number | bigint>, options?: AggregateOptions<E>): Aggregation {
+    return this.#aggregate("min", value, options);
+  }
+
+  /** The largest value. */
+  max(value: KernelLambda<E, number | bigint>, options?: AggregateOptions<E>): Aggregation {
+    return this.#aggregate("max", value, options);
+  }
+
+  /** The average value (truncated to an integer, as DTrace and bpftrace print it). */
+  avg(value: KernelLambda<E, number | bigint>, options?: AggregateOptions<E>): Aggregation {
+    return this.#aggregate("avg", value, options);
+  }
+
+  /** Count, average, total, min and max of a value. */
+  stats(value: KernelLambda<E, number | bigint>, options?: AggregateOptions<E>): Aggregation {
+    return this.#aggregate("stats", value, options);
+  }
+
+  /** A power-of-two histogram of a value. */
+  hist(value: KernelLambda<E, number | bigint>, options?: AggregateOptions<E>): Aggregation {
+    return this.#aggregate("hist", value, options);
+  }
+
+  /** A linear histogram of a value: `.lhist((e) => e.ret, { min: 0, max: 100, step: 10 })`. */
+  lhist(value: KernelLambda<E, number | bigint>, options: LinearOptions<E>): Aggregation {
+    const { min, max, step } = options;
+    if (![min, max, step].every(Number.isInteger) || step <= 0 || max <= min) {
+      throw new RangeError(
+        `lhist needs integers min < max and step > 0 (got min ${min}, max ${max}, step ${step})`,
+      );
+    }
+    if ((max - min) / step > 1000) {
+      throw new RangeError(`lhist with ${Math.ceil((max - min) / step)} buckets: use at most 1000`);
+    }
+    return this.#aggregate("lhist", value, options, { min, max, step });
+  }
+
+  #aggregate(
+    kind: AggregationKind,
+    value: KernelLambda<E, unknown> | undefined,
+    options: AggregateOptions<E> = {},
+    range?: { min: number; max: number; step: number },
+  ): Aggregation {
+    const size = options.size ?? DEFAULT_SIZE;
+    if (!Number.isInteger(size) || size < 1) {
+      throw new RangeError(`Aggregation size ${size} must be a positive integer`);
+    }
+    const params = options.params;
+    const request: AggregationRequest = {
+      name: options.title ?? (value ? `${kind}(${body(value)})` : kind),
+      kind,
+      value: value && { fn: value, params },
+      by: options.by && { fn: options.by, params },
+      range,
+      size,
+      clear: options.clear,
+      top: options.top,
+    };
+    const session = this.#session();
+    session.add({ source: this.#source, kind: "aggregate", aggregation: request });
+    return new Aggregation(session, request);
+  }
+}
+
+/** An event of a span: the end event, with the time since its start and carried values. */
+export type SpanEvent<B, C extends string = never> = Omit<B, "latencyNs" | "start"> & {
+  /** Time from the start event to this one, measured in the kernel. */
+  latencyNs: number;
+  /** Values computed at the start event (the `carry` option). */
+  start: Record<C, number>;
+};
+
+/** Options of {@link span}. */
+export interface SpanOptions<A, B, C extends string> {
+  /** What pairs a start with its end: one lambda for both, or one for each. */
+  key: KernelLambda<A & B, unknown> | [KernelLambda<A, unknown>, KernelLambda<B, unknown>];
+  /** Integers computed at the start and given to the end as `event.start.<name>`. */
+  carry?: Record<C, KernelLambda<A, number | bigint>>;
+  /** Most starts waiting for their end (default 10240); the oldest are evicted beyond. */
+  size?: number;
+  /** Name for messages. */
+  name?: string;
+  /** Values for the lambdas' second argument. */
+  params?: Params;
+}
+
+/**
+ * Joins two streams, like DTrace's `self->ts`: each `start` event is kept in a kernel map by
+ * its key until an `end` event with the same key arrives, which then carries `latencyNs`.
+ * Ends without a start are not in the resulting stream.
+ */
+export function span<A, B, C extends string = never>(
+  start: Stream<A>,
+  end: Stream<B>,
+  options: SpanOptions<A, B, C>,
+): Stream<SpanEvent<B, C>> {
+  const [s, e] = [start.source, end.source];
+  if (s.kind !== "probe" || e.kind !== "probe") {
+    throw new TypeError(
+      "span() joins two probe streams, not spans: pass syscall.on(...) or similar",
+    );
+  }
+  const params = options.params;
+  const keys = Array.isArray(options.key) ? options.key : [options.key, options.key];
+  const carry: Record<string, LambdaRef> = {};
+  for (const [name, fn] of Object.entries(options.carry ?? {})) {
+    carry[name] = { fn: fn as KernelLambda<A, unknown>, params };
+  }
+  const request: SpanRequest = {
+    name: options.name ?? `${s.request.name} -> ${e.request.name}`,
+    start: s,
+    end: e,
+    key: [{ fn: keys[0], params }, { fn: keys[1], params }],
+    carry,
+    size: options.size ?? DEFAULT_SIZE,
+  };
+  return new Stream(start.session, { kind: "span", span: request, predicates: [] });
+}

@@ -1,0 +1,58 @@
+import { deepStrictEqual as equal, ok, rejects, throws } from "node:assert/strict";
+import { explain, LambdaError, run, session, syscall } from "../mod.ts";
+
+const limit = 10;
+// deno-lint-ignore no-explicit-any
+const BAD: Array<[string, (e: any) => unknown, string]> = [
+  ["a closure over a free variable", (e) => e.ret > limit, "limit"],
+  // Deno's TypeScript emit drops the spaces inside for (;;).
+  ["a loop", (e) => {
+    for (;;) return e.ret;
+  }, "return e.ret;"],
+  ["a call to an unknown function", (e) => parseInt(e.ret), "parseInt(e.ret)"],
+  ["a property write", (e) => (e.ret = 1), "e.ret = 1"],
+  ["a misspelled field", (e) => e.args.fdd === 1, "e.args.fdd"],
+];
+
+for (const [what, fn, snippet] of BAD) {
+  Deno.test(`${what} is a LambdaError quoting its source, before anything is loaded`, async () => {
+    syscall.on("read:return").where(fn).count();
+    try {
+      throws(() => explain(), (e) => e instanceof LambdaError && e.message.includes(snippet));
+    } finally {
+      // run() fails the same way and leaves a fresh session for the next test.
+      await rejects(
+        run({ duration: 1000 }),
+        (e) => e instanceof LambdaError && e.message.includes(snippet) && !e.message.includes("\n"),
+      );
+    }
+    equal(session().programs.length, 0, "no program was loaded");
+  });
+}
+
+Deno.test("explain shows captures, what runs where, the maps and the assembly", async () => {
+  const reads = syscall.on("read:return").where((e) => e.ret > 0 && e.comm !== "sshd");
+  reads.hist((e) => e.ret, { by: (e) => e.comm, title: "read sizes" });
+  reads.on((e) => console.log(e.latencyNs));
+  const text = explain();
+  ok(text.includes("probe syscall:read:return"), text);
+  // Deno's TypeScript emit drops the spaces around =>, so sources are matched loosely.
+  ok(/\[kernel\] where \(e\) ?=> ?e\.ret > 0 && e\.comm !== "sshd": hist of/.test(text), text);
+  ok(text.includes("[JavaScript]") && text.includes("send latencyNs to"), text);
+  ok(/captured in the kernel: .*ret \(8 B\)/.test(text), text);
+  ok(text.includes("agg_0: percpu_hash"), text);
+  ok(text.includes("call map_lookup_elem"), text);
+  // Nothing ran: running now loads exactly the plan, and prints nothing unasked.
+  const summary = await run({ command: ["true"], printAggregations: false });
+  equal(summary.reason, "command");
+});
+
+Deno.test("the kernel captures only the fields a handler reads", async () => {
+  const got: unknown[] = [];
+  syscall.on("getppid:entry").where((e) => e.comm === "perl").on((e) => got.push(e.comm));
+  const text = explain();
+  ok(/captured in the kernel: comm \(16 B\)$/m.test(text), text);
+  ok(text.includes("send comm to the JavaScript handler"), text);
+  await run({ command: ["perl", "-e", "getppid() for 1..3"] });
+  equal(got, ["perl", "perl", "perl"]);
+});
