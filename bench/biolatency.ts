@@ -50,11 +50,11 @@ async function withTsprobe(dev: number, device: string): Promise<number> {
 }
 
 async function withBpftrace(dev: number, device: string): Promise<number> {
-  const script = `tracepoint:block:block_rq_issue /args.dev == ${dev}/ ` +
-    `{ @start[args.dev, args.sector] = nsecs; } ` +
-    `tracepoint:block:block_rq_complete /@start[args.dev, args.sector]/ ` +
-    `{ @usecs = hist((nsecs - @start[args.dev, args.sector]) / 1000); ` +
-    `delete(@start[args.dev, args.sector]); }`;
+  const script = `tracepoint:block:block_rq_issue /args->dev == ${dev}/ ` +
+    `{ @start[args->dev, args->sector] = nsecs; } ` +
+    `tracepoint:block:block_rq_complete /@start[args->dev, args->sector]/ ` +
+    `{ @usecs = hist((nsecs - @start[args->dev, args->sector]) / 1000); ` +
+    `delete(@start[args->dev, args->sector]); }`;
   const proc = new Deno.Command("bpftrace", {
     args: ["-e", script],
     stdout: "piped",

@@ -24,6 +24,10 @@ const LIBBPF_SYMBOLS = {
     parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
     result: "i32",
   },
+  bpf_map_lookup_and_delete_batch: {
+    parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   bpf_prog_load: {
     parameters: ["u32", "buffer", "buffer", "buffer", "usize", "buffer"],
     result: "i32",

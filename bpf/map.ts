@@ -141,23 +141,31 @@ export class BpfMap implements Disposable {
 
   /**
    * Every entry, read with `BPF_MAP_LOOKUP_BATCH` (one syscall per `batch` entries) where the
-   * map type allows it, else key by key.
+   * map type allows it, else key by key. With `remove`, each entry is deleted as it is read
+   * (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`), so no update falls between reading and clearing.
    */
-  entries(batch = 256): Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> {
+  entries(
+    batch = 256,
+    remove = false,
+  ): Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> {
     if (this.spec.type === "ringbuf") return [];
     try {
-      return this.#batchEntries(batch);
+      return this.#batchEntries(batch, remove);
     } catch {
       const out: Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> = [];
-      for (const k of this.keys()) {
+      for (const k of [...this.keys()]) {
         const v = this.lookup(k);
         if (v) out.push([k, v]);
+        if (remove) this.delete(k);
       }
       return out;
     }
   }
 
-  #batchEntries(batch: number): Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> {
+  #batchEntries(
+    batch: number,
+    remove: boolean,
+  ): Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> {
     const { keySize } = this.spec;
     const out: Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> = [];
     const keys = new Uint8Array(keySize * batch);
@@ -170,7 +178,10 @@ export class BpfMap implements Disposable {
     let first = true;
     while (true) {
       count[0] = batch;
-      const r = libbpf().bpf_map_lookup_batch(
+      const read = remove
+        ? libbpf().bpf_map_lookup_and_delete_batch
+        : libbpf().bpf_map_lookup_batch;
+      const r = read(
         this.fd,
         first ? null : inBatch,
         outBatch,

@@ -62,12 +62,12 @@ export interface SpanSummary {
   started: number;
   /** Ends that found their start. */
   matched: number;
-  /** Ends that found no start (it came before tracing began, or was evicted). */
+  /** Ends that found no start (it came before tracing began, or was lost). */
   unmatched: number;
   /** Starts still waiting for their end when the session stopped. */
   open: number;
-  /** Starts lost: evicted from the full map or replaced by a later start of the same key. */
-  evicted: number;
+  /** Starts lost: refused by the full map, or replaced by a later start of the same key. */
+  lost: number;
 }
 
 /** Why a session ended. */
@@ -302,14 +302,15 @@ class Aggregations {
     return value ? Number(BpfMap.sumPerCpu(value, 8)) : 0;
   }
 
-  read(a: AggregationRequest): AggregationData | undefined {
+  /** A snapshot of an aggregation; with `clear`, it is emptied as it is read. */
+  read(a: AggregationRequest, clear = false): AggregationData | undefined {
     const planned = this.#find(a);
     if (!planned) return undefined;
     return {
       name: a.name,
       kind: a.kind,
       keyNames: planned.keyNames,
-      rows: readAggregation(this.#maps.get(planned.plan.map)!, planned.plan),
+      rows: readAggregation(this.#maps.get(planned.plan.map)!, planned.plan, clear),
       lost: this.counter(planned.plan.lostCounter),
       capacity: a.size,
       range: a.range,
@@ -317,21 +318,17 @@ class Aggregations {
   }
 
   clear(a: AggregationRequest): void {
-    const planned = this.#find(a);
-    if (!planned) return;
-    const map = this.#maps.get(planned.plan.map)!;
-    for (const key of [...map.keys()]) map.delete(key);
+    this.read(a, true);
   }
 
-  /** Prints (or hands over) every aggregation, then clears those asked to be cleared. */
+  /** Prints (or hands over) every aggregation, emptying those asked to be cleared. */
   interval(options: RunOptions): void {
-    const data = this.#plan.aggregations.map((a) => this.read(a.request)!);
+    const data = this.#plan.aggregations.map((a) => this.read(a.request, a.request.clear)!);
     if (options.onInterval) options.onInterval(data);
     else {
       console.log(new Date().toTimeString().slice(0, 8));
       this.print(data);
     }
-    for (const a of this.#plan.aggregations) if (a.request.clear) this.clear(a.request);
   }
 
   /** Prints snapshots of this session's aggregations, as each asked (top N). */
@@ -352,7 +349,7 @@ class Aggregations {
         matched,
         unmatched: this.counter(plan.counters.unmatched),
         open,
-        evicted: Math.max(0, started - matched - open) + this.counter(plan.counters.lost),
+        lost: Math.max(0, started - matched - open) + this.counter(plan.counters.lost),
       };
     });
   }
@@ -365,10 +362,10 @@ function report(s: RunSummary, options: RunOptions): void {
         `raise ringBufferBytes (now ${options.ringBufferBytes ?? 8 << 20}) or filter in the kernel`,
     );
   }
-  for (const sp of s.spans.filter((x) => x.evicted > 0)) {
+  for (const sp of s.spans.filter((x) => x.lost > 0)) {
     console.error(
-      `tsprobe: span '${sp.name}': ${sp.evicted} starts were evicted or replaced before their ` +
-        `end; raise its size`,
+      `tsprobe: span '${sp.name}': ${sp.lost} starts lost: its map was full (raise size) or a ` +
+        `start was replaced by one with the same key before its end`,
     );
   }
   if (options.summary) {

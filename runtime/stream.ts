@@ -212,7 +212,7 @@ export interface SpanOptions<A, B, C extends string> {
   key: KernelLambda<A & B, unknown> | [KernelLambda<A, unknown>, KernelLambda<B, unknown>];
   /** Integers computed at the start and given to the end as `event.start.<name>`. */
   carry?: Record<C, KernelLambda<A, number | bigint>>;
-  /** Most starts waiting for their end (default 10240); the oldest are evicted beyond. */
+  /** Most starts waiting for their end (default 10240); starts beyond are counted as lost. */
   size?: number;
   /** Name for messages. */
   name?: string;

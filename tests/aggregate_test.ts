@@ -116,3 +116,32 @@ Deno.test("a map too small for its keys reports exactly the updates it lost", as
   // The keys that got in are the first ones seen, each counted once.
   equal(data.rows.map((r) => r.key[0]).sort((a, b) => Number(a) - Number(b)), [1, 2, 3, 4]);
 });
+
+Deno.test("interval snapshots of a cleared aggregation add up to every event, exactly", async () => {
+  const bursts = [100, 200, 300];
+  const calls = syscall.on("getppid:entry").where((e) => e.comm === "perl").count(undefined, {
+    clear: true,
+  });
+  const kept = syscall.on("getppid:entry").where((e) => e.comm === "perl").count();
+  const snapshots: number[] = [];
+  const value = (d: AggregationData | undefined) => {
+    const v = d?.rows[0]?.value;
+    return v?.kind === "count" ? v.value : 0;
+  };
+  // Bursts 400 ms apart, snapshots every 150 ms: each burst lands in a different interval.
+  const script = bursts.map((n) => `getppid() for 1..${n}; select(undef, undef, undef, 0.4);`)
+    .join(" ");
+  const summary = await run({
+    command: ["perl", "-e", script],
+    interval: 150,
+    onInterval: (data) => snapshots.push(value(data[0])),
+    printAggregations: false,
+  });
+  equal(summary.commandExitCode, 0);
+  const total = bursts.reduce((a, b) => a + b, 0);
+  const cleared = snapshots.reduce((a, b) => a + b, 0) + value(calls.read());
+  equal(cleared, total);
+  equal(value(kept.read()), total);
+  // Each burst was seen on its own: the cleared counts are the bursts, in order.
+  equal(snapshots.filter((n) => n > 0), bursts);
+});

@@ -37,6 +37,6 @@ Deno.test("span carries time and values from one probe to another; JavaScript se
   equal(stats.name, "fd held");
   ok(matched.kind === "count");
   equal(stats.matched, matched.value);
-  equal(stats.evicted, 0);
+  equal(stats.lost, 0);
   ok(stats.started >= stats.matched && stats.started - stats.matched === stats.open);
 });

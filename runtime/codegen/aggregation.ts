@@ -320,10 +320,17 @@ function mergeValue(
   }
 }
 
-/** Reads every key of an aggregation map, merging the CPUs' values. */
-export function readAggregation(map: BpfMap, plan: AggregationPlan): AggregationRow[] {
+/**
+ * Reads every key of an aggregation map, merging the CPUs' values; with `clear`, removes each
+ * key as it is read.
+ */
+export function readAggregation(
+  map: BpfMap,
+  plan: AggregationPlan,
+  clear = false,
+): AggregationRow[] {
   const stride = Math.ceil(valueSize(plan.kind, plan.range) / 8) * 8;
-  return map.entries().map(([k, v]) => ({
+  return map.entries(256, clear).map(([k, v]) => ({
     key: decodeKey(new DataView(k.buffer, k.byteOffset, k.byteLength), plan.keys),
     value: mergeValue(plan, v, stride),
   }));

@@ -242,9 +242,11 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     }
     const carry = carryNames.map((n) => lambdaOn(startView, span.carry[n]));
     const keySize = startKeys.reduce((n, k) => n + (k.type.kind === "string" ? k.type.size : 8), 0);
+    // A plain hash: an LRU one evicts live entries early under concurrency (its free lists are
+    // per CPU), losing latencies; here a full map refuses new starts and counts them.
     const map = declare({
       name: `span_${id}`,
-      type: "lru_hash",
+      type: "hash",
       keySize: Math.max(8, Math.ceil(keySize / 8) * 8),
       valueSize: 8 + 8 * carryNames.length,
       maxEntries: span.size,

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import type * as acorn from "acorn";
+import type * as acorn from "npm:acorn@8.19.0";
 import { closeMatches } from "../../bpf/suggest.ts";
 import {
   type ArithmeticOp,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as acorn from "acorn";
+import * as acorn from "npm:acorn@8.19.0";
 import { LambdaError } from "./ir.ts";
 
 /** Any function value: its source is all this module looks at. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type * as acorn from "acorn";
+import type * as acorn from "npm:acorn@8.19.0";
 import { LambdaError } from "./ir.ts";
 import { type AnyFunction, parseFunction, staticKey } from "./parse.ts";
 
