@@ -56,3 +56,38 @@ Deno.test("the kernel captures only the fields a handler reads", async () => {
   await run({ command: ["perl", "-e", "getppid() for 1..3"] });
   equal(got, ["perl", "perl", "perl"]);
 });
+
+Deno.test("task members resolve through BTF, in predicates and in handlers", async () => {
+  const seen: { parent: number; comm: string; parentComm: string; argStart: number }[] = [];
+  syscall.on("getppid:entry")
+    .where((e, p) => e.task.real_parent.tgid === p.me && e.task.comm === "perl", { me: Deno.pid })
+    .on((e) =>
+      seen.push({
+        parent: e.task.real_parent.tgid,
+        comm: e.task.comm,
+        parentComm: e.task.real_parent.comm,
+        argStart: e.task.mm.arg_start,
+      })
+    );
+  const summary = await run({ command: ["perl", "-e", "getppid() for 1..4"] });
+  equal(summary.commandExitCode, 0);
+  equal(seen.length, 4);
+  // The parent task is the thread of this process that spawned the command.
+  const threads = [...Deno.readDirSync("/proc/self/task")].map((t) =>
+    Deno.readTextFileSync(`/proc/self/task/${t.name}/comm`).trim()
+  );
+  for (const s of seen) {
+    equal(s.parent, Deno.pid);
+    equal(s.comm, "perl");
+    ok(threads.includes(s.parentComm), `${s.parentComm} in ${threads}`);
+    ok(s.argStart > 0x1000, `arg_start ${s.argStart}`);
+  }
+  throws(
+    () => {
+      syscall.on("getppid:entry").where((e) => e.task.real_parent.tgidd === 1).count();
+      explain();
+    },
+    (e) => e instanceof LambdaError && e.message.includes("e.task.real_parent.tgidd"),
+  );
+  await rejects(run());
+});

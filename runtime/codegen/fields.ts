@@ -237,6 +237,12 @@ export interface EventHeader {
   cpu: number;
   /** Kernel monotonic time of the probe, in nanoseconds (`bpf_ktime_get_ns`). */
   timestampNs: number;
+  /**
+   * The current task's `struct task_struct`, members read through the kernel's BTF when a
+   * lambda or handler names them: `e.task.real_parent.tgid`, `e.task.mm.arg_start`.
+   */
+  // deno-lint-ignore no-explicit-any
+  task: any;
 }
 
 /** A capture of the time since the saved state's entry time, all ones when none was saved. */

@@ -11,6 +11,7 @@ import { attachTracepoint } from "../../bpf/link.ts";
 import type { AggregationKind, LinearRange } from "../aggregate/data.ts";
 import { aggregationMap, type AggregationPlan, valueSize } from "../codegen/aggregation.ts";
 import type { EventField } from "../codegen/fields.ts";
+import { taskField } from "../codegen/btf_field.ts";
 import { followProgram } from "../codegen/follow_program.ts";
 import type { Filter } from "../codegen/probe_program.ts";
 import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
@@ -128,11 +129,28 @@ interface View {
 
 const join = (p: readonly string[]) => p.join(".");
 
-function resolverOf(view: Omit<View, "resolve" | "predicates">): FieldResolver {
-  const byPath = new Map(view.fields.map((f) => [join(f.event), f.field]));
+/**
+ * Finds a field of the view by its event path; a field the kernel's BTF describes (`task...`)
+ * joins the view and its probe's catalog the first time something names it.
+ */
+function findField(
+  view: Omit<View, "resolve" | "predicates">,
+  path: readonly string[],
+  stringSize: number,
+): EventField | undefined {
+  const known = view.fields.find((f) => join(f.event) === join(path));
+  if (known) return known.field;
+  const found = taskField([...path], stringSize);
+  if (!found) return undefined;
+  if (!view.site.fields.some((f) => join(f.path) === join(path))) view.site.fields.push(found);
+  view.fields.push({ event: [...path], record: [...path], field: found });
+  return found;
+}
+
+function resolverOf(view: Omit<View, "resolve" | "predicates">, stringSize: number): FieldResolver {
   const constants = new Map(view.site.constants.map((c) => [join(c.path), c.constant]));
   return (path): FieldInfo | undefined => {
-    const f = byPath.get(join(path));
+    const f = findField(view, path, stringSize);
     if (f?.type) return { type: f.type };
     const c = constants.get(join(path));
     return c === undefined ? undefined : { constant: c };
@@ -183,9 +201,13 @@ function keysOn(view: View, ref: LambdaRef | undefined): { parts: Expr[]; names:
 }
 
 /** The record fields a JavaScript handler needs: those it reads, or all when unsure. */
-function fieldsRead(view: View, handler: AnyFunction): View["fields"] {
+function fieldsRead(view: View, handler: AnyFunction, stringSize: number): View["fields"] {
   const reads = eventReads(handler);
   if (reads === "all") return view.fields;
+  // BTF fields join the view when read: the longest prefix of a read path that names one.
+  for (const r of reads) {
+    for (let n = r.length; n > 1 && !findField(view, r.slice(0, n), stringSize); n--);
+  }
   const prefixOf = (a: readonly string[], b: readonly string[]) => a.every((s, i) => b[i] === s);
   return view.fields.filter((f) => reads.some((r) => prefixOf(r, f.event) || prefixOf(f.event, r)));
 }
@@ -219,7 +241,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       fields: site.fields.map((f) => ({ event: f.path, record: f.path, field: f })),
       toRecord: (p: readonly string[]) => [...p],
     };
-    const view: View = { ...base, resolve: resolverOf(base), predicates: [] };
+    const view: View = { ...base, resolve: resolverOf(base, options.stringSize), predicates: [] };
     view.predicates = source.predicates.map((p) => lambdaOn(view, p));
     return view;
   };
@@ -302,7 +324,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     };
     const view: View = {
       ...base,
-      resolve: resolverOf(base),
+      resolve: resolverOf(base, options.stringSize),
       predicates: [...endView.predicates, matched],
     };
     spans.set(span, { view, plan: spanPlan });
@@ -326,7 +348,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     let describe: string;
     if (r.kind === "stream") {
       const tag = streams.length;
-      const fields = fieldsRead(view, r.handler as AnyFunction);
+      const fields = fieldsRead(view, r.handler as AnyFunction, options.stringSize);
       action = {
         kind: "stream",
         tag,
