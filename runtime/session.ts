@@ -194,6 +194,7 @@ export class Session {
         : undefined;
       const maps = new Map<string, BpfMap>(ring ? [[SessionMaps.events, ring.map]] : []);
       for (const spec of p.maps) maps.set(spec.name, resources.own(BpfMap.create(spec)));
+      for (const prepare of p.prepare) prepare(maps);
       const loaded = p.programs.map(({ plan, probe }) =>
         resources.own(Program.load({ ...plan, probe, maps }))
       );

@@ -39,7 +39,10 @@ export interface Filter {
   comm?: string;
 }
 
-/** Per-thread state kept in a hash map keyed by `pid_tgid`: entry time and saved words. */
+/**
+ * State carried from one probe to another in a hash map: the first probe's time and saved
+ * words, keyed by the thread (`pid_tgid`) unless `key` says otherwise (a request's address).
+ */
 export interface ThreadState {
   map: string;
   /** `save`: store time and `words` from the context; `load`: read them back and delete. */
@@ -49,6 +52,15 @@ export interface ThreadState {
   /** Context offset and count of the words `save` keeps (the rest are zeroed). */
   ctxOffset?: number;
   words?: number;
+  /** Leaves the key in R0 (may clobber R1-R5); default: this thread's `pid_tgid`. */
+  key?: (b: ProgramBuilder) => void;
+  /** Writes the `words` saved words at stack offset `at`, instead of copying the context's. */
+  fill?: (b: ProgramBuilder, at: number) => void;
+}
+
+function emitKey(b: ProgramBuilder, st8: ThreadState): void {
+  if (st8.key) st8.key(b);
+  else b.emit(call("get_current_pid_tgid"));
 }
 
 /** Bytes of a saved-state value: the time, then the saved words. */
@@ -88,8 +100,10 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
   const key = b.alloc(8);
   const value = b.alloc(stateValueSize(st8.capacity));
   b.zero(value + 8 + 8 * words, 8 * (st8.capacity - words));
-  b.emit(call("get_current_pid_tgid"), stx("DW", R10, key, R0), stx("DW", R10, value, R9));
-  if (words > 0) {
+  emitKey(b, st8);
+  b.emit(stx("DW", R10, key, R0), stx("DW", R10, value, R9));
+  if (st8.fill) st8.fill(b, value + 8);
+  else if (words > 0) {
     b.stackPtr(R1, value + 8).emit(
       mov64(R2, imm(8 * words)),
       mov64(R3, R6),
@@ -103,7 +117,8 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
 /** Looks up this thread's saved state into R8 (0 when none) and deletes it. */
 function emitLoadState(b: ProgramBuilder, st8: ThreadState, keyOff: number): void {
   const none = b.fresh("no_state");
-  b.emit(call("get_current_pid_tgid"), stx("DW", R10, keyOff, R0), mov64(R8, imm(0)));
+  emitKey(b, st8);
+  b.emit(stx("DW", R10, keyOff, R0), mov64(R8, imm(0)));
   b.lookup(st8.map, keyOff, none);
   b.emit(mov64(R8, R0)).mark(none);
 }
@@ -111,6 +126,8 @@ function emitLoadState(b: ProgramBuilder, st8: ThreadState, keyOff: number): voi
 /** Everything one probe program is generated from. */
 export interface ProbeProgramSpec {
   filter: Filter;
+  /** Jumps to `skip` for events the probe does not cover (R6 holds the context). */
+  guard?: (b: ProgramBuilder, skip: string) => void;
   /** Per-CPU array whose single value is the record R7 points at; absent: R7 is unset. */
   scratch?: string;
   state?: ThreadState;
@@ -123,6 +140,7 @@ export function probeProgram(spec: ProbeProgramSpec): Item[] {
   const b = new ProgramBuilder();
   const out = "out";
   b.emit(mov64(R6, R1));
+  spec.guard?.(b, out);
   emitFilter(b, spec.filter, out);
   b.emit(call("ktime_get_ns"), mov64(R9, R0));
   if (spec.scratch) {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { MapSpec } from "../../bpf/map.ts";
+import type { BpfMap, MapSpec } from "../../bpf/map.ts";
 import { attachTracepoint } from "../../bpf/link.ts";
 import type { AggregationKind, LinearRange } from "../aggregate/data.ts";
 import { aggregationMap, type AggregationPlan, valueSize } from "../codegen/aggregation.ts";
@@ -105,6 +105,8 @@ export interface Plan {
   aggregations: PlannedAggregation[];
   spans: Array<{ name: string; plan: SpanPlan }>;
   sites: Array<{ site: CompiledSite; consumers: Consumer[] }>;
+  /** Fill maps the programs read, once the maps exist (see `ProbeSite.prepare`). */
+  prepare: Array<(maps: ReadonlyMap<string, BpfMap>) => void>;
 }
 
 /** Names of the maps every session may have. */
@@ -116,8 +118,9 @@ export const SessionMaps = {
   pids: "pids",
 } as const;
 
-/** How a stream's events map to record fields: event path → record path and type. */
+/** How a stream's events map to record fields on one site: event path → record path and type. */
 interface View {
+  entry: Entry;
   site: ProbeSite;
   /** Event fields with the record path each is read from. */
   fields: Array<{ event: string[]; record: string[]; field: EventField }>;
@@ -212,6 +215,13 @@ function fieldsRead(view: View, handler: AnyFunction, stringSize: number): View[
   return view.fields.filter((f) => reads.some((r) => prefixOf(r, f.event) || prefixOf(f.event, r)));
 }
 
+/** One site of a probe, and what was compiled into it so far. */
+interface Entry {
+  site: ProbeSite;
+  ends: SpanEnd[];
+  consumers: Consumer[];
+}
+
 /** Plans the maps and programs for these consumers. */
 export function plan(requests: readonly ConsumerRequest[], options: PlanOptions): Plan {
   const maps = new Map<string, MapSpec>();
@@ -220,49 +230,52 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     return spec.name;
   };
   let counters = DROPPED_COUNTER + 1;
-  const sites = new Map<string, { site: ProbeSite; ends: SpanEnd[]; consumers: Consumer[] }>();
-  const siteOf = (request: ProbeRequest) => {
-    let s = sites.get(request.key);
-    if (!s) {
-      const site = request.site({
-        filter: options.filter,
-        stringSize: options.stringSize,
-        map: declare,
-      });
-      s = { site, ends: [], consumers: [] };
-      sites.set(request.key, s);
+  const sites = new Map<string, Entry[]>();
+  const entriesOf = (request: ProbeRequest): Entry[] => {
+    let entries = sites.get(request.key);
+    if (!entries) {
+      const ctx = { filter: options.filter, stringSize: options.stringSize, map: declare };
+      entries = request.sites(ctx).map((site) => ({ site, ends: [], consumers: [] }));
+      sites.set(request.key, entries);
     }
-    return s;
+    return entries;
   };
-  const probeView = (source: StreamSource & { kind: "probe" }): View => {
-    const { site } = siteOf(source.request);
-    const base = {
-      site,
-      fields: site.fields.map((f) => ({ event: f.path, record: f.path, field: f })),
-      toRecord: (p: readonly string[]) => [...p],
-    };
-    const view: View = { ...base, resolve: resolverOf(base, options.stringSize), predicates: [] };
-    view.predicates = source.predicates.map((p) => lambdaOn(view, p));
-    return view;
-  };
+  /** A view of each site of a probe stream, its predicates compiled there. */
+  const probeViews = (source: StreamSource & { kind: "probe" }): View[] =>
+    entriesOf(source.request).map((entry) => {
+      const base = {
+        entry,
+        site: entry.site,
+        fields: entry.site.fields.map((f) => ({ event: f.path, record: f.path, field: f })),
+        toRecord: (p: readonly string[]) => [...p],
+      };
+      const view: View = { ...base, resolve: resolverOf(base, options.stringSize), predicates: [] };
+      view.predicates = source.predicates.map((p) => lambdaOn(view, p));
+      return view;
+    });
 
-  const spans = new Map<SpanRequest, { view: View; plan: SpanPlan }>();
-  const spanView = (span: SpanRequest): View => {
+  const spans = new Map<SpanRequest, { views: View[]; plan: SpanPlan }>();
+  const spanViews = (span: SpanRequest): View[] => {
     const known = spans.get(span);
-    if (known) return known.view;
+    if (known) return known.views;
     const id = spans.size;
-    const startView = probeView(span.start);
-    const endView = probeView(span.end);
     const carryNames = Object.keys(span.carry);
-    const startKeys = keysOn(startView, span.key[0]).parts;
-    const endKeys = keysOn(endView, span.key[1]).parts;
+    const starts = probeViews(span.start).map((view) => ({
+      view,
+      keys: keysOn(view, span.key[0]).parts,
+      carry: carryNames.map((n) => lambdaOn(view, span.carry[n])),
+    }));
+    const ends = probeViews(span.end).map((view) => ({
+      view,
+      keys: keysOn(view, span.key[1]).parts,
+    }));
+    const [startKeys, endKeys] = [starts[0].keys, ends[0].keys];
     if (startKeys.length !== endKeys.length) {
       throw new TypeError(
         `Span '${span.name}': the start key has ${startKeys.length} parts but the end key has ` +
           `${endKeys.length}; give both the same parts`,
       );
     }
-    const carry = carryNames.map((n) => lambdaOn(startView, span.carry[n]));
     const keySize = startKeys.reduce((n, k) => n + (k.type.kind === "string" ? k.type.size : 8), 0);
     // A plain hash: an LRU one evicts live entries early under concurrency (its free lists are
     // per CPU), losing latencies; here a full map refuses new starts and counts them.
@@ -284,12 +297,13 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       },
     };
     const prefix = `$span${id}`;
-    siteOf(span.start.request).consumers.push({
-      predicates: startView.predicates,
-      action: { kind: "span-start", span: spanPlan, keys: startKeys, carry },
-      describe: `start span '${span.name}' keyed by ${span.key[0].fn.toString()}`,
-    });
-    siteOf(span.end.request).ends.push({ span: spanPlan, keys: endKeys, prefix });
+    for (const start of starts) {
+      start.view.entry.consumers.push({
+        predicates: start.view.predicates,
+        action: { kind: "span-start", span: spanPlan, keys: start.keys, carry: start.carry },
+        describe: `start span '${span.name}' keyed by ${span.key[0].fn.toString()}`,
+      });
+    }
     const latency: EventField = {
       path: [prefix, "latencyNs"],
       type: { kind: "int", signed: true, bigint: false },
@@ -297,23 +311,6 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       size: 8,
       capture: () => {},
     };
-    const overridden = new Set(["latencyNs", "start"]);
-    const fields: View["fields"] = [
-      ...endView.fields.filter((f) => !overridden.has(f.event[0])),
-      { event: ["latencyNs"], record: latency.path, field: latency },
-      ...carryNames.map((n) => ({
-        event: ["start", n],
-        record: [prefix, "start", n],
-        field: {
-          ...latency,
-          path: [prefix, "start", n],
-          decoding: { type: "int", size: 8, signed: true },
-        } as EventField,
-      })),
-    ];
-    const toRecord = (p: readonly string[]) =>
-      fields.find((f) => join(f.event) === join(p))?.record ?? [...p];
-    const base = { site: endView.site, fields, toRecord };
     // Span events exist only where the start was found: the latency is known.
     const matched: Expr = {
       op: "compare",
@@ -322,69 +319,90 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       right: { op: "const", value: -1n, type: { kind: "int", signed: true, bigint: false } },
       type: { kind: "bool" },
     };
-    const view: View = {
-      ...base,
-      resolve: resolverOf(base, options.stringSize),
-      predicates: [...endView.predicates, matched],
-    };
-    spans.set(span, { view, plan: spanPlan });
-    return view;
+    const overridden = new Set(["latencyNs", "start"]);
+    const views = ends.map(({ view: endView, keys }) => {
+      endView.entry.ends.push({ span: spanPlan, keys, prefix });
+      const fields: View["fields"] = [
+        ...endView.fields.filter((f) => !overridden.has(f.event[0])),
+        { event: ["latencyNs"], record: latency.path, field: latency },
+        ...carryNames.map((n) => ({
+          event: ["start", n],
+          record: [prefix, "start", n],
+          field: {
+            ...latency,
+            path: [prefix, "start", n],
+            decoding: { type: "int", size: 8, signed: true },
+          } as EventField,
+        })),
+      ];
+      const toRecord = (p: readonly string[]) =>
+        fields.find((f) => join(f.event) === join(p))?.record ?? [...p];
+      const base = { entry: endView.entry, site: endView.site, fields, toRecord };
+      return {
+        ...base,
+        resolve: resolverOf(base, options.stringSize),
+        predicates: [...endView.predicates, matched],
+      };
+    });
+    spans.set(span, { views, plan: spanPlan });
+    return views;
   };
-  const viewOf = (source: StreamSource): View => {
-    if (source.kind === "probe") return probeView(source);
-    const v = spanView(source.span);
-    return { ...v, predicates: [...v.predicates, ...source.predicates.map((p) => lambdaOn(v, p))] };
+  const viewsOf = (source: StreamSource): View[] => {
+    if (source.kind === "probe") return probeViews(source);
+    return spanViews(source.span).map((v) => ({
+      ...v,
+      predicates: [...v.predicates, ...source.predicates.map((p) => lambdaOn(v, p))],
+    }));
   };
-  const siteRequest = (source: StreamSource) =>
-    source.kind === "probe" ? source.request : source.span.end.request;
 
   const streams: PlannedStream[] = [];
-  const streamViews = new Map<number, View>();
   const aggregations: PlannedAggregation[] = [];
   for (const r of requests) {
-    const view = viewOf(r.source);
-    const entry = siteOf(siteRequest(r.source));
-    let action: Action;
-    let describe: string;
-    if (r.kind === "stream") {
-      const tag = streams.length;
-      const fields = fieldsRead(view, r.handler as AnyFunction, options.stringSize);
-      action = {
-        kind: "stream",
-        tag,
-        fields: fields.map((f) => ({ event: f.event, record: f.record })),
-      };
-      describe = `send ${fields.map((f) => join(f.event)).join(", ") || "no fields"} to ` +
-        `the JavaScript handler ${summarize(r.handler)}`;
-      streams.push({ tag, probe: entry.site.name, handler: r.handler, decode: () => undefined });
-      streamViews.set(tag, view);
-    } else {
-      const a = r.aggregation;
-      const keys = keysOn(view, a.by);
-      const aggPlan: AggregationPlan = {
-        map: `agg_${aggregations.length}`,
-        kind: a.kind,
-        keys: keys.parts,
-        value: a.value ? lambdaOn(view, a.value) : undefined,
-        range: a.range,
-        capacity: a.size,
-        lostCounter: counters++,
-      };
-      declare(aggregationMap(aggPlan));
-      aggregations.push({ request: a, plan: aggPlan, keyNames: keys.names });
-      action = { kind: "aggregate", plan: aggPlan };
-      describe = `${a.kind}${a.value ? ` of ${a.value.fn.toString()}` : ""}` +
-        `${a.by ? ` by ${a.by.fn.toString()}` : ""} into map ${aggPlan.map} ` +
-        `(per-CPU hash, ${a.size} keys) as @${a.name}`;
-    }
     const wheres = r.source.predicates;
-    entry.consumers.push({
-      predicates: view.predicates,
-      action,
-      describe: (wheres.length
-        ? `where ${wheres.map((w) => w.fn.toString()).join(" && ")}: `
-        : "") +
-        describe,
+    const where = wheres.length ? `where ${wheres.map((w) => w.fn.toString()).join(" && ")}: ` : "";
+    const aggregation = r.kind === "aggregate"
+      ? { map: `agg_${aggregations.length}`, lostCounter: counters++ }
+      : undefined;
+    viewsOf(r.source).forEach((view, i) => {
+      let action: Action;
+      let describe: string;
+      if (r.kind === "stream") {
+        const tag = streams.length;
+        const fields = fieldsRead(view, r.handler as AnyFunction, options.stringSize);
+        action = {
+          kind: "stream",
+          tag,
+          fields: fields.map((f) => ({ event: f.event, record: f.record })),
+        };
+        describe = `send ${fields.map((f) => join(f.event)).join(", ") || "no fields"} to ` +
+          `the JavaScript handler ${summarize(r.handler)}`;
+        streams.push({ tag, probe: view.site.name, handler: r.handler, decode: () => undefined });
+      } else {
+        const a = r.aggregation;
+        const keys = keysOn(view, a.by);
+        // Every site updates the same map, with the key and value compiled for its fields.
+        const aggPlan: AggregationPlan = {
+          ...aggregation!,
+          kind: a.kind,
+          keys: keys.parts,
+          value: a.value ? lambdaOn(view, a.value) : undefined,
+          range: a.range,
+          capacity: a.size,
+        };
+        if (i === 0) {
+          declare(aggregationMap(aggPlan));
+          aggregations.push({ request: a, plan: aggPlan, keyNames: keys.names });
+        }
+        action = { kind: "aggregate", plan: aggPlan };
+        describe = `${a.kind}${a.value ? ` of ${a.value.fn.toString()}` : ""}` +
+          `${a.by ? ` by ${a.by.fn.toString()}` : ""} into map ${aggPlan.map} ` +
+          `(per-CPU hash, ${a.size} keys) as @${a.name}`;
+      }
+      view.entry.consumers.push({
+        predicates: view.predicates,
+        action,
+        describe: where + describe,
+      });
     });
   }
 
@@ -415,7 +433,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     counters: SessionMaps.counters,
     zeros: SessionMaps.zeros,
   };
-  const compiled = [...sites.values()].map((s) => ({
+  const compiled = [...sites.values()].flat().map((s) => ({
     site: compileSite(s.site, s.ends, s.consumers, shared, filter),
     consumers: s.consumers,
   }));
@@ -454,6 +472,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     aggregations,
     spans: [...spans.entries()].map(([r, s]) => ({ name: r.name, plan: s.plan })),
     sites: compiled,
+    prepare: [...sites.values()].flat().flatMap((e) => e.site.prepare ? [e.site.prepare] : []),
   };
 }
 

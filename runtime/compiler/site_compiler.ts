@@ -214,6 +214,7 @@ export function compileSite(
   };
   const instructions: Item[] = probeProgram({
     filter,
+    guard: site.hook.guard,
     scratch: maps.scratch,
     state: site.hook.state,
     body,

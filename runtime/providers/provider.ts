@@ -8,7 +8,8 @@
  */
 import type { Item } from "../../bpf/asm/mod.ts";
 import type { Link } from "../../bpf/link.ts";
-import type { MapSpec } from "../../bpf/map.ts";
+import type { BpfMap, MapSpec } from "../../bpf/map.ts";
+import type { ProgramBuilder } from "../codegen/builder.ts";
 import type { Program, ProgramType } from "../../bpf/program.ts";
 import type { ConstantField, EventField } from "../codegen/fields.ts";
 import type { Filter, ThreadState } from "../codegen/probe_program.ts";
@@ -39,6 +40,8 @@ export interface HookPlan {
   attach(prog: Program): Link;
   /** Per-thread state to load into R8 (and delete after the body). */
   state?: ThreadState;
+  /** Jumps to `skip` for events the probe does not cover, before anything else. */
+  guard?: (b: ProgramBuilder, skip: string) => void;
 }
 
 /** A probe ready to compile. */
@@ -50,13 +53,19 @@ export interface ProbeSite {
   hook: HookPlan;
   /** Programs the probe needs besides its hook (e.g. saving arguments at syscall entry). */
   companions: ProgramPlan[];
+  /** Fills maps the programs read (e.g. mount points) once they exist, before attaching. */
+  prepare?: (maps: ReadonlyMap<string, BpfMap>) => void;
 }
 
 /** A probe the user asked for, set up when the session starts. */
 export interface ProbeRequest {
   /** The probe as the user named it, for errors before setup. */
   name: string;
-  /** Requests with equal keys are one probe: their consumers share one program. */
+  /** Requests with equal keys are one probe: their consumers share its programs. */
   key: string;
-  site(ctx: SiteContext): ProbeSite;
+  /**
+   * The probe's sites: usually one; several when one probe hooks several places (io:start on
+   * request-based and on bio-based devices), each compiled with every consumer.
+   */
+  sites(ctx: SiteContext): ProbeSite[];
 }

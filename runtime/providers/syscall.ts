@@ -272,6 +272,6 @@ export function syscallRequest(
   return {
     name,
     key: `${name} ${JSON.stringify(options.buffers ?? {})}`,
-    site: (ctx) => syscallSite(syscall, side, ctx, options),
+    sites: (ctx) => [syscallSite(syscall, side, ctx, options)],
   };
 }

@@ -124,6 +124,6 @@ export function tracepointRequest(spec: string): ProbeRequest {
   return {
     name: `tracepoint:${spec}`,
     key: `tracepoint:${spec}`,
-    site: (ctx) => tracepointSite(category, name, ctx),
+    sites: (ctx) => [tracepointSite(category, name, ctx)],
   };
 }
