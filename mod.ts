@@ -24,6 +24,7 @@ import type { SyscallArgs } from "./runtime/providers/syscall_types.ts";
 import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
 import type { ProbeRequest } from "./runtime/providers/provider.ts";
 import { Stream } from "./runtime/stream.ts";
+import { type IoEvents, type IoProbe, ioRequest } from "./runtime/providers/io/io.ts";
 
 export type {
   Handler,
@@ -60,6 +61,17 @@ export type {
   SyscallReturnEvent,
 } from "./runtime/providers/syscall.ts";
 export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
+export type {
+  IoDoneEvent,
+  IoEvents,
+  IoProbe,
+  IoStartEvent,
+  IoWaitDoneEvent,
+  IoWaitStartEvent,
+} from "./runtime/providers/io/io.ts";
+export { B, type BufInfo } from "./runtime/providers/io/bufinfo.ts";
+export type { DevInfo } from "./runtime/providers/io/devinfo.ts";
+export type { FileInfo } from "./runtime/providers/io/fileinfo.ts";
 export type { EventHeader } from "./runtime/codegen/fields.ts";
 export { LambdaError } from "./runtime/lambda/ir.ts";
 export { ProbeNotFoundError } from "./bpf/tracefs.ts";
@@ -106,6 +118,19 @@ export const syscall = {
     options?: SyscallProbeOptions,
   ): Stream<SyscallEvent<P>> {
     const s = stream<SyscallEvent<P>>(syscallRequest(probe, options));
+    if (handler) s.on(handler);
+    return s;
+  },
+};
+
+/**
+ * Block I/O as DTrace's io provider sees it: `io.on("start")`, `"done"` (with `latencyNs`),
+ * `"wait-start"` and `"wait-done"` (with `waitNs`); events carry `buf`, `dev` and `file`
+ * (bufinfo_t, devinfo_t, fileinfo_t) under DTrace's names.
+ */
+export const io = {
+  on<P extends IoProbe>(probe: P, handler?: Handler<IoEvents[P]>): Stream<IoEvents[P]> {
+    const s = stream<IoEvents[P]>(ioRequest(probe));
     if (handler) s.on(handler);
     return s;
   },

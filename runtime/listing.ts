@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { listTracepointsSync, readFormatSync } from "../bpf/tracefs.ts";
+import { listTracepointsSync, readFormatSync, tracefsRoot } from "../bpf/tracefs.ts";
+import type { EventField } from "./codegen/fields.ts";
+import { ioArgs } from "./providers/io/io.ts";
 import { isStringArg } from "./providers/syscall.ts";
 
 /** One argument of a probe. */
@@ -18,8 +20,10 @@ export interface ProbeArg {
 export interface ProbeInfo {
   /** Full name: "syscall:openat:entry", "tracepoint:block:block_rq_issue". */
   name: string;
-  provider: "syscall" | "tracepoint";
+  provider: "syscall" | "tracepoint" | "io";
   args: ProbeArg[];
+  /** What this kernel lacks for the probe, in words. */
+  notes?: string[];
 }
 
 /** Turns a glob ("syscall:open*", "*rq_issue") into a test on full probe names. */
@@ -73,12 +77,68 @@ export function listProbes(glob = "*"): ProbeInfo[] {
       out.push({ name: full, provider: "syscall", args });
     }
   }
+  out.push(...ioProbes().filter((p) => match(p.name)));
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** Formats a listing the way `bpftrace -lv` does: the probe, then indented arguments. */
+/** The type a listing shows for a field. */
+function typeOf(f: EventField): string {
+  if (f.transform) return "string";
+  switch (f.decoding.type) {
+    case "int":
+      return `${f.decoding.signed ? "s" : "u"}${f.decoding.size * 8}`;
+    case "latency":
+      return "u64";
+    case "pointer":
+      return "pointer";
+    case "string":
+      return "string";
+    default:
+      return "bytes";
+  }
+}
+
+/** The io provider's probes; their arguments are the same on every kernel. */
+function ioProbes(): ProbeInfo[] {
+  const own = (fields: EventField[]) =>
+    fields.filter((f) =>
+      !f.path[0].startsWith("$") &&
+      !["pid", "tid", "comm", "cpu", "timestampNs"].includes(f.path[0])
+    )
+      .map((f) => ({ name: f.path.join("."), type: typeOf(f) }));
+  const transfer = ioArgs();
+  const nfs = exists(`${tracefsRoot()}/events/nfs`)
+    ? "NFS: this kernel has nfs tracepoints, but tsprobe does not trace NFS I/O yet"
+    : "NFS: unavailable (this kernel has no nfs tracepoints; is the nfs module loaded?)";
+  return [
+    { name: "io:start", provider: "io", args: own(transfer), notes: [nfs] },
+    {
+      name: "io:done",
+      provider: "io",
+      args: [{ name: "latencyNs", type: "u64" }, ...own(transfer)],
+      notes: [nfs],
+    },
+    { name: "io:wait-start", provider: "io", args: [] },
+    { name: "io:wait-done", provider: "io", args: [{ name: "waitNs", type: "u64" }] },
+  ];
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Formats a listing the way `bpftrace -lv` does: the probe, then indented arguments; what the
+ * kernel lacks for a probe follows its name.
+ */
 export function formatListing(probes: ProbeInfo[], verbose: boolean): string {
-  return probes.map((p) =>
-    verbose ? [p.name, ...p.args.map((a) => `    ${a.type} ${a.name}`)].join("\n") : p.name
-  ).join("\n");
+  return probes.map((p) => {
+    const name = p.notes?.length ? `${p.name}  (${p.notes.join("; ")})` : p.name;
+    return verbose ? [name, ...p.args.map((a) => `    ${a.type} ${a.name}`)].join("\n") : name;
+  }).join("\n");
 }

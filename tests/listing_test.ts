@@ -33,3 +33,14 @@ Deno.test("globMatcher() treats only * and ? as wildcards", () => {
   ok(!globMatcher("a.b*")("axbc"));
   ok(globMatcher("x?z")("xyz"));
 });
+
+Deno.test("io probes are listed with DTrace's argument names, and the missing NFS part is said", () => {
+  const probes = listProbes("io:*");
+  equal(probes.map((p) => p.name), ["io:done", "io:start", "io:wait-done", "io:wait-start"]);
+  const start = probes.find((p) => p.name === "io:start")!;
+  for (const arg of ["buf.b_flags", "buf.b_bcount", "dev.dev_statname", "file.fi_pathname"]) {
+    ok(start.args.some((a) => a.name === arg), arg);
+  }
+  ok(start.notes?.some((n) => n.startsWith("NFS:")));
+  ok(formatListing(probes, false).includes("io:start  (NFS:"));
+});

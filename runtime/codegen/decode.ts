@@ -47,6 +47,8 @@ export interface PlacedField {
   path: readonly string[];
   offset: number;
   decoding: FieldDecoding;
+  /** Applied to the decoded value. */
+  transform?: (decoded: unknown) => unknown;
 }
 
 const UNKNOWN_NS = 0xffff_ffff_ffff_ffffn;
@@ -95,8 +97,10 @@ export function eventDecoder(
   const constantGroups = new Map<string, { path: readonly string[]; constant: unknown }[]>();
   for (const f of fields) {
     const [head, ...rest] = f.path;
-    if (rest.length === 0) leaves.push([head, (v, b) => decodeField(v, b, f)]);
-    else groups.set(head, [...groups.get(head) ?? [], { ...f, path: rest }]);
+    const t = f.transform;
+    if (rest.length === 0) {
+      leaves.push([head, t ? (v, b) => t(decodeField(v, b, f)) : (v, b) => decodeField(v, b, f)]);
+    } else groups.set(head, [...groups.get(head) ?? [], { ...f, path: rest }]);
   }
   for (const c of constants) {
     const [head, ...rest] = c.path;

@@ -44,6 +44,15 @@ export interface EventField {
   size: number;
   /** Emits code writing the value at R7 + `dst`; may clobber R0-R5. */
   capture(b: ProgramBuilder, dst: number): void;
+  /** Bytes of another field that one capture fills with several (never captured alone). */
+  partOf?: { path: string[]; offset: number };
+  /** Turns the decoded value into what JavaScript sees (a device number into its name). */
+  transform?: (decoded: unknown) => unknown;
+  /**
+   * A cheaper equal test for a string field: `field === value` as another (integer) field
+   * equal to a number, e.g. a device name as its device number; undefined to compare text.
+   */
+  compareAs?: (value: string) => { path: string[]; value: bigint } | undefined;
 }
 
 /** A field whose value is known when the probe is compiled (the probe's name, say). */

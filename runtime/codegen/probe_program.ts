@@ -56,6 +56,8 @@ export interface ThreadState {
   key?: (b: ProgramBuilder) => void;
   /** Writes the `words` saved words at stack offset `at`, instead of copying the context's. */
   fill?: (b: ProgramBuilder, at: number) => void;
+  /** `load` only: without saved state the event is skipped. */
+  required?: boolean;
 }
 
 function emitKey(b: ProgramBuilder, st8: ThreadState): void {
@@ -68,20 +70,19 @@ export function stateValueSize(words: number): number {
   return 8 + 8 * words;
 }
 
-function emitFilter(b: ProgramBuilder, f: Filter, out: string): void {
+function emitFilter(b: ProgramBuilder, f: Filter, out: string, subject?: FilterSubject): void {
   if (f.pidsMap) {
     const key = b.alloc(8);
-    b.emit(
-      call("get_current_pid_tgid"),
-      alu64("RSH", R0, imm(32)),
-      stx("W", R10, key, R0),
-    );
+    if (subject) subject.pidTgid(b);
+    else b.emit(call("get_current_pid_tgid"));
+    b.emit(alu64("RSH", R0, imm(32)), stx("W", R10, key, R0));
     b.lookup(f.pidsMap, key, out);
   }
   if (f.comm !== undefined) {
     const buf = b.alloc(16);
     b.zero(buf, 16);
-    b.stackPtr(R1, buf).emit(mov64(R2, imm(16)), call("get_current_comm"));
+    if (subject) subject.comm(b, buf);
+    else b.stackPtr(R1, buf).emit(mov64(R2, imm(16)), call("get_current_comm"));
     const want = new Uint8Array(16);
     want.set(new TextEncoder().encode(f.comm).subarray(0, 15));
     const words = new DataView(want.buffer);
@@ -124,8 +125,17 @@ function emitLoadState(b: ProgramBuilder, st8: ThreadState, keyOff: number): voi
 }
 
 /** Everything one probe program is generated from. */
+/** Whose pid and comm the process filter checks, when not the current task's. */
+export interface FilterSubject {
+  /** Leaves the subject's `pid_tgid` in R0; may clobber R1-R5. */
+  pidTgid(b: ProgramBuilder): void;
+  /** Writes the subject's 16-byte comm at R10 + `at`. */
+  comm(b: ProgramBuilder, at: number): void;
+}
+
 export interface ProbeProgramSpec {
   filter: Filter;
+  subject?: FilterSubject;
   /** Jumps to `skip` for events the probe does not cover (R6 holds the context). */
   guard?: (b: ProgramBuilder, skip: string) => void;
   /** Per-CPU array whose single value is the record R7 points at; absent: R7 is unset. */
@@ -141,7 +151,7 @@ export function probeProgram(spec: ProbeProgramSpec): Item[] {
   const out = "out";
   b.emit(mov64(R6, R1));
   spec.guard?.(b, out);
-  emitFilter(b, spec.filter, out);
+  emitFilter(b, spec.filter, out, spec.subject);
   b.emit(call("ktime_get_ns"), mov64(R9, R0));
   if (spec.scratch) {
     const key = b.alloc(8);
@@ -152,7 +162,10 @@ export function probeProgram(spec: ProbeProgramSpec): Item[] {
   const state = spec.state;
   const stateKey = state?.mode === "load" ? b.alloc(8) : 0;
   if (state?.mode === "save") emitSaveState(b, state);
-  if (state?.mode === "load") emitLoadState(b, state, stateKey);
+  if (state?.mode === "load") {
+    emitLoadState(b, state, stateKey);
+    if (state.required) b.emit(jmp("JEQ", R8, imm(0), out));
+  }
   spec.body?.(b);
   if (state?.mode === "load") {
     const skip = b.fresh("no_delete");

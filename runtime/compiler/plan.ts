@@ -160,37 +160,58 @@ function resolverOf(view: Omit<View, "resolve" | "predicates">, stringSize: numb
   };
 }
 
-function rewrite(e: Expr, to: (p: readonly string[]) => string[]): Expr {
+/** `e` with `f` applied to each direct subexpression. */
+function mapChildren(e: Expr, f: (x: Expr) => Expr): Expr {
   switch (e.op) {
     case "field":
-      return { ...e, path: to(e.path) };
     case "strcmp":
-      return { ...e, field: { ...e.field, path: to(e.field.path) } };
     case "const":
       return e;
     case "neg":
     case "not":
     case "bitnot":
     case "abs":
-      return { ...e, arg: rewrite(e.arg, to) };
+      return { ...e, arg: f(e.arg) };
     case "cond":
-      return {
-        ...e,
-        test: rewrite(e.test, to),
-        then: rewrite(e.then, to),
-        else: rewrite(e.else, to),
-      };
+      return { ...e, test: f(e.test), then: f(e.then), else: f(e.else) };
     case "min":
     case "max":
-      return { ...e, args: e.args.map((x) => rewrite(x, to)) };
+      return { ...e, args: e.args.map(f) };
     default:
-      return { ...e, left: rewrite(e.left, to), right: rewrite(e.right, to) };
+      return { ...e, left: f(e.left), right: f(e.right) };
   }
+}
+
+/** `e` reading record paths instead of event paths. */
+function rewrite(e: Expr, to: (p: readonly string[]) => string[]): Expr {
+  if (e.op === "field") return { ...e, path: to(e.path) };
+  if (e.op === "strcmp") return { ...e, field: { ...e.field, path: to(e.field.path) } };
+  return mapChildren(e, (x) => rewrite(x, to));
+}
+
+/** String equality on fields that have a cheaper integer form becomes that comparison. */
+function lowerStrings(view: View, e: Expr): Expr {
+  if (e.op === "strcmp" && e.mode === "eq") {
+    const field = view.fields.find((f) => join(f.event) === join(e.field.path))?.field;
+    const target = field?.compareAs?.(e.value);
+    const as = target && view.fields.find((f) => join(f.event) === join(target.path))?.field;
+    if (target && as?.type) {
+      return {
+        op: "compare",
+        operator: "==",
+        left: { op: "field", path: target.path, type: as.type },
+        right: { op: "const", value: target.value, type: as.type },
+        type: { kind: "bool" },
+      };
+    }
+  }
+  return mapChildren(e, (x) => lowerStrings(view, x));
 }
 
 /** Compiles a lambda over a view into an expression on record paths. */
 function lambdaOn(view: View, ref: LambdaRef): Expr {
-  return rewrite(compileLambda(ref.fn, view.resolve, ref.params).expr, view.toRecord);
+  const expr = lowerStrings(view, compileLambda(ref.fn, view.resolve, ref.params).expr);
+  return rewrite(expr, view.toRecord);
 }
 
 function keysOn(view: View, ref: LambdaRef | undefined): { parts: Expr[]; names: string[] } {
@@ -433,7 +454,12 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     counters: SessionMaps.counters,
     zeros: SessionMaps.zeros,
   };
-  const compiled = [...sites.values()].flat().map((s) => ({
+  // A site that no consumer can fire on (all pinned elsewhere by their predicates) is left out.
+  const live = [...sites.values()].flat().flatMap((s) => {
+    const consumers = s.consumers.filter((c) => !s.site.excludes?.(c.predicates));
+    return consumers.length || s.ends.length ? [{ ...s, consumers }] : [];
+  });
+  const compiled = live.map((s) => ({
     site: compileSite(s.site, s.ends, s.consumers, shared, filter),
     consumers: s.consumers,
   }));
@@ -446,8 +472,9 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     maxEntries: 1,
   });
   for (const s of streams) {
-    const site = compiled.find((c) => c.site.decoders.has(s.tag))!.site;
-    s.decode = site.decoders.get(s.tag)!;
+    // A stream left out of every site (its predicates pinned it elsewhere) never gets records.
+    const site = compiled.find((c) => c.site.decoders.has(s.tag))?.site;
+    if (site) s.decode = site.decoders.get(s.tag)!;
   }
   const programs = compiled.flatMap((c) =>
     c.site.programs.map((plan) => ({ plan, probe: c.site.name }))
@@ -472,7 +499,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     aggregations,
     spans: [...spans.entries()].map(([r, s]) => ({ name: r.name, plan: s.plan })),
     sites: compiled,
-    prepare: [...sites.values()].flat().flatMap((e) => e.site.prepare ? [e.site.prepare] : []),
+    prepare: live.flatMap((e) => e.site.prepare ? [e.site.prepare] : []),
   };
 }
 

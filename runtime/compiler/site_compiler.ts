@@ -172,12 +172,22 @@ export function compileSite(
     for (const e of end.keys) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
     spanFieldPaths(end.prefix, end.span.carry).forEach((p) => wanted.add(key(p)));
   }
+  // A field that is part of another (one capture filling several fields) needs the whole.
+  for (const name of [...wanted]) {
+    const whole = catalog.get(name)?.partOf;
+    if (whole) wanted.add(key(whole.path));
+  }
   const layout = new RecordLayout();
   const slots = new Map<string, FieldSlot & { field: EventField }>();
-  for (const name of catalog.keys()) {
-    if (!wanted.has(name)) continue;
-    const f = catalog.get(name)!;
-    slots.set(name, { offset: layout.reserve(f.size), decoding: f.decoding, field: f });
+  for (const [name, f] of catalog) {
+    if (wanted.has(name) && !f.partOf) {
+      slots.set(name, { offset: layout.reserve(f.size), decoding: f.decoding, field: f });
+    }
+  }
+  for (const [name, f] of catalog) {
+    if (!wanted.has(name) || !f.partOf) continue;
+    const whole = slots.get(key(f.partOf.path))!;
+    slots.set(name, { offset: whole.offset + f.partOf.offset, decoding: f.decoding, field: f });
   }
   const locate = (path: readonly string[]) => {
     const slot = slots.get(key(path));
@@ -202,7 +212,7 @@ export function compileSite(
     const exprs = new ExprCompiler(b, locate);
     const derivedNames = new Set(derived.map((f) => key(f.path)));
     for (const [name, slot] of slots) {
-      if (!derivedNames.has(name)) slot.field.capture(b, slot.offset);
+      if (!derivedNames.has(name) && !slot.field.partOf) slot.field.capture(b, slot.offset);
     }
     for (const end of spanEnds) emitSpanEnd(b, exprs, locate, end, keyArea, maps.counters);
     for (const c of consumers) {
@@ -215,6 +225,7 @@ export function compileSite(
   const instructions: Item[] = probeProgram({
     filter,
     guard: site.hook.guard,
+    subject: site.hook.subject,
     scratch: maps.scratch,
     state: site.hook.state,
     body,
@@ -226,6 +237,7 @@ export function compileSite(
       path: f.event,
       offset: locate(f.record).offset,
       decoding: locate(f.record).decoding,
+      transform: locate(f.record).field.transform,
     }));
     decoders.set(c.action.tag, eventDecoder(placed, site.constants));
   }
@@ -239,7 +251,8 @@ export function compileSite(
     }],
     decoders,
     scratchSize,
-    captured: [...slots].map(([path, s]) => ({ path, size: s.field.size })),
+    captured: [...slots].filter(([, s]) => !s.field.partOf)
+      .map(([path, s]) => ({ path, size: s.field.size })),
   };
 }
 

@@ -10,9 +10,10 @@ import type { Item } from "../../bpf/asm/mod.ts";
 import type { Link } from "../../bpf/link.ts";
 import type { BpfMap, MapSpec } from "../../bpf/map.ts";
 import type { ProgramBuilder } from "../codegen/builder.ts";
+import type { Expr } from "../lambda/ir.ts";
 import type { Program, ProgramType } from "../../bpf/program.ts";
 import type { ConstantField, EventField } from "../codegen/fields.ts";
-import type { Filter, ThreadState } from "../codegen/probe_program.ts";
+import type { Filter, FilterSubject, ThreadState } from "../codegen/probe_program.ts";
 
 /** What the session hands a provider when it sets up one probe. */
 export interface SiteContext {
@@ -42,6 +43,8 @@ export interface HookPlan {
   state?: ThreadState;
   /** Jumps to `skip` for events the probe does not cover, before anything else. */
   guard?: (b: ProgramBuilder, skip: string) => void;
+  /** Whose pid and comm the process filter checks, when not the current task's. */
+  subject?: FilterSubject;
 }
 
 /** A probe ready to compile. */
@@ -53,6 +56,11 @@ export interface ProbeSite {
   hook: HookPlan;
   /** Programs the probe needs besides its hook (e.g. saving arguments at syscall entry). */
   companions: ProgramPlan[];
+  /**
+   * True when predicates (all of which must hold) rule out every event of this site, e.g. a
+   * device the site never sees: the compiler then leaves the consumer out of it.
+   */
+  excludes?: (predicates: readonly Expr[]) => boolean;
   /** Fills maps the programs read (e.g. mount points) once they exist, before attaching. */
   prepare?: (maps: ReadonlyMap<string, BpfMap>) => void;
 }

@@ -1,0 +1,269 @@
+/**
+ * The io provider: DTrace's io:start, io:done, io:wait-start and io:wait-done on Linux, with
+ * `buf` (bufinfo_t), `dev` (devinfo_t) and `file` (fileinfo_t) named as in DTrace.
+ *
+ * start and done are per I/O as the device sees it: per request on request-based devices,
+ * per bio on bio-based ones (see `source.ts`). done carries `latencyNs` from its start, timed
+ * in the kernel by the request's (or bio's) address. NFS has no tracepoints on kernels
+ * without the nfs module loaded; the NFS part is then unavailable (the listing says so).
+ *
+ * @module
+ */
+import { call, imm, ldx, mov64, R0, R1, R10, R2, stx } from "../../../bpf/asm/mod.ts";
+import { attachRawTracepoint } from "../../../bpf/link.ts";
+import type { Program } from "../../../bpf/program.ts";
+import type { ProgramBuilder } from "../../codegen/builder.ts";
+import {
+  type EventField,
+  type EventHeader,
+  field,
+  headerFields,
+  latencyFromState,
+} from "../../codegen/fields.ts";
+import {
+  type FilterSubject,
+  probeProgram,
+  stateValueSize,
+  type ThreadState,
+} from "../../codegen/probe_program.ts";
+import type { ProbeRequest, ProbeSite, SiteContext } from "../provider.ts";
+import { devMajor, devMinor } from "../../../bpf/sysinfo.ts";
+import type { Expr } from "../../lambda/ir.ts";
+import { bufFields, type BufInfo } from "./bufinfo.ts";
+import { devFields, type DevInfo } from "./devinfo.ts";
+import { fileFields, type FileInfo, fillMounts, MOUNTS_MAP } from "./fileinfo.ts";
+import {
+  emitLevelGuard,
+  type IoSource,
+  loadRoot,
+  loadWord,
+  SAVED_WORDS,
+  SOURCES,
+} from "./source.ts";
+import { waitSite } from "./wait.ts";
+
+/** An io:start event. */
+export interface IoStartEvent extends EventHeader {
+  probe: "io:start";
+  buf: BufInfo;
+  dev: DevInfo;
+  file: FileInfo;
+}
+
+/** An io:done event: `latencyNs` since its start (undefined when the start was not seen). */
+export interface IoDoneEvent extends Omit<IoStartEvent, "probe"> {
+  probe: "io:done";
+  latencyNs: number | undefined;
+}
+
+/** An io:wait-start event: the current thread blocks waiting for I/O. */
+export interface IoWaitStartEvent extends EventHeader {
+  probe: "io:wait-start";
+}
+
+/** An io:wait-done event: the thread resumes after `waitNs` of waiting. */
+export interface IoWaitDoneEvent extends EventHeader {
+  probe: "io:wait-done";
+  waitNs: number;
+}
+
+/** The io probes and their events. */
+export interface IoEvents {
+  start: IoStartEvent;
+  done: IoDoneEvent;
+  "wait-start": IoWaitStartEvent;
+  "wait-done": IoWaitDoneEvent;
+}
+
+/** An io probe name. */
+export type IoProbe = keyof IoEvents;
+
+const START_MAP = "io_start";
+const STARTER_MAP = "io_starter";
+
+/** The fields of an io start or done site. */
+function ioFields(src: IoSource, mounts: string): EventField[] {
+  return [...headerFields(), ...bufFields(src), ...devFields(src), ...fileFields(src, mounts)];
+}
+
+/** A companion program on a raw tracepoint of the I/O, saving state keyed by its address. */
+function saver(
+  name: string,
+  src: IoSource,
+  tracepoint: string,
+  state: Omit<ThreadState, "mode" | "key">,
+): ProbeSite["companions"][0] {
+  const guard = (b: ProgramBuilder, skip: string) => emitLevelGuard(b, src, skip);
+  return {
+    name,
+    type: "raw_tracepoint",
+    instructions: probeProgram({
+      filter: {},
+      guard,
+      state: { ...state, mode: "save", key: (b) => loadRoot(b, src, R0) },
+    }),
+    attach: (p: Program) => attachRawTracepoint(p, tracepoint),
+  };
+}
+
+/**
+ * Where the task that submits an I/O can be seen: a request's accounting start and a bio's
+ * queueing run in the submitter's context (its issue may run in a kernel worker's).
+ */
+const SUBMIT = { rq: "block_io_start", bio: "block_bio_queue" } as const;
+
+/** The filter subject of a done: the task that submitted the I/O (pid 0 when not seen). */
+function starter(src: IoSource, map: string): FilterSubject {
+  return {
+    pidTgid: (b) => {
+      const key = b.alloc(8);
+      const none = b.fresh("no_starter");
+      loadRoot(b, src, R0);
+      b.emit(stx("DW", R10, key, R0));
+      b.lookup(map, key, none);
+      b.emit(ldx("DW", R0, R0, 8)).mark(none);
+    },
+    comm: (b, at) => b.stackPtr(R1, at).emit(mov64(R2, imm(16)), call("get_current_comm")),
+  };
+}
+
+/** Whether the device with this kernel dev number queues requests (blk-mq); undefined if gone. */
+function requestBased(dev: number): boolean | undefined {
+  const sys = `/sys/dev/block/${devMajor(dev)}:${devMinor(dev)}`;
+  const has = (path: string) => {
+    try {
+      Deno.statSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!has(sys)) return undefined;
+  // A partition's queue is its disk's.
+  return has(`${sys}/mq`) || has(`${sys}/../mq`);
+}
+
+/**
+ * True when a predicate pins the device (`dev_statname === "loop0"` compiles to a b_edev
+ * comparison) to one this site's level never sees, so its programs need not run at all.
+ */
+function pinnedElsewhere(predicates: readonly Expr[], src: IoSource): boolean {
+  const conjuncts = (e: Expr): Expr[] =>
+    e.op === "and" ? [...conjuncts(e.left), ...conjuncts(e.right)] : [e];
+  return predicates.flatMap(conjuncts).some((e) => {
+    if (e.op !== "compare" || e.operator !== "==") return false;
+    const [f, c] = e.left.op === "field" ? [e.left, e.right] : [e.right, e.left];
+    if (f.op !== "field" || c.op !== "const" || f.path.join(".") !== "buf.b_edev") return false;
+    const rq = requestBased(Number(c.value));
+    return rq !== undefined && rq !== (src.level === "rq");
+  });
+}
+
+/** The sites of io:start or io:done: requests and bios. */
+function transferSites(side: "start" | "done", ctx: SiteContext): ProbeSite[] {
+  const mounts = ctx.map(MOUNTS_MAP);
+  const name = `io:${side}`;
+  const pairs: Array<[IoSource, IoSource]> = [
+    [SOURCES.rqStart, SOURCES.rqDone],
+    [SOURCES.bioStart, SOURCES.bioDone],
+  ];
+  return pairs.map(([start, done]) => {
+    const src = side === "start" ? start : done;
+    const attach = (p: Program) => attachRawTracepoint(p, src.tracepoint);
+    const guard = (b: ProgramBuilder, skip: string) => emitLevelGuard(b, src, skip);
+    const hook = {
+      name: `io_${side}_${src.level}`,
+      type: "raw_tracepoint" as const,
+      attach,
+      guard,
+    };
+    const site = {
+      name,
+      constants: [{ path: ["probe"], constant: name }],
+      companions: [],
+      prepare: fillMounts,
+      excludes: (predicates: readonly Expr[]) => pinnedElsewhere(predicates, src),
+    };
+    if (side === "start") return { ...site, fields: ioFields(src, mounts), hook };
+    // A request's byte count and sector are still there at its completion; a bio's are not.
+    const words = src.level === "bio" ? SAVED_WORDS.length : 0;
+    const startMap = ctx.map({
+      name: `${START_MAP}_${src.level}`,
+      type: "hash",
+      keySize: 8,
+      valueSize: stateValueSize(words),
+      maxEntries: 65536,
+    });
+    const load: ThreadState = {
+      map: startMap,
+      mode: "load",
+      capacity: words,
+      key: (b) => loadRoot(b, src, R0),
+    };
+    const saveStart = saver(`io_${src.level}_start`, start, start.tracepoint, {
+      map: startMap,
+      capacity: words,
+      words,
+      fill: (b, at) => {
+        SAVED_WORDS.slice(0, words).forEach((w, i) => {
+          loadWord(b, start, w, R0);
+          b.emit(stx("DW", R10, at + 8 * i, R0));
+        });
+      },
+    });
+    const fields = [
+      ...ioFields(src, mounts),
+      field(["latencyNs"], { type: "latency" }, latencyFromState()),
+    ];
+    const filtered = ctx.filter.pidsMap !== undefined || ctx.filter.comm !== undefined;
+    if (!filtered) {
+      return { ...site, fields, hook: { ...hook, state: load }, companions: [saveStart] };
+    }
+    // Completions run in whatever context finishes the I/O: a process filter keeps the I/O
+    // its processes submitted. The submitter is a hint, so an LRU map: an evicted entry
+    // filters one done out.
+    const starterMap = ctx.map({
+      name: `${STARTER_MAP}_${src.level}`,
+      type: "lru_hash",
+      keySize: 8,
+      valueSize: stateValueSize(1),
+      maxEntries: 65536,
+    });
+    return {
+      ...site,
+      fields,
+      hook: { ...hook, state: load, subject: starter(src, starterMap) },
+      companions: [
+        saveStart,
+        saver(`io_${src.level}_submit`, start, SUBMIT[src.level], {
+          map: starterMap,
+          capacity: 1,
+          words: 1,
+          fill: (b, at) => b.emit(call("get_current_pid_tgid"), stx("DW", R10, at, R0)),
+        }),
+      ],
+    };
+  });
+}
+
+/** The fields of io:start events, for listings. */
+export function ioArgs(): EventField[] {
+  return ioFields(SOURCES.rqStart, MOUNTS_MAP.name);
+}
+
+/** A request for io probe `probe`. */
+export function ioRequest(probe: string): ProbeRequest {
+  const names: IoProbe[] = ["start", "done", "wait-start", "wait-done"];
+  if (!names.includes(probe as IoProbe)) {
+    throw new TypeError(`Unknown io probe '${probe}': use one of ${names.join(", ")}`);
+  }
+  const name = `io:${probe}`;
+  return {
+    name,
+    key: name,
+    sites: (ctx) =>
+      probe === "wait-start" || probe === "wait-done"
+        ? [waitSite(probe === "wait-start" ? "start" : "done", ctx)]
+        : transferSites(probe as "start" | "done", ctx),
+  };
+}

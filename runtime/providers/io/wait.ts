@@ -1,0 +1,126 @@
+/**
+ * io:wait-start and io:wait-done from the scheduler: a thread that blocks in `io_schedule()`
+ * is switched out with its `in_iowait` bit set (wait-start) and switched back in with it still
+ * set (wait-done). Both come from the raw tracepoint sched_switch(preempt, prev, next, state).
+ * wait-done fires only after a wait-start seen in the same thread, and carries `waitNs`; its
+ * pid, tid and comm are those of the thread that resumes (the one switched in), not of the
+ * task that was running.
+ *
+ * Adaptation: the buffer waited for is not known at this level, so wait events carry no
+ * `buf`, `dev` or `file`; asynchronous I/O is never waited on, so it never appears.
+ *
+ * @module
+ */
+import { alu64, imm, jmp, ldx, R0, R1, R10, R2, R6, R7, stx } from "../../../bpf/asm/mod.ts";
+import { attachRawTracepoint } from "../../../bpf/link.ts";
+import type { Program } from "../../../bpf/program.ts";
+import type { ProgramBuilder } from "../../codegen/builder.ts";
+import { type EventField, field, headerFields, latencyFromState } from "../../codegen/fields.ts";
+import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/probe_program.ts";
+import { readMember, readMemberBytes } from "../../codegen/struct_read.ts";
+import type { ProbeSite, SiteContext } from "../provider.ts";
+
+const PREV = 8;
+const NEXT = 16;
+const WAIT_MAP = "io_wait";
+
+/** Skips unless the task at context offset `task` is in an I/O wait (and not preempted). */
+function inIowait(task: number, skip: string, b: ProgramBuilder): void {
+  if (task === PREV) b.emit(ldx("DW", R0, R6, 0), jmp("JNE", R0, imm(0), skip));
+  b.emit(ldx("DW", R1, R6, task));
+  readMember(b, R1, "task_struct", "in_iowait", R0);
+  b.emit(jmp("JEQ", R0, imm(0), skip));
+}
+
+/** `R0 = tgid << 32 | pid` of the task switched in: its `pid_tgid`. */
+function nextPidTgid(b: ProgramBuilder): void {
+  const tid = b.alloc(8);
+  b.emit(ldx("DW", R1, R6, NEXT));
+  readMember(b, R1, "task_struct", "pid", R0);
+  b.emit(stx("DW", R10, tid, R0), ldx("DW", R1, R6, NEXT));
+  readMember(b, R1, "task_struct", "tgid", R0);
+  b.emit(alu64("LSH", R0, imm(32)), ldx("DW", R2, R10, tid), alu64("OR", R0, R2));
+}
+
+/** pid, tid and comm of the task switched in. */
+function nextTaskFields(): EventField[] {
+  const member = (path: string) => (b: ProgramBuilder, dst: number) => {
+    b.emit(ldx("DW", R1, R6, NEXT));
+    readMember(b, R1, "task_struct", path, R0);
+    b.emit(stx("W", R7, dst, R0));
+  };
+  const u32 = { type: "int", size: 4, signed: false } as const;
+  return [
+    field(["pid"], u32, member("tgid")),
+    field(["tid"], u32, member("pid")),
+    field(["comm"], { type: "string", size: 16 }, (b, dst) => {
+      b.emit(ldx("DW", R1, R6, NEXT));
+      readMemberBytes(b, R1, "task_struct", "comm", R7, dst, 16);
+    }),
+  ];
+}
+
+/** Sets up io:wait-start or io:wait-done. */
+export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
+  const name = `io:wait-${side}`;
+  const attach = (p: Program) => attachRawTracepoint(p, "sched_switch");
+  const constants = [{ path: ["probe"], constant: name }];
+  if (side === "start") {
+    return {
+      name,
+      fields: headerFields(),
+      constants,
+      hook: {
+        name: "io_wait_start",
+        type: "raw_tracepoint",
+        attach,
+        guard: (b, skip) => inIowait(PREV, skip, b),
+      },
+      companions: [],
+    };
+  }
+  const map = ctx.map({
+    name: WAIT_MAP,
+    type: "hash",
+    keySize: 8,
+    valueSize: stateValueSize(0),
+    maxEntries: 16384,
+  });
+  const save: ThreadState = { map, mode: "save", capacity: 0 };
+  const load: ThreadState = { map, mode: "load", capacity: 0, key: nextPidTgid, required: true };
+  const own = new Set(["pid", "tid", "comm"]);
+  return {
+    name,
+    fields: [
+      ...nextTaskFields(),
+      ...headerFields().filter((f) => !own.has(f.path[0])),
+      field(["waitNs"], { type: "latency" }, latencyFromState()),
+    ],
+    constants,
+    hook: {
+      name: "io_wait_done",
+      type: "raw_tracepoint",
+      attach,
+      state: load,
+      guard: (b, skip) => inIowait(NEXT, skip, b),
+      // The process filter applies to the thread that resumes.
+      subject: {
+        pidTgid: nextPidTgid,
+        comm: (b, at) => {
+          b.emit(ldx("DW", R1, R6, NEXT));
+          readMemberBytes(b, R1, "task_struct", "comm", R10, at, 16);
+        },
+      },
+    },
+    companions: [{
+      name: "io_wait_save",
+      type: "raw_tracepoint",
+      instructions: probeProgram({
+        filter: ctx.filter,
+        guard: (b, skip) => inIowait(PREV, skip, b),
+        state: save,
+      }),
+      attach,
+    }],
+  };
+}
