@@ -25,6 +25,14 @@ import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
 import type { ProbeRequest } from "./runtime/providers/provider.ts";
 import { Stream } from "./runtime/stream.ts";
 import { type IoEvents, type IoProbe, ioRequest } from "./runtime/providers/io/io.ts";
+import {
+  AIO_SYSCALLS,
+  type AioDecoded,
+  type AioProbeOptions,
+  type AioReapEvent,
+  aioRequest,
+  type UringEvent,
+} from "./runtime/providers/aio/aio.ts";
 
 export type {
   Handler,
@@ -71,6 +79,14 @@ export type {
 } from "./runtime/providers/io/io.ts";
 export { B, type BufInfo } from "./runtime/providers/io/bufinfo.ts";
 export type { DevInfo } from "./runtime/providers/io/devinfo.ts";
+export type {
+  AioDecoded,
+  AioProbeOptions,
+  AioReapEvent,
+  UringEvent,
+} from "./runtime/providers/aio/aio.ts";
+export type { Iocb, IoEvent, SigSet } from "./runtime/providers/aio/abi.ts";
+export { AIO_COUNTERS } from "./runtime/providers/aio/lifecycle.ts";
 export type { FileInfo } from "./runtime/providers/io/fileinfo.ts";
 export type { EventHeader } from "./runtime/codegen/fields.ts";
 export { LambdaError } from "./runtime/lambda/ir.ts";
@@ -131,6 +147,32 @@ export const syscall = {
 export const io = {
   on<P extends IoProbe>(probe: P, handler?: Handler<IoEvents[P]>): Stream<IoEvents[P]> {
     const s = stream<IoEvents[P]>(ioRequest(probe));
+    if (handler) s.on(handler);
+    return s;
+  },
+};
+
+/** An aio probe name and its event. */
+export type AioProbe = "reap" | "uring" | `${AioSyscall}:${"entry" | "return"}`;
+type AioSyscall = (typeof AIO_SYSCALLS)[number];
+type AioEventOf<P extends string> = P extends "reap" ? AioReapEvent
+  : P extends "uring" ? UringEvent
+  : P extends `${infer S}:${infer Side}` ? SyscallEvent<`${S}:${Side}`> & AioDecoded
+  : never;
+
+/**
+ * Linux native AIO: `aio.on("reap")` gives one event per request from io_submit to its reap
+ * (`latencyNs`, `op`, `fd`, `path`, `bytes`, `res`); `aio.on("uring")` the same for io_uring
+ * requests until the kernel posts their completion; `aio.on("io_submit:entry", h, { decode:
+ * true })` and the other AIO syscalls with Tracee's argument names and decoded contents.
+ */
+export const aio = {
+  on<P extends AioProbe>(
+    probe: P,
+    handler?: Handler<AioEventOf<P>>,
+    options?: AioProbeOptions,
+  ): Stream<AioEventOf<P>> {
+    const s = stream<AioEventOf<P>>(aioRequest(probe, options));
     if (handler) s.on(handler);
     return s;
   },

@@ -90,6 +90,8 @@ export interface RunSummary {
   /** The aggregations as they were at the end. */
   aggregations: AggregationData[];
   spans: SpanSummary[];
+  /** Counters providers keep in the kernel (e.g. "aio.submitted"), summed over CPUs. */
+  counters: Record<string, number>;
 }
 
 /** Called with each event of a probe. */
@@ -226,6 +228,7 @@ export class Session {
       };
       const deadline = started + durationMs;
       let nextInterval = started + intervalMs;
+      let nextTick = started + 1000;
       while (this.#stopReason === undefined) {
         const now = performance.now();
         if (now >= deadline) {
@@ -235,6 +238,10 @@ export class Session {
         if (child?.exited) {
           this.stop("command");
           break;
+        }
+        if (now >= nextTick) {
+          for (const tick of p.tick) tick(maps);
+          nextTick = now + 1000;
         }
         if (now >= nextInterval) {
           aggregations.interval(options);
@@ -254,6 +261,7 @@ export class Session {
       // Detach first so nothing new arrives, then hand over what is already queued.
       resources.unlink();
       ring?.drain(dispatch);
+      for (const tick of p.tick) tick(maps);
       for (const a of p.aggregations) this.#final.set(a.request, aggregations.read(a.request)!);
       this.#live = this.#clear = undefined;
       const byProbe: Record<string, number> = {};
@@ -268,6 +276,9 @@ export class Session {
         commandExitCode: child?.exited ? (await child.status).code : undefined,
         aggregations: [...this.#final.values()],
         spans: aggregations.spans(),
+        counters: Object.fromEntries(
+          [...p.counters].map(([name, slot]) => [name, aggregations.counter(slot)]),
+        ),
       };
       if (options.printAggregations ?? true) aggregations.print(summary.aggregations);
       report(summary, options);

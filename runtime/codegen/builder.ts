@@ -42,6 +42,8 @@ export class StackOverflowError extends Error {
 /** Builds one program's instructions. */
 export class ProgramBuilder {
   readonly items: Item[] = [];
+  /** Stack slot of the current element's index while a repeated body runs (see HookPlan). */
+  loopIndex: number | undefined;
   #labels = 0;
   #stack = 0;
   #counterKey: number | undefined;
@@ -99,20 +101,19 @@ export class ProgramBuilder {
   }
 
   /**
-   * Adds 1 to entry `index` of a per-CPU array of u64 counters. No atomic needed: a CPU's
-   * value is only written by programs on that CPU, which do not interrupt each other.
+   * Adds 1 (or the u64 in stack slot `by`) to entry `index` of a per-CPU array of u64
+   * counters. No atomic needed: a CPU's value is only written by programs on that CPU, which
+   * do not interrupt each other.
    */
-  increment(map: string, index = 0): this {
+  increment(map: string, index = 0, by?: number): this {
     this.#counterKey ??= this.alloc(8);
     const done = this.fresh("inc_done");
     this.emit(st("DW", R10, this.#counterKey, index));
     this.lookup(map, this.#counterKey, done);
-    return this.emit(
-      ldx("DW", R1, R0, 0),
-      alu64("ADD", R1, imm(1)),
-      stx("DW", R0, 0, R1),
-      label(done),
-    );
+    this.emit(ldx("DW", R1, R0, 0));
+    if (by === undefined) this.emit(alu64("ADD", R1, imm(1)));
+    else this.emit(ldx("DW", R2, R10, by), alu64("ADD", R1, R2));
+    return this.emit(stx("DW", R0, 0, R1), label(done));
   }
 
   /** `return 0` */

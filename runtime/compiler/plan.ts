@@ -15,7 +15,7 @@ import { taskField } from "../codegen/btf_field.ts";
 import { followProgram } from "../codegen/follow_program.ts";
 import type { Filter } from "../codegen/probe_program.ts";
 import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
-import type { Expr, FieldInfo, FieldResolver } from "../lambda/ir.ts";
+import { type Expr, type FieldInfo, type FieldResolver, LambdaError } from "../lambda/ir.ts";
 import { eventReads } from "../lambda/reads.ts";
 import type { ProbeRequest, ProbeSite, ProgramPlan } from "../providers/provider.ts";
 import { tracepointFormat } from "../providers/tracepoint.ts";
@@ -107,6 +107,10 @@ export interface Plan {
   sites: Array<{ site: CompiledSite; consumers: Consumer[] }>;
   /** Fill maps the programs read, once the maps exist (see `ProbeSite.prepare`). */
   prepare: Array<(maps: ReadonlyMap<string, BpfMap>) => void>;
+  /** Upkeep of the sites' maps while the session runs (see `ProbeSite.tick`). */
+  tick: Array<(maps: ReadonlyMap<string, BpfMap>) => void>;
+  /** Counter slots providers asked for, by name. */
+  counters: ReadonlyMap<string, number>;
 }
 
 /** Names of the maps every session may have. */
@@ -155,6 +159,12 @@ function resolverOf(view: Omit<View, "resolve" | "predicates">, stringSize: numb
   return (path): FieldInfo | undefined => {
     const f = findField(view, path, stringSize);
     if (f?.type) return { type: f.type };
+    if (f) {
+      throw new LambdaError(
+        "the field is decoded in JavaScript and cannot be used in the kernel",
+        `e.${path.join(".")}`,
+      );
+    }
     const c = constants.get(join(path));
     return c === undefined ? undefined : { constant: c };
   };
@@ -251,11 +261,21 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     return spec.name;
   };
   let counters = DROPPED_COUNTER + 1;
+  const named = new Map<string, number>();
   const sites = new Map<string, Entry[]>();
   const entriesOf = (request: ProbeRequest): Entry[] => {
     let entries = sites.get(request.key);
     if (!entries) {
-      const ctx = { filter: options.filter, stringSize: options.stringSize, map: declare };
+      const ctx = {
+        filter: options.filter,
+        stringSize: options.stringSize,
+        map: declare,
+        counter: (name: string) => {
+          if (!named.has(name)) named.set(name, counters++);
+          return named.get(name)!;
+        },
+        counters: SessionMaps.counters,
+      };
       entries = request.sites(ctx).map((site) => ({ site, ends: [], consumers: [] }));
       sites.set(request.key, entries);
     }
@@ -431,13 +451,6 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
   if (filter.pidsMap) {
     declare({ name: filter.pidsMap, type: "hash", keySize: 4, valueSize: 8, maxEntries: 8192 });
   }
-  declare({
-    name: SessionMaps.counters,
-    type: "percpu_array",
-    keySize: 4,
-    valueSize: 8,
-    maxEntries: counters,
-  });
   const zeroSize = Math.max(8, ...aggregations.map((a) => valueSize(a.plan.kind, a.plan.range)));
   if (aggregations.length) {
     declare({
@@ -463,6 +476,14 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     site: compileSite(s.site, s.ends, s.consumers, shared, filter),
     consumers: s.consumers,
   }));
+  // Sized once every program is generated: generating them may name more counters.
+  declare({
+    name: SessionMaps.counters,
+    type: "percpu_array",
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: counters,
+  });
   const scratchSize = Math.max(8, ...compiled.map((c) => c.site.scratchSize));
   declare({
     name: SessionMaps.scratch,
@@ -500,6 +521,8 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     spans: [...spans.entries()].map(([r, s]) => ({ name: r.name, plan: s.plan })),
     sites: compiled,
     prepare: live.flatMap((e) => e.site.prepare ? [e.site.prepare] : []),
+    tick: live.flatMap((e) => e.site.tick ? [e.site.tick] : []),
+    counters: named,
   };
 }
 

@@ -20,6 +20,7 @@ import {
   mov64,
   R0,
   R1,
+  R10,
   R2,
   R3,
   R4,
@@ -164,6 +165,7 @@ export function compileSite(
   );
   // What is read: fields of every expression (span keys included) and of every stream.
   const wanted = new Set<string>();
+  for (const e of site.requires ?? []) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
   for (const c of consumers) {
     for (const e of exprsOf(c)) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
     if (c.action.kind === "stream") c.action.fields.forEach((f) => wanted.add(key(f.record)));
@@ -209,6 +211,28 @@ export function compileSite(
   const scratchSize = keyArea + keyRoom;
 
   const body = (b: ProgramBuilder) => {
+    const repeat = site.hook.repeat;
+    if (!repeat) return once(b);
+    // for (i = 0; i < min(count, max); i++) once(); the verifier walks each of max rounds.
+    const index = b.alloc(8);
+    const count = b.alloc(8);
+    const top = b.fresh("each");
+    const end = b.fresh("each_end");
+    repeat.count(b);
+    b.emit(stx("DW", R10, count, R0), st("DW", R10, index, 0)).mark(top);
+    b.emit(
+      ldx("DW", R1, R10, index),
+      ldx("DW", R2, R10, count),
+      jmp("JSGE", R1, R2, end),
+      jmp("JSGE", R1, imm(repeat.max), end),
+    );
+    b.loopIndex = index;
+    once(b);
+    b.loopIndex = undefined;
+    b.emit(ldx("DW", R1, R10, index), alu64("ADD", R1, imm(1)), stx("DW", R10, index, R1));
+    b.emit(ja(top)).mark(end);
+  };
+  const once = (b: ProgramBuilder) => {
     const exprs = new ExprCompiler(b, locate);
     const derivedNames = new Set(derived.map((f) => key(f.path)));
     for (const [name, slot] of slots) {
@@ -217,7 +241,7 @@ export function compileSite(
     for (const end of spanEnds) emitSpanEnd(b, exprs, locate, end, keyArea, maps.counters);
     for (const c of consumers) {
       const skip = b.fresh("next_consumer");
-      for (const p of c.predicates) exprs.test(p, skip);
+      for (const p of [...site.requires ?? [], ...c.predicates]) exprs.test(p, skip);
       emitAction(b, exprs, locate, c.action, keyArea, layout.recordSize, maps);
       b.mark(skip);
     }

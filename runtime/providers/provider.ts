@@ -23,6 +23,10 @@ export interface SiteContext {
   stringSize: number;
   /** Declares a map the programs refer to by the returned name (same name: same map). */
   map(spec: MapSpec): string;
+  /** The slot of a named counter in the session's per-CPU counter map (same name: same slot). */
+  counter(name: string): number;
+  /** The session's per-CPU counter map, for `ProgramBuilder.increment`. */
+  counters: string;
 }
 
 /** One program to load and how to attach it. */
@@ -45,6 +49,12 @@ export interface HookPlan {
   guard?: (b: ProgramBuilder, skip: string) => void;
   /** Whose pid and comm the process filter checks, when not the current task's. */
   subject?: FilterSubject;
+  /**
+   * Runs the consumers once per element of something the event carries (the io_events one
+   * io_getevents reaped): `count` leaves the number in R0, at most `max` are handled, and
+   * the element's index is in the stack slot `ProgramBuilder.loopIndex` while captures run.
+   */
+  repeat?: { max: number; count(b: ProgramBuilder): void };
 }
 
 /** A probe ready to compile. */
@@ -56,6 +66,8 @@ export interface ProbeSite {
   hook: HookPlan;
   /** Programs the probe needs besides its hook (e.g. saving arguments at syscall entry). */
   companions: ProgramPlan[];
+  /** Predicates every consumer of the site gets: its events exist only where they hold. */
+  requires?: Expr[];
   /**
    * True when predicates (all of which must hold) rule out every event of this site, e.g. a
    * device the site never sees: the compiler then leaves the consumer out of it.
@@ -63,6 +75,8 @@ export interface ProbeSite {
   excludes?: (predicates: readonly Expr[]) => boolean;
   /** Fills maps the programs read (e.g. mount points) once they exist, before attaching. */
   prepare?: (maps: ReadonlyMap<string, BpfMap>) => void;
+  /** Upkeep of its maps, about once a second while the session runs and once at its end. */
+  tick?: (maps: ReadonlyMap<string, BpfMap>) => void;
 }
 
 /** A probe the user asked for, set up when the session starts. */

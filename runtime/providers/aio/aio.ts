@@ -1,0 +1,268 @@
+/**
+ * The aio provider: Linux native AIO traced like Tracee, and timed per request.
+ *
+ * - `io_setup`, `io_destroy`, `io_submit`, `io_cancel`, `io_getevents`, `io_pgetevents`, each
+ *   `:entry` and `:return`, with Tracee's argument names (`ctx_id`, `ctx_idp`, `min_nr`, `nr`,
+ *   `events`, `timeout`, `usig`, `iocbpp`, `iocb`, `result`, `nr_events`); with
+ *   `{ decode: true }` also the contents behind them (see `decoded.ts`).
+ * - `reap`: one event per request, submit to reap (see `lifecycle.ts`).
+ * - `uring`: one event per io_uring request, from `io_uring_submit_req` to
+ *   `io_uring_complete`: until the kernel posts the completion, which differs from libaio's
+ *   "until reaped".
+ *
+ * @module
+ */
+import { imm, jmp, ldx, R0, R10, R6, stx } from "../../../bpf/asm/mod.ts";
+import { attachTracepoint } from "../../../bpf/link.ts";
+import type { Program } from "../../../bpf/program.ts";
+import type { ProgramBuilder } from "../../codegen/builder.ts";
+import {
+  copyFrom,
+  type EventHeader,
+  field,
+  headerFields,
+  latencyFromState,
+} from "../../codegen/fields.ts";
+import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/probe_program.ts";
+import type { ProbeRequest, ProbeSite, SiteContext } from "../provider.ts";
+import { parseSyscallProbe, syscallSite } from "../syscall.ts";
+import { tracepointFormat } from "../tracepoint.ts";
+import type { Iocb, IoEvent, SigSet } from "./abi.ts";
+import { eventsField, iocbsField, timeoutField, usigField } from "./decoded.ts";
+import { reapSites } from "./lifecycle.ts";
+
+/** The AIO syscalls. */
+export const AIO_SYSCALLS = [
+  "io_setup",
+  "io_destroy",
+  "io_submit",
+  "io_cancel",
+  "io_getevents",
+  "io_pgetevents",
+] as const;
+
+/** Tracee's names for arguments the kernel's formats name otherwise. */
+const TRACEE_NAMES: Readonly<Record<string, Record<string, string>>> = {
+  io_setup: { ctxp: "ctx_idp" },
+  io_destroy: { ctx: "ctx_id" },
+};
+
+/** One request, submitted with io_submit and reaped with io_getevents or io_pgetevents. */
+export interface AioReapEvent extends EventHeader {
+  probe: "aio:reap";
+  /** io_submit's return to the reaping call's return (as fio's clat), in nanoseconds. */
+  latencyNs: number;
+  /** The request's `aio_data`. */
+  data: bigint;
+  /** The iocb's user address (the request's identity). */
+  iocb: bigint;
+  /** The result: bytes transferred, or a negative errno. */
+  res: number;
+  res2: number;
+  /** `IOCB_CMD_*` number, and its name ("PREAD"). */
+  opcode: number;
+  op: string;
+  fd: number;
+  /** The fd's file, from /proc when the event is decoded ("" when gone). */
+  path: string;
+  /** Bytes asked for, and the file offset. */
+  bytes: number;
+  offset: number;
+}
+
+/** One io_uring request, from submission until the kernel posted its completion. */
+export interface UringEvent extends EventHeader {
+  probe: "aio:uring";
+  latencyNs: number;
+  /** `IORING_OP_*` number, and its name as the kernel spells it. */
+  opcode: number;
+  op: string;
+  res: number;
+  user_data: bigint;
+  ctx: bigint;
+}
+
+/** Contents decoded with `{ decode: true }`, by syscall. */
+export interface AioDecoded {
+  /** io_submit: the iocbs (at return: those submitted). */
+  iocbs?: Iocb[];
+  /** io_getevents, io_pgetevents return: the io_events reaped. */
+  events?: IoEvent[];
+  /** io_getevents, io_pgetevents: the timeout in seconds, null for none. */
+  timeout?: number | null;
+  /** io_pgetevents: the signal set, null for none. */
+  usig?: SigSet | null;
+}
+
+/** Options of an AIO syscall probe. */
+export interface AioProbeOptions {
+  /** Copy and decode what the pointer arguments point to. */
+  decode?: boolean;
+}
+
+/** An AIO syscall probe, with Tracee's argument names and decoded contents when asked. */
+function syscallProbeSite(spec: string, ctx: SiteContext, decode: boolean): ProbeSite {
+  const { syscall, side } = parseSyscallProbe(spec);
+  const site = syscallSite(syscall, side, ctx);
+  const names = TRACEE_NAMES[syscall] ?? {};
+  const fields = site.fields.map((f) =>
+    f.path[0] === "args" && names[f.path[1]] ? { ...f, path: ["args", names[f.path[1]]] } : f
+  );
+  const from = side === "entry" ? "ctx" : "state";
+  if (decode && syscall === "io_submit") fields.push(iocbsField(from));
+  if (decode && (syscall === "io_getevents" || syscall === "io_pgetevents")) {
+    fields.push(timeoutField(from));
+    if (side === "return") fields.push(eventsField());
+  }
+  if (decode && syscall === "io_pgetevents") fields.push(usigField(from));
+  return { ...site, name: `aio:${syscall}:${side}`, fields };
+}
+
+/** io_uring requests: the submit saves time and opcode by request, the completion times it. */
+function uringSite(ctx: SiteContext): ProbeSite {
+  const submit = tracepointFormat("io_uring", "io_uring_submit_req");
+  const complete = tracepointFormat("io_uring", "io_uring_complete");
+  const at = (f: typeof submit, name: string) => f.fields.find((x) => x.name === name)!.offset;
+  const map = ctx.map({
+    name: "aio_uring",
+    type: "hash",
+    keySize: 8,
+    valueSize: stateValueSize(1),
+    maxEntries: 65536,
+  });
+  const keyOf = (f: typeof submit) => (b: ProgramBuilder) =>
+    b.emit(ldx("DW", R0, R6, at(f, "req")));
+  // Auxiliary completions (req 0) belong to no request.
+  const guard = (f: typeof submit) => (b: ProgramBuilder, skip: string) =>
+    b.emit(ldx("DW", R0, R6, at(f, "req")), jmp("JEQ", R0, imm(0), skip));
+  const save: ThreadState = {
+    map,
+    mode: "save",
+    capacity: 1,
+    words: 1,
+    key: keyOf(submit),
+    fill: (b, slot) => b.emit(ldx("B", R0, R6, at(submit, "opcode")), stx("DW", R10, slot, R0)),
+  };
+  const load: ThreadState = {
+    map,
+    mode: "load",
+    capacity: 1,
+    key: keyOf(complete),
+    required: true,
+  };
+  const u = (size: 1 | 4 | 8, signed = false) => ({ type: "int", size, signed }) as const;
+  return {
+    name: "aio:uring",
+    fields: [
+      ...headerFields(),
+      field(["latencyNs"], { type: "latency" }, latencyFromState()),
+      field(["opcode"], u(8), copyFrom("state", 8, 8)),
+      { ...field(["op"], u(8), copyFrom("state", 8, 8)), type: undefined, transform: uringOpName },
+      field(["res"], u(4, true), copyFrom("ctx", at(complete, "res"), 4), 4),
+      field(["user_data"], { type: "pointer" }, copyFrom("ctx", at(complete, "user_data"), 8)),
+      field(["ctx"], { type: "pointer" }, copyFrom("ctx", at(complete, "ctx"), 8)),
+    ],
+    constants: [{ path: ["probe"], constant: "aio:uring" }],
+    hook: {
+      name: "aio_uring_done",
+      type: "tracepoint",
+      attach: (p: Program) => attachTracepoint(p, complete.id, "io_uring:io_uring_complete"),
+      guard: guard(complete),
+      state: load,
+    },
+    companions: [{
+      name: "aio_uring_sub",
+      type: "tracepoint",
+      instructions: probeProgram({ filter: ctx.filter, guard: guard(submit), state: save }),
+      attach: (p: Program) => attachTracepoint(p, submit.id, "io_uring:io_uring_submit_req"),
+    }],
+  };
+}
+
+/** `IORING_OP_*` names, in the kernel's order (include/uapi/linux/io_uring.h). */
+const URING_OPS = [
+  "NOP",
+  "READV",
+  "WRITEV",
+  "FSYNC",
+  "READ_FIXED",
+  "WRITE_FIXED",
+  "POLL_ADD",
+  "POLL_REMOVE",
+  "SYNC_FILE_RANGE",
+  "SENDMSG",
+  "RECVMSG",
+  "TIMEOUT",
+  "TIMEOUT_REMOVE",
+  "ACCEPT",
+  "ASYNC_CANCEL",
+  "LINK_TIMEOUT",
+  "CONNECT",
+  "FALLOCATE",
+  "OPENAT",
+  "CLOSE",
+  "FILES_UPDATE",
+  "STATX",
+  "READ",
+  "WRITE",
+  "FADVISE",
+  "MADVISE",
+  "SEND",
+  "RECV",
+  "OPENAT2",
+  "EPOLL_CTL",
+  "SPLICE",
+  "PROVIDE_BUFFERS",
+  "REMOVE_BUFFERS",
+  "TEE",
+  "SHUTDOWN",
+  "RENAMEAT",
+  "UNLINKAT",
+  "MKDIRAT",
+  "SYMLINKAT",
+  "LINKAT",
+  "MSG_RING",
+  "FSETXATTR",
+  "SETXATTR",
+  "FGETXATTR",
+  "GETXATTR",
+  "SOCKET",
+  "URING_CMD",
+  "SEND_ZC",
+  "SENDMSG_ZC",
+  "READ_MULTISHOT",
+  "WAITID",
+  "FUTEX_WAIT",
+  "FUTEX_WAKE",
+  "FUTEX_WAITV",
+  "FIXED_FD_INSTALL",
+  "FTRUNCATE",
+  "BIND",
+  "LISTEN",
+];
+
+function uringOpName(op: unknown): string {
+  return URING_OPS[Number(op)] ?? `OP_${op}`;
+}
+
+/** A request for aio probe `probe`: "reap", "uring", or "io_submit:entry" and the like. */
+export function aioRequest(probe: string, options: AioProbeOptions = {}): ProbeRequest {
+  const name = `aio:${probe}`;
+  const sites = (ctx: SiteContext): ProbeSite[] =>
+    probe === "reap"
+      ? reapSites(ctx)
+      : probe === "uring"
+      ? [uringSite(ctx)]
+      : [syscallProbeSite(probe, ctx, options.decode ?? false)];
+  // Checked now, so a misspelled probe fails where it is written.
+  if (probe !== "reap" && probe !== "uring") {
+    const { syscall } = parseSyscallProbe(probe);
+    if (!(AIO_SYSCALLS as readonly string[]).includes(syscall)) {
+      throw new TypeError(
+        `Unknown aio probe '${probe}': use reap, uring, or ${AIO_SYSCALLS.join(", ")} ` +
+          `with :entry or :return`,
+      );
+    }
+  }
+  return { name, key: `${name} ${options.decode ? "decoded" : ""}`, sites };
+}
