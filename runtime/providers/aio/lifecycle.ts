@@ -186,7 +186,7 @@ function cancelRecorder(ctx: SiteContext): ProgramPlan[] {
 }
 
 /** io_destroy's entry: marks the context, for the session to remove its requests. */
-function destroyRecorder(ctx: SiteContext): ProgramPlan {
+function destroyRecorder(): ProgramPlan {
   const enter = tracepointFormat("syscalls", "sys_enter_io_destroy");
   const b = new ProgramBuilder();
   const key = b.alloc(16);
@@ -350,7 +350,7 @@ export function reapSites(ctx: SiteContext): ProbeSite[] {
     maxEntries: 65536,
   });
   ctx.map({ name: DESTROYED, type: "hash", keySize: 16, valueSize: 8, maxEntries: 1024 });
-  const recorders = [...submitRecorder(ctx), ...cancelRecorder(ctx), destroyRecorder(ctx)];
+  const recorders = [...submitRecorder(ctx), ...cancelRecorder(ctx), destroyRecorder()];
   const matched: Expr = {
     op: "compare",
     operator: "!=",
