@@ -155,9 +155,15 @@ export const io = {
 /** An aio probe name and its event. */
 export type AioProbe = "reap" | "uring" | `${AioSyscall}:${"entry" | "return"}`;
 type AioSyscall = (typeof AIO_SYSCALLS)[number];
+/** Arguments of an AIO syscall under Tracee's names. */
+type AioArgs<S extends AioSyscall> = S extends "io_setup"
+  ? Omit<SyscallArgs["io_setup"], "ctxp"> & { ctx_idp: bigint }
+  : S extends "io_destroy" ? Omit<SyscallArgs["io_destroy"], "ctx"> & { ctx_id: number }
+  : SyscallArgs[S];
 type AioEventOf<P extends string> = P extends "reap" ? AioReapEvent
   : P extends "uring" ? UringEvent
-  : P extends `${infer S}:${infer Side}` ? SyscallEvent<`${S}:${Side}`> & AioDecoded
+  : P extends `${infer S extends AioSyscall}:entry` ? SyscallEntryEvent<AioArgs<S>> & AioDecoded
+  : P extends `${infer S extends AioSyscall}:return` ? SyscallReturnEvent<AioArgs<S>> & AioDecoded
   : never;
 
 /**

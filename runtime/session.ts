@@ -229,6 +229,7 @@ export class Session {
       const deadline = started + durationMs;
       let nextInterval = started + intervalMs;
       let nextTick = started + 1000;
+      const ticked = new TickCounts();
       while (this.#stopReason === undefined) {
         const now = performance.now();
         if (now >= deadline) {
@@ -240,7 +241,7 @@ export class Session {
           break;
         }
         if (now >= nextTick) {
-          for (const tick of p.tick) tick(maps);
+          ticked.add(p.tick.map((tick) => tick(maps)));
           nextTick = now + 1000;
         }
         if (now >= nextInterval) {
@@ -261,7 +262,7 @@ export class Session {
       // Detach first so nothing new arrives, then hand over what is already queued.
       resources.unlink();
       ring?.drain(dispatch);
-      for (const tick of p.tick) tick(maps);
+      ticked.add(p.tick.map((tick) => tick(maps)));
       for (const a of p.aggregations) this.#final.set(a.request, aggregations.read(a.request)!);
       this.#live = this.#clear = undefined;
       const byProbe: Record<string, number> = {};
@@ -276,9 +277,12 @@ export class Session {
         commandExitCode: child?.exited ? (await child.status).code : undefined,
         aggregations: [...this.#final.values()],
         spans: aggregations.spans(),
-        counters: Object.fromEntries(
-          [...p.counters].map(([name, slot]) => [name, aggregations.counter(slot)]),
-        ),
+        counters: {
+          ...Object.fromEntries(
+            [...p.counters].map(([name, slot]) => [name, aggregations.counter(slot)]),
+          ),
+          ...ticked.counts,
+        },
       };
       if (options.printAggregations ?? true) aggregations.print(summary.aggregations);
       report(summary, options);
@@ -288,6 +292,18 @@ export class Session {
       signals.forEach((s) => Deno.removeSignalListener(s, onSignal));
       resources.close();
       child?.kill();
+    }
+  }
+}
+
+/** Counts providers' upkeep reports: summed, except "...inflight" (the last report wins). */
+class TickCounts {
+  readonly counts: Record<string, number> = {};
+  add(reports: Array<Record<string, number> | void>): void {
+    for (const report of reports) {
+      for (const [name, n] of Object.entries(report ?? {})) {
+        this.counts[name] = name.endsWith("inflight") ? n : (this.counts[name] ?? 0) + n;
+      }
     }
   }
 }

@@ -1,6 +1,6 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { type Aggregation, aio, AIO_COUNTERS, type AioReapEvent, run } from "../mod.ts";
-import { AioContext, alignedBuffer, Fd, PREAD } from "../runtime/workload/libaio.ts";
+import { AioContext, alignedBuffer, Fd, Pipe, POLL, PREAD } from "../runtime/workload/libaio.ts";
 import { withFilesystem } from "./fixtures/filesystem.ts";
 
 const IOS = 4096;
@@ -171,4 +171,40 @@ Deno.test("io_pgetevents arguments decode to what the program passed", async () 
     usig: { mask: ["SIGUSR1", "SIGUSR2"], size: 8 },
   }]);
   equal(returns, [{ ret: 1, events: [{ data: 0xfeedn, obj: iocb, res: 4096, res2: 0 }] }]);
+});
+
+Deno.test("partial submits, cancels and destroyed contexts leave nothing behind", async () => {
+  const reaps: { op: string; res: number; iocb: bigint }[] = [];
+  aio.on("reap", (e) => reaps.push({ op: e.op, res: e.res, iocb: e.iocb }));
+  const stop = new AbortController();
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => attached = r);
+  const session = run({ pid: Deno.pid, signal: stop.signal, onAttached: attached });
+  await ready;
+  let cancelled = 0n;
+  try {
+    using pipe = new Pipe();
+    {
+      using ctx = new AioContext(8);
+      // A poll on an empty pipe stays in flight; the third iocb has a bad fd, so io_submit
+      // takes only the first two.
+      const poll = (fd: number) => ({ opcode: POLL, fd, buf: 1n, nbytes: 0, offset: 0, data: 7n });
+      equal(ctx.submit([poll(pipe.read), poll(pipe.read), poll(999_999)]), 2);
+      cancelled = ctx.iocbAddress(0);
+      const r = ctx.cancel(0);
+      ok(r === 0 || r === -115, `io_cancel: ${r}`); // -EINPROGRESS: the event still comes
+      equal(ctx.reap(1, 8, { timeoutSeconds: 1 }).map((e) => e.obj), [cancelled]);
+      // Destroyed with the second poll still in flight.
+    }
+    // The session sweeps destroyed contexts about once a second.
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    stop.abort();
+  }
+  const summary = await session;
+  equal(reaps.map((r) => [r.op, r.iocb]), [["POLL", cancelled]]);
+  equal(summary.counters[AIO_COUNTERS.submitted], 2, "only what io_submit took");
+  equal(summary.counters[AIO_COUNTERS.reaped], 1);
+  equal(summary.counters[AIO_COUNTERS.swept], 1, "the destroyed context's request");
+  equal(summary.counters[AIO_COUNTERS.inflight], 0, "nothing left behind");
 });

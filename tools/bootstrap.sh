@@ -47,8 +47,8 @@ ensure_tracefs() {
 
 # bootstrap [test]: everything a run needs, plus the test workload tools with "test".
 bootstrap() {
-  local pkgs=(libbpf1)
-  [ "${1:-}" = test ] && pkgs+=(bpftool fio libaio1 xfsprogs util-linux perl)
+  local pkgs=(libbpf1 libaio1)
+  [ "${1:-}" = test ] && pkgs+=(bpftool fio xfsprogs e2fsprogs util-linux perl)
   apt_install "${pkgs[@]}" || return 1
   ensure_deno || return 1
   ensure_tracefs

@@ -32,7 +32,8 @@ export interface Bucket {
 export type AggregationValue =
   | { kind: "count" | "sum" | "min" | "max" | "avg"; value: number }
   | { kind: "stats"; value: Stats }
-  | { kind: "hist" | "lhist"; buckets: Bucket[]; count: number };
+  /** Histograms: the buckets, and the stats of the values counted. */
+  | { kind: "hist" | "lhist"; buckets: Bucket[]; count: number; stats?: Stats };
 
 /** One key of an aggregation with its value. */
 export interface AggregationRow {
@@ -104,4 +105,25 @@ export function linearBucket(slot: number, count: number, r: LinearRange): Bucke
   if (slot === last) return { low: r.max, high: undefined, count };
   const low = r.min + (slot - 1) * r.step;
   return { low, high: Math.min(low + r.step, r.max), count };
+}
+
+/**
+ * The `q` quantile (0..1) of a histogram, interpolated linearly inside its bucket: exact to
+ * the bucket, an estimate within it. Undefined when the histogram is empty.
+ */
+export function quantile(buckets: readonly Bucket[], q: number): number | undefined {
+  const total = buckets.reduce((n, b) => n + b.count, 0);
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let seen = 0;
+  for (const b of buckets) {
+    if (b.count === 0) continue;
+    if (seen + b.count >= rank) {
+      const low = Number.isFinite(b.low) ? b.low : 0;
+      const high = b.high ?? low * 2;
+      return low + (high - low) * Math.max(0, rank - seen) / b.count;
+    }
+    seen += b.count;
+  }
+  return undefined;
 }

@@ -4,7 +4,7 @@
  * merges the CPUs' values. A key the full map cannot take is counted as a lost update.
  *
  * Values: count and sum keep one u64; min, max, avg and stats keep {count, sum, min, max};
- * hist and lhist keep one u64 per slot.
+ * hist and lhist keep those four, then one u64 per slot.
  *
  * @module
  */
@@ -38,6 +38,7 @@ import {
   linearSlots,
   LOG2_SLOTS,
   log2Bucket,
+  type Stats,
 } from "../aggregate/data.ts";
 import type { Expr, ValueType } from "../lambda/ir.ts";
 import type { ProgramBuilder } from "./builder.ts";
@@ -45,6 +46,8 @@ import type { ExprCompiler, Locate } from "./expr.ts";
 import { readCString } from "./decode.ts";
 
 const EEXIST = 17;
+/** {count, sum, min, max}: what min/max/avg/stats keep, and what histograms start with. */
+const STATS_SIZE = 32;
 
 /** The bytes of a key part: 8 for an integer, the field's size (rounded to 8) for a string. */
 function partSize(t: ValueType): number {
@@ -102,11 +105,11 @@ export function valueSize(kind: AggregationKind, range?: LinearRange): number {
     case "sum":
       return 8;
     case "hist":
-      return 8 * LOG2_SLOTS;
+      return STATS_SIZE + 8 * LOG2_SLOTS;
     case "lhist":
-      return 8 * linearSlots(range!);
+      return STATS_SIZE + 8 * linearSlots(range!);
     default:
-      return 32;
+      return STATS_SIZE;
   }
 }
 
@@ -187,37 +190,46 @@ function emitApply(b: ProgramBuilder, plan: AggregationPlan, valueAt: number): v
       return;
     case "hist":
     case "lhist":
+      // Histograms keep the stats too: mean and max come with the buckets at no extra lookup.
+      emitStats(b, valueAt);
       b.emit(ldx("DW", R1, R7, valueAt));
       if (plan.kind === "hist") emitLog2Slot(b, plan.value!.type);
       else emitLinearSlot(b, plan.range!);
       b.emit(alu64("LSH", R2, imm(3)), alu64("ADD", R0, R2));
-      bump(0);
+      bump(STATS_SIZE);
       return;
-    default: {
-      const first = b.fresh("first");
-      const notLower = b.fresh("not_lower");
-      const counted = b.fresh("counted");
-      b.emit(
-        ldx("DW", R1, R7, valueAt),
-        ldx("DW", R2, R0, 8),
-        alu64("ADD", R2, R1),
-        stx("DW", R0, 8, R2),
-        ldx("DW", R2, R0, 0),
-        jmp("JEQ", R2, imm(0), first),
-        ldx("DW", R3, R0, 16),
-        jmp("JSGE", R1, R3, notLower),
-        stx("DW", R0, 16, R1),
-      ).mark(notLower);
-      b.emit(
-        ldx("DW", R3, R0, 24),
-        jmp("JSLE", R1, R3, counted),
-        stx("DW", R0, 24, R1),
-        ja(counted),
-      ).mark(first);
-      b.emit(stx("DW", R0, 16, R1), stx("DW", R0, 24, R1)).mark(counted);
-      bump(0);
-    }
+    default:
+      emitStats(b, valueAt);
   }
+}
+
+/**
+ * Adds the value at R7 + `valueAt` to {count, sum, min, max} at R0 + 0..31 (R0 kept).
+ * Clobbers R1-R3.
+ */
+function emitStats(b: ProgramBuilder, valueAt: number): void {
+  const first = b.fresh("first");
+  const notLower = b.fresh("not_lower");
+  const counted = b.fresh("counted");
+  b.emit(
+    ldx("DW", R1, R7, valueAt),
+    ldx("DW", R2, R0, 8),
+    alu64("ADD", R2, R1),
+    stx("DW", R0, 8, R2),
+    ldx("DW", R2, R0, 0),
+    jmp("JEQ", R2, imm(0), first),
+    ldx("DW", R3, R0, 16),
+    jmp("JSGE", R1, R3, notLower),
+    stx("DW", R0, 16, R1),
+  ).mark(notLower);
+  b.emit(
+    ldx("DW", R3, R0, 24),
+    jmp("JSLE", R1, R3, counted),
+    stx("DW", R0, 24, R1),
+    ja(counted),
+  ).mark(first);
+  b.emit(stx("DW", R0, 16, R1), stx("DW", R0, 24, R1)).mark(counted);
+  b.emit(ldx("DW", R2, R0, 0), alu64("ADD", R2, imm(1)), stx("DW", R0, 0, R2));
 }
 
 /** R2 = log2 slot of R1 (see `log2Slot`), clamped for the verifier. Clobbers R3, R4. */
@@ -287,6 +299,18 @@ function mergeValue(
     for (let c = 0; c < cpus; c++) s += word(c, off);
     return Number(s);
   };
+  const stats = (): Stats => {
+    let min = Infinity;
+    let max = -Infinity;
+    for (let c = 0; c < cpus; c++) {
+      if (word(c, 0) === 0n) continue;
+      min = Math.min(min, Number(word(c, 16)));
+      max = Math.max(max, Number(word(c, 24)));
+    }
+    const count = total(0);
+    const sum = total(8);
+    return { count, sum, min, max, avg: count ? Math.trunc(sum / count) : 0 };
+  };
   switch (plan.kind) {
     case "count":
     case "sum":
@@ -297,25 +321,16 @@ function mergeValue(
       const buckets = [];
       let count = 0;
       for (let s = 0; s < slots; s++) {
-        const n = total(8 * s);
+        const n = total(STATS_SIZE + 8 * s);
         count += n;
         buckets.push(plan.kind === "hist" ? log2Bucket(s, n) : linearBucket(s, n, plan.range!));
       }
-      return { kind: plan.kind, buckets, count };
+      return { kind: plan.kind, buckets, count, stats: stats() };
     }
     default: {
-      let min = Infinity;
-      let max = -Infinity;
-      for (let c = 0; c < cpus; c++) {
-        if (word(c, 0) === 0n) continue;
-        min = Math.min(min, Number(word(c, 16)));
-        max = Math.max(max, Number(word(c, 24)));
-      }
-      const count = total(0);
-      const sum = total(8);
-      const stats = { count, sum, min, max, avg: count ? Math.trunc(sum / count) : 0 };
-      if (plan.kind === "stats") return { kind: "stats", value: stats };
-      return { kind: plan.kind, value: stats[plan.kind] };
+      const s = stats();
+      if (plan.kind === "stats") return { kind: "stats", value: s };
+      return { kind: plan.kind, value: s[plan.kind] };
     }
   }
 }

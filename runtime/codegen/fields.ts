@@ -44,6 +44,8 @@ export interface EventField {
   size: number;
   /** Emits code writing the value at R7 + `dst`; may clobber R0-R5. */
   capture(b: ProgramBuilder, dst: number): void;
+  /** Differs per element of a repeated event (see `HookPlan.repeat`); else captured once. */
+  perElement?: boolean;
   /** Bytes of another field that one capture fills with several (never captured alone). */
   partOf?: { path: string[]; offset: number };
   /** Turns the decoded value into what JavaScript sees (a device number into its name). */

@@ -108,7 +108,7 @@ export interface Plan {
   /** Fill maps the programs read, once the maps exist (see `ProbeSite.prepare`). */
   prepare: Array<(maps: ReadonlyMap<string, BpfMap>) => void>;
   /** Upkeep of the sites' maps while the session runs (see `ProbeSite.tick`). */
-  tick: Array<(maps: ReadonlyMap<string, BpfMap>) => void>;
+  tick: Array<(maps: ReadonlyMap<string, BpfMap>) => Record<string, number> | void>;
   /** Counter slots providers asked for, by name. */
   counters: ReadonlyMap<string, number>;
 }
@@ -521,7 +521,8 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     spans: [...spans.entries()].map(([r, s]) => ({ name: r.name, plan: s.plan })),
     sites: compiled,
     prepare: live.flatMap((e) => e.site.prepare ? [e.site.prepare] : []),
-    tick: live.flatMap((e) => e.site.tick ? [e.site.tick] : []),
+    // One site's upkeep serves every site sharing its maps.
+    tick: [...new Set(live.flatMap((e) => e.site.tick ? [e.site.tick] : []))],
     counters: named,
   };
 }

@@ -213,6 +213,7 @@ export function compileSite(
   const body = (b: ProgramBuilder) => {
     const repeat = site.hook.repeat;
     if (!repeat) return once(b);
+    capture(b, false);
     // for (i = 0; i < min(count, max); i++) once(); the verifier walks each of max rounds.
     const index = b.alloc(8);
     const count = b.alloc(8);
@@ -232,12 +233,18 @@ export function compileSite(
     b.emit(ldx("DW", R1, R10, index), alu64("ADD", R1, imm(1)), stx("DW", R10, index, R1));
     b.emit(ja(top)).mark(end);
   };
+  const derivedNames = new Set(derived.map((f) => key(f.path)));
+  /** Captures the fields that are the same for every element (all, when `each` is unset). */
+  const capture = (b: ProgramBuilder, each: boolean | undefined) => {
+    for (const [name, slot] of slots) {
+      const f = slot.field;
+      if (derivedNames.has(name) || f.partOf) continue;
+      if (each === undefined || (f.perElement ?? false) === each) f.capture(b, slot.offset);
+    }
+  };
   const once = (b: ProgramBuilder) => {
     const exprs = new ExprCompiler(b, locate);
-    const derivedNames = new Set(derived.map((f) => key(f.path)));
-    for (const [name, slot] of slots) {
-      if (!derivedNames.has(name) && !slot.field.partOf) slot.field.capture(b, slot.offset);
-    }
+    capture(b, b.loopIndex === undefined ? undefined : true);
     for (const end of spanEnds) emitSpanEnd(b, exprs, locate, end, keyArea, maps.counters);
     for (const c of consumers) {
       const skip = b.fresh("next_consumer");

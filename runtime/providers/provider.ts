@@ -75,8 +75,12 @@ export interface ProbeSite {
   excludes?: (predicates: readonly Expr[]) => boolean;
   /** Fills maps the programs read (e.g. mount points) once they exist, before attaching. */
   prepare?: (maps: ReadonlyMap<string, BpfMap>) => void;
-  /** Upkeep of its maps, about once a second while the session runs and once at its end. */
-  tick?: (maps: ReadonlyMap<string, BpfMap>) => void;
+  /**
+   * Upkeep of its maps, about once a second while the session runs and once at its end;
+   * returns counts for `RunSummary.counters` (added up, except names ending in "inflight",
+   * which are the last value: what was left at the end).
+   */
+  tick?: (maps: ReadonlyMap<string, BpfMap>) => Record<string, number> | void;
 }
 
 /** A probe the user asked for, set up when the session starts. */

@@ -11,6 +11,7 @@ const lib = () =>
     io_setup: { parameters: ["i32", "buffer"], result: "i32" },
     io_destroy: { parameters: ["u64"], result: "i32" },
     io_submit: { parameters: ["u64", "i64", "buffer"], result: "i32" },
+    io_cancel: { parameters: ["u64", "u64", "buffer"], result: "i32" },
     io_getevents: { parameters: ["u64", "i64", "i64", "buffer", "buffer"], result: "i32" },
     io_pgetevents: {
       parameters: ["u64", "i64", "i64", "buffer", "buffer", "buffer"],
@@ -36,8 +37,8 @@ function offHeap(size: number): Uint8Array {
   return new Uint8Array(new ArrayBuffer(Math.max(size, 128)), 0, size);
 }
 
-/** IOCB_CMD_PREAD and IOCB_CMD_PWRITE. */
-export const PREAD = 0, PWRITE = 1;
+/** IOCB_CMD_PREAD, IOCB_CMD_PWRITE and IOCB_CMD_POLL. */
+export const PREAD = 0, PWRITE = 1, POLL = 5;
 
 /** One request to submit. */
 export interface Request {
@@ -96,6 +97,11 @@ export class AioContext implements Disposable {
     return n;
   }
 
+  /** Cancels the request in iocb slot `i`; returns io_cancel's result (-EINPROGRESS: queued). */
+  cancel(i: number): number {
+    return libaio().io_cancel(this.id, this.#pointers[i], offHeap(32));
+  }
+
   /**
    * Reaps between `min` and `max` completions with io_getevents (or io_pgetevents when a
    * signal mask is given), waiting at most `timeoutSeconds` (forever when undefined).
@@ -148,6 +154,7 @@ const libc = () =>
   Deno.dlopen("libc.so.6", {
     open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
     close: { parameters: ["i32"], result: "i32" },
+    pipe: { parameters: ["buffer"], result: "i32" },
   }).symbols;
 let libcSymbols: ReturnType<typeof libc> | undefined;
 
@@ -166,6 +173,22 @@ export class Fd implements Disposable {
   }
   [Symbol.dispose](): void {
     libcSymbols!.close(this.fd);
+  }
+}
+
+/** A pipe's two fds (for requests that stay in flight: a poll on an empty pipe), closed on dispose. */
+export class Pipe implements Disposable {
+  readonly read: number;
+  readonly write: number;
+  constructor() {
+    libcSymbols ??= libc();
+    const fds = new Int32Array(2);
+    if (libcSymbols.pipe(new Uint8Array(fds.buffer)) < 0) throw new Error("pipe() failed");
+    [this.read, this.write] = fds;
+  }
+  [Symbol.dispose](): void {
+    libcSymbols!.close(this.read);
+    libcSymbols!.close(this.write);
   }
 }
 

@@ -60,6 +60,10 @@ export const AIO_COUNTERS = {
   lost: "aio.lost",
   cancelled: "aio.cancelled",
   overflow: "aio.batch_overflow",
+  /** Requests removed because their context was destroyed or their process exited. */
+  swept: "aio.swept",
+  /** Requests submitted and neither reaped nor swept when the session ended. */
+  inflight: "aio.inflight",
 } as const;
 
 /** Key {tgid, ctx_id, iocb}; value {submit time, fd (u32) and opcode (u32), nbytes, offset}. */
@@ -203,12 +207,15 @@ function destroyRecorder(): ProgramPlan {
   };
 }
 
-/** Removes requests of destroyed contexts and of processes that are gone. */
-function sweep(maps: ReadonlyMap<string, BpfMap>): void {
+/**
+ * Removes requests of destroyed contexts and of processes that are gone; says how many it
+ * removed and how many requests are still in flight.
+ */
+function sweep(maps: ReadonlyMap<string, BpfMap>): Record<string, number> {
   forgetPaths();
-  const inflight = maps.get(INFLIGHT);
-  const destroyed = maps.get(DESTROYED);
-  if (!inflight || !destroyed) return;
+  const inflight = maps.get(INFLIGHT)!;
+  const destroyed = maps.get(DESTROYED)!;
+  let swept = 0;
   const dead = new Set<string>();
   for (const key of [...destroyed.keys()]) {
     const v = new DataView(key.buffer);
@@ -228,8 +235,12 @@ function sweep(maps: ReadonlyMap<string, BpfMap>): void {
       }
       alive.set(tgid, exists);
     }
-    if (!alive.get(tgid) || dead.has(`${tgid}:${v.getBigUint64(8, true)}`)) inflight.delete(key);
+    if (!alive.get(tgid) || dead.has(`${tgid}:${v.getBigUint64(8, true)}`)) {
+      inflight.delete(key);
+      swept++;
+    }
   }
+  return { [AIO_COUNTERS.swept]: swept, [AIO_COUNTERS.inflight]: [...inflight.keys()].length };
 }
 
 /** Offsets in the one capture that reads a reaped io_event and its recorded submit. */
@@ -322,6 +333,7 @@ function reapFields(ctx: SiteContext): EventField[] {
       decoding: { type: "bytes", size: REAP.size },
       size: REAP.size,
       capture: (b, dst) => emitReap(b, ctx, dst),
+      perElement: true,
     },
     part("data", REAP.event + IO_EVENT.data, { type: "pointer" }),
     part("iocb", REAP.event + IO_EVENT.obj, { type: "pointer" }),

@@ -1,0 +1,132 @@
+/**
+ * The cost of timing every AIO request: fio libaio randread 4k, iodepth 32, direct, on a loop
+ * device over /dev/shm; rounds of no tracing, scripts/aio_latency.ts tracing fio, and a
+ * bpftrace script keeping per-iocb maps keyed the same way ({pid, ctx_id, iocb}), in turn;
+ * the IOPS each took against the untraced runs.
+ *
+ *   tools/run bench/aio_latency.ts [ROUNDS] [SECONDS]
+ */
+import { withLoopDevice } from "../tests/fixtures/loop_device.ts";
+
+const rounds = Number(Deno.args[0] ?? 3);
+const seconds = Number(Deno.args[1] ?? 5);
+const recipe = new URL("../scripts/aio_latency.ts", import.meta.url).pathname;
+
+function fioArgs(device: string, output: string): string[] {
+  return [
+    "--name=bench",
+    `--filename=${device}`,
+    "--rw=randread",
+    "--bs=4k",
+    "--iodepth=32",
+    "--ioengine=libaio",
+    "--direct=1",
+    `--runtime=${seconds}`,
+    "--time_based",
+    "--output-format=json",
+    `--output=${output}`,
+  ];
+}
+
+async function iops(output: string): Promise<number> {
+  return JSON.parse(await Deno.readTextFile(output)).jobs[0].read.iops;
+}
+
+async function untraced(device: string, output: string): Promise<number> {
+  const r = await new Deno.Command("fio", { args: fioArgs(device, output) }).output();
+  if (!r.success) throw new Error("fio failed");
+  return iops(output);
+}
+
+async function withRecipe(device: string, output: string): Promise<number> {
+  const command = ["fio", ...fioArgs(device, output)].join(" ");
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", recipe, "-c", command],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`aio_latency failed: ${new TextDecoder().decode(r.stderr)}`);
+  return iops(output);
+}
+
+// args->ret is read once before the loops: bpftrace 0.17 fails to load it inside unroll.
+const BPFTRACE = `
+tracepoint:syscalls:sys_enter_io_submit { @sctx[tid] = args->ctx_id; @iocbpp[tid] = args->iocbpp; }
+tracepoint:syscalls:sys_exit_io_submit /@iocbpp[tid]/ {
+  $n = args->ret; $i = 0;
+  unroll(32) {
+    if ($i < $n) {
+      $p = *(uint64 *)(@iocbpp[tid] + $i * 8);
+      @start[pid, @sctx[tid], $p] = nsecs;
+    }
+    $i++;
+  }
+  delete(@iocbpp[tid]); delete(@sctx[tid]);
+}
+tracepoint:syscalls:sys_enter_io_getevents { @ev[tid] = args->events; @gctx[tid] = args->ctx_id; }
+tracepoint:syscalls:sys_exit_io_getevents /@ev[tid]/ {
+  $n = args->ret; $i = 0;
+  unroll(32) {
+    if ($i < $n) {
+      $obj = *(uint64 *)(@ev[tid] + $i * 32 + 8);
+      $s = @start[pid, @gctx[tid], $obj];
+      if ($s) {
+        @usecs = hist((nsecs - $s) / 1000);
+        delete(@start[pid, @gctx[tid], $obj]);
+      }
+    }
+    $i++;
+  }
+  delete(@ev[tid]); delete(@gctx[tid]);
+}`;
+
+async function withBpftrace(device: string, output: string): Promise<number> {
+  const proc = new Deno.Command("bpftrace", {
+    args: ["-e", BPFTRACE],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("Attaching")) {
+    const { value, done } = await reader.read();
+    if (done) {
+      const err = await new Response(proc.stderr).text();
+      throw new Error(`bpftrace exited before attaching: ${err}`);
+    }
+    text += value;
+  }
+  // bpftrace prints "Attaching" before it attaches: give it a moment to finish.
+  await new Promise((r) => setTimeout(r, 500));
+  const result = await untraced(device, output);
+  proc.kill("SIGINT");
+  while (!(await reader.read()).done);
+  await proc.status;
+  return result;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+await withLoopDevice(256, async (loop) => {
+  const output = await Deno.makeTempFile();
+  try {
+    const base: number[] = [], ours: number[] = [], theirs: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      base.push(await untraced(loop.path, output));
+      ours.push(await withRecipe(loop.path, output));
+      theirs.push(await withBpftrace(loop.path, output));
+      console.error(
+        `round ${i + 1}: ${[base, ours, theirs].map((x) => x.at(-1)!.toFixed(0))} IOPS ` +
+          `(none, aio_latency, bpftrace)`,
+      );
+    }
+    const cost = (xs: number[]) =>
+      `${median(xs).toFixed(0)} (-${(100 * (1 - median(xs) / median(base))).toFixed(1)}%)`;
+    console.log(
+      `aio_latency: fio libaio randread 4k iodepth 32 on ${loop.name}: ` +
+        `${median(base).toFixed(0)} IOPS untraced; aio_latency ${cost(ours)}, bpftrace ` +
+        `${cost(theirs)}; medians of ${rounds} rounds of ${seconds} s`,
+    );
+  } finally {
+    await Deno.remove(output);
+  }
+});

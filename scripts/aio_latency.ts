@@ -1,0 +1,268 @@
+/**
+ * aio_latency: the latency of each Linux native AIO request, from io_submit to its reap by
+ * io_getevents or io_pgetevents (io_uring requests: until the kernel posts the completion),
+ * as log2 histograms in microseconds per process, file or opcode, like biolatency. Everything
+ * is counted in the kernel; only the histograms reach JavaScript.
+ *
+ *   deno run -A scripts/aio_latency.ts                 a built-in AIO workload, traced
+ *   deno run -A scripts/aio_latency.ts -p 1234 -i 1s   one process, a histogram each second
+ *   deno run -A scripts/aio_latency.ts -c "fio job.fio" --by fd
+ */
+import { parseArgs } from "node:util";
+import { type AggregationData, aio, AIO_COUNTERS, run, type RunSummary } from "../mod.ts";
+import { formatAggregation } from "../runtime/aggregate/print.ts";
+import { quantile } from "../runtime/aggregate/data.ts";
+import { fdPath } from "../runtime/providers/aio/abi.ts";
+import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../runtime/workload/libaio.ts";
+
+const USAGE = `usage: aio_latency.ts [options]
+Latency of Linux native AIO requests (io_submit to reap) and io_uring requests.
+
+  (no target)           run a built-in AIO workload (libaio, O_DIRECT) and trace it
+  --demo                the same, explicitly
+  -p, --pid PID         trace this process
+  -c, --command CMD     run CMD (through sh) and trace it and its children
+  -a, --all             trace every process, until Ctrl-C or --duration
+  -d, --duration D      stop after D (500ms, 10s, 2m)
+  -i, --interval I      print (and reset) the histograms every I
+  --by KEY              histograms per process (default), fd or opcode
+  --json                print JSON instead of text
+  -h, --help            this text`;
+
+const MODES = ["process", "fd", "opcode"] as const;
+type Mode = (typeof MODES)[number];
+
+function usage(message: string): never {
+  console.error(`aio_latency: ${message} (see --help)`);
+  Deno.exit(2);
+}
+
+function parse() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      options: {
+        demo: { type: "boolean" },
+        pid: { type: "string", short: "p" },
+        command: { type: "string", short: "c" },
+        all: { type: "boolean", short: "a" },
+        duration: { type: "string", short: "d" },
+        interval: { type: "string", short: "i" },
+        by: { type: "string", default: "process" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        workload: { type: "string" },
+      },
+    });
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  const o = parsed.values;
+  if (!MODES.includes(o.by as Mode)) usage(`--by '${o.by}' is not one of ${MODES.join(", ")}`);
+  const pid = o.pid === undefined ? undefined : Number(o.pid);
+  if (pid !== undefined && (!Number.isInteger(pid) || pid <= 0)) {
+    usage(`--pid '${o.pid}' is not a process id`);
+  }
+  if ([o.pid, o.command, o.all, o.demo].filter((x) => x !== undefined).length > 1) {
+    usage("give at most one of --pid, --command, --all, --demo");
+  }
+  return { ...o, by: o.by as Mode, pid };
+}
+
+/** The demo: random 4 KiB reads and writes at depth 8 with libaio on a temporary file. */
+function workload(path: string): void {
+  const size = 32 << 20;
+  const depth = 8;
+  const total = 4096;
+  {
+    using f = new Fd(path, { create: true });
+    void f;
+  }
+  Deno.truncateSync(path, size);
+  let fd;
+  try {
+    fd = new Fd(path, { direct: true });
+  } catch {
+    fd = new Fd(path); // a filesystem without O_DIRECT (tmpfs): buffered, still AIO
+  }
+  using file = fd;
+  using ctx = new AioContext(depth);
+  const buffers = Array.from({ length: depth }, () => alignedBuffer(4096));
+  for (let done = 0; done < total; done += depth) {
+    const requests = buffers.map((b, i) => ({
+      opcode: (done / depth + i) % 5 === 0 ? PWRITE : PREAD,
+      fd: file.fd,
+      buf: b.address,
+      nbytes: 4096,
+      offset: 4096 * Math.floor(Math.random() * (size / 4096)),
+      data: BigInt(done + i),
+    }));
+    const n = ctx.submit(requests);
+    for (let reaped = 0; reaped < n;) reaped += ctx.reap(1, n - reaped).length;
+  }
+}
+
+const opts = parse();
+if (opts.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+if (opts.workload) {
+  workload(opts.workload);
+  Deno.exit(0);
+}
+
+const demo = opts.pid === undefined && opts.command === undefined && !opts.all;
+let demoFile: string | undefined;
+let command: string[] | undefined;
+if (demo) {
+  demoFile = Deno.makeTempFileSync({ dir: "/var/tmp", prefix: "aio_latency-" });
+  command = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL(import.meta.url).pathname,
+    "--workload",
+    demoFile,
+  ];
+  if (!opts.json) console.error("aio_latency: tracing a built-in workload (libaio, 4096 requests)");
+} else if (opts.command) {
+  command = ["sh", "-c", opts.command];
+}
+
+const reaps = aio.on("reap");
+const uring = aio.on("uring");
+const clear = opts.interval !== undefined;
+// One histogram per key; it keeps count, sum, min and max beside its buckets.
+const micros = (e: { latencyNs: number }) => e.latencyNs / 1000;
+const hist = opts.by === "process"
+  ? reaps.hist(micros, { by: (e) => [e.comm, e.pid], clear })
+  : opts.by === "fd"
+  ? reaps.hist(micros, { by: (e) => [e.pid, e.fd], clear })
+  : reaps.hist(micros, { by: (e) => e.op, clear });
+const uringHist = uring.hist(micros, { by: (e) => e.opcode, clear });
+
+const URING_OPS: Record<number, string> = {
+  0: "NOP",
+  1: "READV",
+  2: "WRITEV",
+  3: "FSYNC",
+  22: "READ",
+  23: "WRITE",
+};
+
+function label(k: unknown[], kind: "aio" | "uring"): string {
+  if (kind === "uring") return `io_uring ${URING_OPS[k[0] as number] ?? `op ${k[0]}`}`;
+  switch (opts.by) {
+    case "process":
+      return `${k[0]} (pid ${k[1]})`;
+    case "fd":
+      return `pid ${k[0]} fd ${k[1]} ${fdPath(k[0] as number, k[1] as number) || "(closed)"}`;
+    case "opcode":
+      return String(k[0]);
+  }
+}
+
+interface Group {
+  kind: "aio" | "uring";
+  key: string;
+  count: number;
+  meanUs: number;
+  p50Us: number | undefined;
+  p99Us: number | undefined;
+  maxUs: number;
+  hist: AggregationData;
+}
+
+function groups(kind: "aio" | "uring", data: AggregationData | undefined): Group[] {
+  return (data?.rows ?? []).flatMap((row) => {
+    if (row.value.kind !== "hist" || !row.value.stats) return [];
+    const { buckets, stats } = row.value;
+    const name = `${kind} usecs, ${label(row.key, kind)}`;
+    return [{
+      kind,
+      key: label(row.key, kind),
+      count: stats.count,
+      meanUs: stats.sum / stats.count,
+      p50Us: quantile(buckets, 0.5),
+      p99Us: quantile(buckets, 0.99),
+      maxUs: stats.max,
+      hist: { ...data!, name, keyNames: [], rows: [{ key: [], value: row.value }] },
+    }];
+  });
+}
+
+const us = (x: number | undefined) =>
+  x === undefined ? "?" : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(1)} us`;
+
+/** What the counters say about requests this tool cannot time. */
+function blindSpot(counters: Record<string, number>): string | undefined {
+  const submitted = counters[AIO_COUNTERS.submitted] ?? 0;
+  const reaped = counters[AIO_COUNTERS.reaped] ?? 0;
+  if (submitted === 0 || reaped >= submitted * 0.5) return undefined;
+  return `${submitted - reaped} of ${submitted} requests submitted with io_submit were never ` +
+    `reaped with io_getevents or io_pgetevents: the application reaps completions from the ` +
+    `mapped ring in user space (e.g. fio --userspace_reap=1), which no syscall shows, so ` +
+    `their latency cannot be measured here`;
+}
+
+function report(counters: Record<string, number>, final: boolean): void {
+  const all = [...groups("aio", hist.read()), ...groups("uring", uringHist.read())];
+  const blind = blindSpot(counters);
+  if (opts.json) {
+    console.log(JSON.stringify({
+      groups: all.map((g) => ({
+        kind: g.kind,
+        key: g.key,
+        count: g.count,
+        mean_us: g.meanUs,
+        p50_us: g.p50Us,
+        p99_us: g.p99Us,
+        max_us: g.maxUs,
+        buckets: g.hist.rows[0].value.kind === "hist"
+          ? g.hist.rows[0].value.buckets.filter((b) => b.count).map((b) => ({
+            low: Number.isFinite(b.low) ? b.low : null,
+            high: b.high ?? null,
+            count: b.count,
+          }))
+          : [],
+      })),
+      counters,
+      blind_spot: blind ?? null,
+    }));
+    return;
+  }
+  if (all.length === 0 && final) console.log("aio_latency: no AIO request was reaped");
+  for (const g of all) {
+    console.log(formatAggregation(g.hist));
+    console.log(
+      `count ${g.count}, mean ${us(g.meanUs)}, p50 ${us(g.p50Us)}, p99 ${us(g.p99Us)}, ` +
+        `max ${us(g.maxUs)}\n`,
+    );
+  }
+  if (blind) console.log(`aio_latency: blind spot: ${blind}`);
+}
+
+let summary: RunSummary;
+try {
+  summary = await run({
+    pid: opts.pid,
+    command,
+    duration: opts.duration,
+    interval: opts.interval,
+    onInterval: () => report({}, false),
+    printAggregations: false,
+  });
+} finally {
+  if (demoFile) Deno.removeSync(demoFile);
+}
+report(summary.counters, true);
+if (!opts.json) {
+  const c = summary.counters;
+  console.error(
+    `aio_latency: ${c[AIO_COUNTERS.submitted] ?? 0} submitted, ${c[AIO_COUNTERS.reaped] ?? 0} ` +
+      `reaped and timed, ${c[AIO_COUNTERS.unmatched] ?? 0} reaped without a seen submit, ` +
+      `${c[AIO_COUNTERS.cancelled] ?? 0} cancelled, ${c[AIO_COUNTERS.lost] ?? 0} lost`,
+  );
+}
