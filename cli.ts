@@ -1,49 +1,233 @@
 /**
- * The tsprobe command line.
+ * The `probe` command: one-liners, probe listings and recipes.
  *
- *   tsprobe list [-v] [GLOB]     probes of this kernel, with argument types when -v
- *   tsprobe list --json [GLOB]   the same as JSON
+ *   probe -e 'syscall.on("read:return").hist((e) => e.ret)'    run a one-liner
+ *   probe -l 'io:*' -v                                         list probes with their arguments
+ *   probe run scripts/biolatency.ts -- -d 5s                   run a recipe file
+ *   probe run https://host/recipe.ts --integrity sha256-...    run a pinned remote recipe
+ *
+ * Exit codes: 0 done, 1 runtime failure (or a missing precondition), 2 usage error.
+ *
+ * @module
  */
 import { parseArgs } from "node:util";
+import {
+  aggregationJson,
+  explain,
+  formatAggregation,
+  LambdaError,
+  ProbeNotFoundError,
+  run,
+  type RunSummary,
+} from "./mod.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
+import { missingPreconditions } from "./cli/preconditions.ts";
+import { oneLinerModule } from "./cli/oneliner.ts";
+import { fetchRecipe, integrityOf } from "./cli/remote.ts";
 
-const USAGE = `usage: tsprobe <command> [options]
-commands:
-  list [-v] [--json] [GLOB]   list probes (syscall:NAME:entry|return, tracepoint:CAT:NAME),
-                              with argument names and C types when -v
+const USAGE = `usage:
+  probe -e CODE [options]        run a one-liner; every provider (syscall, tracepoint, io, aio,
+                                 span, exit, B) is in scope; aggregations print at exit
+  probe -l [PATTERN] [-v]        list probes (with argument names and types when -v)
+  probe run FILE|URL [--trust | --integrity sha256-HEX] [-- RECIPE ARGS...]
+                                 run a recipe; a URL runs only when pinned or trusted
 options:
-  -h, --help                  this text`;
+  -p, --pid PID                  trace this process
+  -c, --command CMD              run CMD (through sh), trace it and its children
+  -d, --duration D               stop after D (500ms, 10s, 2m)
+  -i, --interval I               print the aggregations every I
+  -o, --output FILE              write the output to FILE
+  --format text|json|ndjson      output format (default text)
+  --explain                      print what would be compiled and loaded, then exit
+  -h, --help                     this text
+exit codes: 0 done, 1 runtime failure, 2 usage error`;
 
-function fail(message: string): never {
-  console.error(`tsprobe: ${message}`);
-  Deno.exit(2);
-}
+class Usage extends Error {}
 
-const [command, ...rest] = Deno.args;
-if (command === undefined || command === "-h" || command === "--help" || command === "help") {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-if (command === "list") {
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      verbose: { type: "boolean", short: "v" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
+function options() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: {
+        eval: { type: "string", short: "e" },
+        list: { type: "boolean", short: "l" },
+        verbose: { type: "boolean", short: "v" },
+        pid: { type: "string", short: "p" },
+        command: { type: "string", short: "c" },
+        duration: { type: "string", short: "d" },
+        interval: { type: "string", short: "i" },
+        output: { type: "string", short: "o" },
+        format: { type: "string", default: "text" },
+        explain: { type: "boolean" },
+        trust: { type: "boolean" },
+        integrity: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new Usage((e as Error).message.split("\n")[0]);
   }
-  if (positionals.length > 1) fail("list takes at most one GLOB (quote it: 'syscall:open*')");
-  const probes = listProbes(positionals[0]);
-  if (probes.length === 0) fail(`no probe matches '${positionals[0]}'; try 'tsprobe list'`);
-  console.log(
-    values.json ? JSON.stringify(probes, null, 2) : formatListing(probes, !!values.verbose),
+}
+
+/** Where output goes: stdout or the -o file. */
+function writer(path: string | undefined): (text: string) => void {
+  if (!path) return (text) => console.log(text);
+  Deno.writeTextFileSync(path, "");
+  return (text) => Deno.writeTextFileSync(path, text + "\n", { append: true });
+}
+
+function printSummary(
+  summary: RunSummary,
+  format: string,
+  out: (text: string) => void,
+): void {
+  if (format === "text") {
+    for (const a of summary.aggregations) out(formatAggregation(a) + "\n");
+  } else if (format === "ndjson") {
+    for (const a of summary.aggregations) out(JSON.stringify(aggregationJson(a)));
+  } else {
+    out(JSON.stringify({
+      aggregations: summary.aggregations.map(aggregationJson),
+      events: summary.events,
+      dropped: summary.dropped,
+      counters: summary.counters,
+      reason: summary.reason,
+    }));
+  }
+}
+
+async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> {
+  const pid = o.pid === undefined ? undefined : Number(o.pid);
+  if (pid !== undefined && (!Number.isInteger(pid) || pid <= 0)) {
+    throw new Usage(`--pid '${o.pid}' is not a process id`);
+  }
+  const path = await oneLinerModule(o.eval!);
+  try {
+    try {
+      await import(`file://${path}`);
+    } catch (e) {
+      if (e instanceof SyntaxError || e instanceof TypeError) {
+        throw new Usage(`the one-liner does not run: ${e.message.split("\n")[0]}`);
+      }
+      throw e;
+    }
+    if (o.explain) {
+      writer(o.output)(explain());
+      return;
+    }
+    const out = writer(o.output);
+    const summary = await run({
+      pid,
+      command: o.command === undefined ? undefined : ["sh", "-c", o.command],
+      duration: o.duration,
+      interval: o.interval,
+      onInterval: o.interval === undefined ? undefined : (data) => {
+        const when = new Date().toTimeString().slice(0, 8);
+        if (o.format === "text") out(when);
+        printSummary(
+          { aggregations: data } as RunSummary,
+          o.format === "text" ? "text" : "ndjson",
+          out,
+        );
+      },
+      printAggregations: false,
+    });
+    printSummary(summary, o.format!, out);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]): Promise<number> {
+  const [target, ...rest] = args;
+  if (!target) throw new Usage("run needs a recipe FILE or URL");
+  const remote = /^https?:\/\//.test(target);
+  const env: Record<string, string> = {};
+  let hash = "";
+  if (remote) {
+    hash = await integrityOf(await fetchRecipe(target));
+    if (o.integrity !== undefined && o.integrity !== hash) {
+      throw new Usage(`${target} does not match --integrity ${o.integrity} (it is ${hash})`);
+    }
+    if (o.integrity === undefined && !o.trust) {
+      console.error(`probe: ${target} is not pinned; here is what it would run (${hash}):`);
+      env.TSPROBE_EXPLAIN = "1";
+    }
+  } else {
+    try {
+      Deno.statSync(target);
+    } catch {
+      throw new Usage(`no recipe file '${target}'`);
+    }
+  }
+  if (o.explain) env.TSPROBE_EXPLAIN = "1";
+  const child = new Deno.Command(Deno.execPath(), {
+    // A remote recipe is fetched again, so what runs is what was hashed; it is not recorded in
+    // the lockfile of whatever project the command runs in.
+    args: [
+      "run",
+      "-A",
+      ...(remote ? [`--reload=${new URL(target).origin}`, "--no-lock"] : []),
+      target,
+      ...rest,
+    ],
+    env,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const status = await child.status;
+  if (env.TSPROBE_EXPLAIN && !o.explain) {
+    console.error(
+      `probe: not run; to run it: probe run ${target} --integrity ${hash} (or --trust)`,
+    );
+    return 2;
+  }
+  return status.code;
+}
+
+async function main(): Promise<number> {
+  const { values: o, positionals } = options();
+  if (o.help || Deno.args.length === 0) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!["text", "json", "ndjson"].includes(o.format!)) {
+    throw new Usage(`--format '${o.format}' is not one of text, json, ndjson`);
+  }
+  if (o.list) {
+    if (positionals.length > 1) throw new Usage("-l takes at most one PATTERN (quote it)");
+    const probes = listProbes(positionals[0]);
+    if (probes.length === 0) throw new Usage(`no probe matches '${positionals[0]}'`);
+    writer(o.output)(
+      o.format === "text" ? formatListing(probes, !!o.verbose) : JSON.stringify(probes),
+    );
+    return 0;
+  }
+  const missing = missingPreconditions();
+  if (missing.length && !o.explain) {
+    for (const m of missing) console.error(`probe: ${m.what}: ${m.remedy}`);
+    return 1;
+  }
+  if (positionals[0] === "run") return await runRecipe(o, positionals.slice(1));
+  if (o.eval !== undefined) {
+    await oneLiner(o);
+    return 0;
+  }
+  throw new Usage(
+    positionals.length
+      ? `unknown command '${positionals[0]}'`
+      : "nothing to do: give -e, -l or run",
   );
-} else {
-  fail(`unknown command '${command}'; run 'tsprobe --help' for the list`);
+}
+
+try {
+  Deno.exit(await main());
+} catch (e) {
+  const usage = e instanceof Usage || e instanceof LambdaError || e instanceof ProbeNotFoundError;
+  console.error(
+    `probe: ${(e as Error).message.split("\n")[0]}${usage ? " (see probe --help)" : ""}`,
+  );
+  Deno.exit(usage ? 2 : 1);
 }

@@ -204,6 +204,11 @@ export function explain(options: RunOptions = {}): string {
  */
 export async function run(options: RunOptions = {}): Promise<RunSummary> {
   const s = current;
+  // `probe run --explain` (and unpinned remote recipes): show what would load, load nothing.
+  if (Deno.env.get("TSPROBE_EXPLAIN")) {
+    console.log(s.explain(options));
+    Deno.exit(0);
+  }
   try {
     return await s.run(options);
   } finally {

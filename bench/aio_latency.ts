@@ -84,15 +84,14 @@ async function withBpftrace(device: string, output: string): Promise<number> {
   const proc = new Deno.Command("bpftrace", {
     args: ["-e", BPFTRACE],
     stdout: "piped",
-    stderr: "piped",
+    stderr: "null",
   }).spawn();
   const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!text.includes("Attaching")) {
     const { value, done } = await reader.read();
     if (done) {
-      const err = await new Response(proc.stderr).text();
-      throw new Error(`bpftrace exited before attaching: ${err}`);
+      throw new Error("bpftrace exited before attaching (run its script by hand to see why)");
     }
     text += value;
   }
@@ -100,8 +99,11 @@ async function withBpftrace(device: string, output: string): Promise<number> {
   await new Promise((r) => setTimeout(r, 500));
   const result = await untraced(device, output);
   proc.kill("SIGINT");
+  // bpftrace prints its maps and exits; a stuck one is killed.
+  const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
   while (!(await reader.read()).done);
   await proc.status;
+  clearTimeout(killer);
   return result;
 }
 

@@ -84,8 +84,11 @@ async function withBpftrace(dev: number, device: string): Promise<number> {
   await new Promise((r) => setTimeout(r, 500));
   const iops = await fio(device);
   proc.kill("SIGINT");
+  // bpftrace prints its maps and exits; a stuck one is killed.
+  const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
   while (!(await reader.read()).done);
   await proc.status;
+  clearTimeout(killer);
   return iops;
 }
 

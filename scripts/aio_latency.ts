@@ -118,11 +118,14 @@ let demoFile: string | undefined;
 let command: string[] | undefined;
 if (demo) {
   demoFile = Deno.makeTempFileSync({ dir: "/var/tmp", prefix: "aio_latency-" });
+  // This same file runs the workload, wherever it came from (a path or a URL).
+  const remote = !import.meta.url.startsWith("file:");
   command = [
     Deno.execPath(),
     "run",
     "-A",
-    new URL(import.meta.url).pathname,
+    ...(remote ? ["--no-lock"] : []),
+    import.meta.url,
     "--workload",
     demoFile,
   ];

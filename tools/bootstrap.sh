@@ -52,5 +52,15 @@ bootstrap() {
   apt_install "${pkgs[@]}" || return 1
   ensure_deno || return 1
   ensure_tracefs
+  install_probe
   export DENO DENO_NO_UPDATE_CHECK=1
+}
+
+# Links tools/probe as /usr/local/bin/probe, so `probe -e ...` works from anywhere.
+install_probe() {
+  local here target=/usr/local/bin/probe
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/probe
+  [ "$(readlink -f "$target" 2>/dev/null)" = "$here" ] && return 0
+  [ -w /usr/local/bin ] && ln -sf "$here" "$target" && say "installed the probe command ($target)"
+  return 0
 }

@@ -1,0 +1,193 @@
+/**
+ * Recipes: one TypeScript file that declares its name, description and typed options once and
+ * gets `--help`, option validation (one-line errors, exit code 2) and the common tracing
+ * options (`-p`, `-c`, `-d`, `-i`, `--json`) for free.
+ *
+ * ```ts
+ * import { recipe } from "../recipe.ts";
+ * import { syscall } from "../mod.ts";
+ * await recipe({
+ *   name: "syscount",
+ *   description: "Top system calls by count",
+ *   options: { top: { type: "number", default: 10, help: "how many to show" } },
+ *   setup(o) { syscall.on("raw_syscalls...") ... },
+ * });
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { run, type RunOptions, type RunSummary } from "./mod.ts";
+
+/** One option a recipe declares. */
+export type OptionSpec =
+  | { type: "number"; short?: string; help: string; default?: number; min?: number }
+  | { type: "string"; short?: string; help: string; default?: string; choices?: readonly string[] }
+  | { type: "boolean"; short?: string; help: string };
+
+/** The parsed value of each declared option. */
+export type OptionValues<O extends Record<string, OptionSpec>> = {
+  [K in keyof O]: O[K] extends { type: "number"; default: number } ? number
+    : O[K] extends { type: "number" } ? number | undefined
+    : O[K] extends { type: "string"; default: string } ? string
+    : O[K] extends { type: "string" } ? string | undefined
+    : boolean;
+};
+
+/** What every recipe gets besides its own options. */
+export interface CommonOptions {
+  /** -p PID: trace this process. */
+  pid?: number;
+  /** -c CMD: run CMD through sh and trace it and its children. */
+  command?: string;
+  /** -d DURATION. */
+  duration?: string;
+  /** -i INTERVAL: print each interval. */
+  interval?: string;
+  /** --json: machine-readable output. */
+  json: boolean;
+}
+
+/** A recipe's declaration. */
+export interface Recipe<O extends Record<string, OptionSpec>> {
+  name: string;
+  description: string;
+  /** Extra lines for --help (examples). */
+  examples?: string[];
+  options?: O;
+  /** The workload traced when no -p/-c/--all is given (a shell command); absent: trace all. */
+  demo?: string;
+  /** Adds the probes; may return a function called with the summary after the run. */
+  setup(
+    options: OptionValues<O> & CommonOptions,
+  ): void | ((summary: RunSummary) => void) | Promise<void | ((summary: RunSummary) => void)>;
+  /** Run options beyond the common ones (e.g. onInterval). */
+  run?: (options: OptionValues<O> & CommonOptions) => RunOptions;
+}
+
+/** Thrown for bad command lines; `recipe()` prints it as one line and exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const COMMON: Record<string, OptionSpec> = {
+  pid: { type: "number", short: "p", help: "trace this process", min: 1 },
+  command: { type: "string", short: "c", help: "run CMD (through sh) and trace it" },
+  all: { type: "boolean", short: "a", help: "trace every process (not the demo workload)" },
+  duration: { type: "string", short: "d", help: "stop after D (500ms, 10s, 2m)" },
+  interval: { type: "string", short: "i", help: "print each interval I" },
+  json: { type: "boolean", help: "print JSON" },
+  help: { type: "boolean", short: "h", help: "this text" },
+};
+
+/** The --help text of a recipe. */
+export function helpText<O extends Record<string, OptionSpec>>(r: Recipe<O>): string {
+  const specs = { ...COMMON, ...(r.options ?? {}) };
+  const lines = Object.entries(specs).map(([name, s]) => {
+    const flag = `${s.short ? `-${s.short}, ` : "    "}--${name}${
+      s.type === "boolean" ? "" : ` ${name.toUpperCase()}`
+    }`;
+    const extra = "choices" in s && s.choices ? ` (${s.choices.join(", ")})` : "";
+    const def = "default" in s && s.default !== undefined ? ` [default: ${s.default}]` : "";
+    return `  ${flag.padEnd(26)} ${s.help}${extra}${def}`;
+  });
+  return [
+    `usage: ${r.name} [options]`,
+    r.description,
+    r.demo ? "With no -p, -c or -a it traces a built-in demo workload." : "",
+    "",
+    ...lines,
+    ...(r.examples?.length ? ["", "examples:", ...r.examples.map((e) => `  ${e}`)] : []),
+  ].filter((l, i) => l !== "" || i > 1).join("\n");
+}
+
+/** Parses `args` against the recipe's options; throws UsageError. */
+export function parseOptions<O extends Record<string, OptionSpec>>(
+  r: Recipe<O>,
+  args: string[],
+): OptionValues<O> & CommonOptions & { all?: boolean; help?: boolean } {
+  const specs = { ...COMMON, ...(r.options ?? {}) };
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: Object.fromEntries(
+        Object.entries(specs).map(([name, s]) => [
+          name,
+          { type: s.type === "boolean" ? "boolean" : "string", ...(s.short && { short: s.short }) },
+        ]),
+      ) as NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>["options"]>,
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(specs)) {
+    const raw = (parsed.values as Record<string, string | boolean | undefined>)[name];
+    if (s.type === "boolean") out[name] = raw === true;
+    else if (raw === undefined) out[name] = "default" in s ? s.default : undefined;
+    else if (s.type === "number") {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || (s.min !== undefined && n < s.min)) {
+        throw new UsageError(
+          `--${name} '${raw}' is not a number${s.min !== undefined ? ` >= ${s.min}` : ""}`,
+        );
+      }
+      out[name] = n;
+    } else {
+      if (s.choices && !s.choices.includes(raw as string)) {
+        throw new UsageError(`--${name} '${raw}' is not one of ${s.choices.join(", ")}`);
+      }
+      out[name] = raw;
+    }
+  }
+  const targets = ["pid", "command", "all"].filter((k) => out[k] !== undefined && out[k] !== false);
+  if (targets.length > 1) throw new UsageError("give at most one of --pid, --command, --all");
+  return out as OptionValues<O> & CommonOptions & { all?: boolean; help?: boolean };
+}
+
+/**
+ * Runs a recipe from the command line (`Deno.args`): --help, validation, setup, the run,
+ * then its report. Exit codes: 0 done, 1 runtime failure, 2 usage error.
+ */
+export async function recipe<O extends Record<string, OptionSpec>>(
+  r: Recipe<O>,
+  args: string[] = Deno.args,
+): Promise<void> {
+  let options;
+  try {
+    options = parseOptions(r, args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`${r.name}: ${e.message} (see --help)`);
+    Deno.exit(2);
+  }
+  if (options.help) {
+    console.log(helpText(r));
+    Deno.exit(0);
+  }
+  try {
+    const report = await r.setup(options);
+    const traced = options.pid !== undefined || options.command !== undefined || options.all;
+    const command = options.command !== undefined
+      ? ["sh", "-c", options.command]
+      : !traced && r.demo
+      ? ["sh", "-c", r.demo]
+      : undefined;
+    const summary = await run({
+      pid: options.pid,
+      command,
+      duration: options.duration,
+      interval: options.interval,
+      printAggregations: false,
+      ...r.run?.(options),
+    });
+    if (report) report(summary);
+  } catch (e) {
+    console.error(`${r.name}: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}
