@@ -241,7 +241,7 @@ const URING_OPS = [
   "LISTEN",
 ];
 
-function uringOpName(op: unknown): string {
+export function uringOpName(op: unknown): string {
   return URING_OPS[Number(op)] ?? `OP_${op}`;
 }
 
