@@ -7,6 +7,7 @@
  *   tools/run bench/aio_latency.ts [ROUNDS] [SECONDS]
  */
 import { withLoopDevice } from "../tests/fixtures/loop_device.ts";
+import { median, whileBpftrace } from "./fixtures/bpftrace.ts";
 
 const rounds = Number(Deno.args[0] ?? 3);
 const seconds = Number(Deno.args[1] ?? 5);
@@ -80,34 +81,10 @@ tracepoint:syscalls:sys_exit_io_getevents /@ev[tid]/ {
   delete(@ev[tid]); delete(@gctx[tid]);
 }`;
 
-async function withBpftrace(device: string, output: string): Promise<number> {
-  const proc = new Deno.Command("bpftrace", {
-    args: ["-e", BPFTRACE],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("Attaching")) {
-    const { value, done } = await reader.read();
-    if (done) {
-      throw new Error("bpftrace exited before attaching (run its script by hand to see why)");
-    }
-    text += value;
-  }
-  // bpftrace prints "Attaching" before it attaches: give it a moment to finish.
-  await new Promise((r) => setTimeout(r, 500));
-  const result = await untraced(device, output);
-  proc.kill("SIGINT");
-  // bpftrace prints its maps and exits; a stuck one is killed.
-  const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-  while (!(await reader.read()).done);
-  await proc.status;
-  clearTimeout(killer);
-  return result;
+function withBpftrace(device: string, output: string): Promise<number> {
+  return whileBpftrace(BPFTRACE, () => untraced(device, output));
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 await withLoopDevice(256, async (loop) => {
   const output = await Deno.makeTempFile();
   try {

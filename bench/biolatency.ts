@@ -8,6 +8,7 @@
  */
 import { io, run, span, tracepoint } from "../mod.ts";
 import { withLoopDevice } from "../tests/fixtures/loop_device.ts";
+import { median, whileBpftrace } from "./fixtures/bpftrace.ts";
 
 const rounds = Number(Deno.args[0] ?? 3);
 const seconds = Number(Deno.args[1] ?? 5);
@@ -67,32 +68,9 @@ async function withBpftrace(dev: number, device: string): Promise<number> {
     `tracepoint:block:block_rq_complete /@start[args->dev, args->sector]/ ` +
     `{ @usecs = hist((nsecs - @start[args->dev, args->sector]) / 1000); ` +
     `delete(@start[args->dev, args->sector]); }`;
-  const proc = new Deno.Command("bpftrace", {
-    args: ["-e", script],
-    stdout: "piped",
-    stderr: "null",
-  })
-    .spawn();
-  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("Attaching")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("bpftrace exited before attaching");
-    text += value;
-  }
-  // bpftrace prints "Attaching" before it attaches: give it a moment to finish.
-  await new Promise((r) => setTimeout(r, 500));
-  const iops = await fio(device);
-  proc.kill("SIGINT");
-  // bpftrace prints its maps and exits; a stuck one is killed.
-  const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-  while (!(await reader.read()).done);
-  await proc.status;
-  clearTimeout(killer);
-  return iops;
+  return await whileBpftrace(script, () => fio(device));
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 await withLoopDevice(256, async (loop) => {
   const dev = (loop.major << 20) | loop.minor;
   const base: number[] = [], viaIo: number[] = [], viaSpan: number[] = [], theirs: number[] = [];
