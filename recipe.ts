@@ -21,7 +21,15 @@ import { run, type RunOptions, type RunSummary } from "./mod.ts";
 
 /** One option a recipe declares. */
 export type OptionSpec =
-  | { type: "number"; short?: string; help: string; default?: number; min?: number }
+  | {
+    type: "number";
+    short?: string;
+    help: string;
+    default?: number;
+    min?: number;
+    /** Whole numbers only. */
+    integer?: boolean;
+  }
   | { type: "string"; short?: string; help: string; default?: string; choices?: readonly string[] }
   | { type: "boolean"; short?: string; help: string };
 
@@ -74,7 +82,7 @@ export class UsageError extends Error {
 }
 
 const COMMON: Record<string, OptionSpec> = {
-  pid: { type: "number", short: "p", help: "trace this process", min: 1 },
+  pid: { type: "number", short: "p", help: "trace this process", min: 1, integer: true },
   command: { type: "string", short: "c", help: "run CMD (through sh) and trace it" },
   all: { type: "boolean", short: "a", help: "trace every process (not the demo workload)" },
   duration: { type: "string", short: "d", help: "stop after D (500ms, 10s, 2m)" },

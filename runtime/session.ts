@@ -188,13 +188,14 @@ export class Session {
     const started = performance.now();
     const resources = new Resources();
     let child: StoppedChild | undefined;
+    const maps = new Map<string, BpfMap>();
     const onSignal = () => this.stop("signal");
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     try {
       const ring = p.streams.length
         ? resources.own(new RingBuffer(SessionMaps.events, options.ringBufferBytes ?? 8 << 20))
         : undefined;
-      const maps = new Map<string, BpfMap>(ring ? [[SessionMaps.events, ring.map]] : []);
+      if (ring) maps.set(SessionMaps.events, ring.map);
       for (const spec of p.maps) maps.set(spec.name, resources.own(BpfMap.create(spec)));
       for (const prepare of p.prepare) prepare(maps);
       const loaded = p.programs.map(({ plan, probe }) =>
@@ -210,7 +211,11 @@ export class Session {
         child = await startStopped(options.command);
         pidsMap!.update(pidKey(child.pid), one);
       }
-      loaded.forEach((prog, i) => resources.link(p.programs[i].plan.attach(prog)));
+      // Ends before starts (returns before entries, completions before issues): a start seen
+      // while its end was not attached yet would wait for an end that never comes.
+      for (let i = loaded.length - 1; i >= 0; i--) {
+        resources.link(p.programs[i].plan.attach(loaded[i]));
+      }
       const aggregations = new Aggregations(p, maps);
       this.#live = (a) => aggregations.read(a);
       this.#clear = (a) => aggregations.clear(a);
@@ -290,6 +295,9 @@ export class Session {
     } finally {
       this.#live = this.#clear = undefined;
       signals.forEach((s) => Deno.removeSignalListener(s, onSignal));
+      // A command still running when the session ends goes, with the descendants it started
+      // (the kernel's pid filter knows them all).
+      if (child && !child.exited) killTraced(maps.get(SessionMaps.pids), child);
       resources.close();
       child?.kill();
     }
@@ -380,6 +388,21 @@ class Aggregations {
         lost: Math.max(0, started - matched - open) + this.counter(plan.counters.lost),
       };
     });
+  }
+}
+
+/** Kills the traced command and every descendant of it in the pid filter map. */
+function killTraced(pids: BpfMap | undefined, child: StoppedChild): void {
+  const others = [...pids?.keys() ?? []]
+    .map((k) => new DataView(k.buffer).getUint32(0, true))
+    .filter((pid) => pid !== child.pid);
+  child.kill();
+  for (const pid of others) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
   }
 }
 

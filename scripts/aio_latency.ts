@@ -210,8 +210,16 @@ function blindSpot(counters: Record<string, number>): string | undefined {
     `their latency cannot be measured here`;
 }
 
-function report(counters: Record<string, number>, final: boolean): void {
-  const all = [...groups("aio", hist.read()), ...groups("uring", uringHist.read())];
+/**
+ * Prints the histograms: those of an interval (`snapshot`, in the order they were made: aio,
+ * then io_uring) or, at the end, what is left in the kernel.
+ */
+function report(
+  counters: Record<string, number>,
+  final: boolean,
+  snapshot = [hist.read(), uringHist.read()],
+): void {
+  const all = [...groups("aio", snapshot[0]), ...groups("uring", snapshot[1])];
   const blind = blindSpot(counters);
   if (opts.json) {
     console.log(JSON.stringify({
@@ -254,7 +262,8 @@ try {
     command,
     duration: opts.duration,
     interval: opts.interval,
-    onInterval: () => report({}, false),
+    // Each interval's data comes as read (and cleared) by the session: nothing is lost.
+    onInterval: (data) => report({}, false, data),
     printAggregations: false,
   });
 } finally {
