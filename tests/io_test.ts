@@ -1,5 +1,5 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { B, io, type IoDoneEvent, type IoStartEvent, run } from "../mod.ts";
+import { B, io, type IoDoneEvent, type IoStartEvent, type IoWaitDoneEvent, run } from "../mod.ts";
 import { diskstats, settleUdev, withLoopDevice } from "./fixtures/loop_device.ts";
 import { dropCaches, type FsType, MIN_SIZE_MIB, withFilesystem } from "./fixtures/filesystem.ts";
 import { withZram } from "./fixtures/zram.ts";
@@ -191,5 +191,27 @@ Deno.test("synchronous reads give paired io:wait-start and io:wait-done in the s
     equal(dones.length, starts.length);
     equal(new Set(dones.map((d) => d.tid)), new Set(starts));
     for (const d of dones) ok(d.waitNs > 0 && d.waitNs < 1e9, `waitNs ${d.waitNs}`);
+  });
+});
+
+Deno.test("waits carry the I/O the thread submitted: direct reads of a file on ext4", async () => {
+  await withFilesystem("ext4", 64, async (m) => {
+    const path = `${m.mountPoint}/waited.bin`;
+    await sh(`dd if=/dev/urandom of=${path} bs=64k count=4 status=none && sync`);
+    const waits: Pick<IoWaitDoneEvent, "waitNs" | "buf" | "file" | "dev">[] = [];
+    io.on("wait-done").where((e) => e.comm === "dd").on((e) =>
+      waits.push({ waitNs: e.waitNs, buf: e.buf, file: e.file, dev: e.dev })
+    );
+    const summary = await run({
+      command: ["dd", `if=${path}`, "of=/dev/null", "bs=4k", "count=64", "iflag=direct"],
+    });
+    equal(summary.commandExitCode, 0);
+    const ours = waits.filter((w) => w.file.fi_pathname === path);
+    ok(ours.length >= 60, `${ours.length} of ${waits.length} waits name the file`);
+    for (const w of ours) {
+      equal([w.buf.b_bcount, w.dev.dev_statname, w.file.fi_fs], [4096, m.device.name, "ext4"]);
+      ok(w.buf.b_flags & B.B_READ && w.buf.b_flags & B.B_PHYS, `flags ${w.buf.b_flags}`);
+      ok(w.file.fi_offset >= 0 && w.file.fi_offset < 256 * KiB);
+    }
   });
 });

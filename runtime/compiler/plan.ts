@@ -275,6 +275,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
           return named.get(name)!;
         },
         counters: SessionMaps.counters,
+        scratch: SessionMaps.scratch,
       };
       entries = request.sites(ctx).map((site) => ({ site, ends: [], consumers: [] }));
       sites.set(request.key, entries);

@@ -27,6 +27,8 @@ export interface SiteContext {
   counter(name: string): number;
   /** The session's per-CPU counter map, for `ProgramBuilder.increment`. */
   counters: string;
+  /** The session's per-CPU scratch map (a record R7 can point at in companion programs). */
+  scratch: string;
 }
 
 /** One program to load and how to attach it. */

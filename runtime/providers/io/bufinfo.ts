@@ -119,7 +119,8 @@ function setFlag(b: ProgramBuilder, dst: number, flag: number): void {
   b.emit(ldx("DW", R0, R7, dst), alu64("OR", R0, imm(flag)), stx("DW", R7, dst, R0));
 }
 
-function emitFlags(b: ProgramBuilder, src: IoSource, dst: number): void {
+/** Computes `b_flags` into the u64 at R7 + `dst`. */
+export function emitFlags(b: ProgramBuilder, src: IoSource, dst: number): void {
   const async = b.fresh("async");
   const typed = b.fresh("typed");
   const notRead = b.fresh("not_read");

@@ -118,7 +118,7 @@ function writeText(b: ProgramBuilder, at: number, text: string): void {
 }
 
 /** Stack slots the capture keeps its pointers in. */
-interface Slots {
+export interface Slots {
   inode: number;
   offset: number;
   dentry: number;
@@ -133,8 +133,11 @@ interface Slots {
 const save = (b: ProgramBuilder, slot: number, reg: Reg) => b.emit(stx("DW", R10, slot, reg));
 const load = (b: ProgramBuilder, reg: Reg, slot: number) => b.emit(ldx("DW", reg, R10, slot));
 
+/** Fills the `inode` and `offset` slots (0 and -1 when there is no file). */
+export type InodeLocator = (b: ProgramBuilder, slots: Slots) => void;
+
 /** Finds the inode and file offset: from the page cache, or from an iomap direct I/O. */
-function emitInode(b: ProgramBuilder, src: IoSource, s: Slots): void {
+export function emitInode(b: ProgramBuilder, src: IoSource, s: Slots): void {
   const folio = emitFolio(b, src);
   const direct = b.fresh("direct_io");
   const found = b.fresh("inode_found");
@@ -281,9 +284,9 @@ function emitJoin(b: ProgramBuilder, base: number, s: Slots): void {
   b.mark(dirDone);
 }
 
-function emitFile(b: ProgramBuilder, src: IoSource, base: number, mounts: string): void {
-  const done = b.fresh("file_done");
-  const s: Slots = {
+/** Stack slots for a file capture. */
+export function fileSlots(b: ProgramBuilder): Slots {
+  return {
     inode: b.alloc(8),
     offset: b.alloc(8),
     dentry: b.alloc(8),
@@ -293,11 +296,16 @@ function emitFile(b: ProgramBuilder, src: IoSource, base: number, mounts: string
     depth: b.alloc(8),
     names: b.alloc(8 * MAX_DEPTH),
   };
+}
+
+function emitFile(b: ProgramBuilder, locate: InodeLocator, base: number, mounts: string): void {
+  const done = b.fresh("file_done");
+  const s = fileSlots(b);
   for (const at of [AT.fs, AT.mount, AT.name, AT.dirname, AT.pathname]) {
     writeText(b, base + at, "<none>");
   }
   b.emit(st("DW", R7, base + AT.offset, -1));
-  emitInode(b, src, s);
+  locate(b, s);
   load(b, R1, s.inode);
   b.emit(jmp("JEQ", R1, imm(0), done));
   readMemberBytes(b, R1, "inode", "i_sb->s_type->name", R7, base + AT.fs, FS_SIZE);
@@ -333,7 +341,6 @@ function emitFile(b: ProgramBuilder, src: IoSource, base: number, mounts: string
   b.emit(mov64(R3, R0), call("probe_read_kernel_str"));
   emitNames(b, s);
   // emitNames borrowed the mount slot: look it up again.
-  load(b, R0, s.dentry);
   b.emit(st("DW", R10, key, 0));
   load(b, R1, s.inode);
   readMember(b, R1, "inode", "i_sb->s_dev", R0);
@@ -344,8 +351,8 @@ function emitFile(b: ProgramBuilder, src: IoSource, base: number, mounts: string
   b.mark(done);
 }
 
-/** The `file` fields of an io site; `mounts` names the mount map. */
-export function fileFields(src: IoSource, mounts: string): EventField[] {
+/** The `file` fields, of the inode `locate` finds; `mounts` names the mount map. */
+export function fileFields(locate: InodeLocator, mounts: string): EventField[] {
   const whole = ["$file"];
   const string = (size: number) => ({ type: "string", size }) as const;
   const part = (
@@ -367,7 +374,7 @@ export function fileFields(src: IoSource, mounts: string): EventField[] {
       path: whole,
       decoding: { type: "bytes", size: AT.size },
       size: AT.size,
-      capture: (b, dst) => emitFile(b, src, dst, mounts),
+      capture: (b, dst) => emitFile(b, locate, dst, mounts),
     },
     part("fi_offset", AT.offset, { type: "int", size: 8, signed: true }),
     part("fi_fs", AT.fs, string(FS_SIZE)),

@@ -31,7 +31,14 @@ import { devMajor, devMinor } from "../../../bpf/sysinfo.ts";
 import type { Expr } from "../../lambda/ir.ts";
 import { bufFields, type BufInfo } from "./bufinfo.ts";
 import { devFields, type DevInfo } from "./devinfo.ts";
-import { fileFields, type FileInfo, fillMounts, MOUNTS_MAP } from "./fileinfo.ts";
+import {
+  emitInode,
+  fileFields,
+  type FileInfo,
+  fillMounts,
+  MOUNTS_MAP,
+  type Slots,
+} from "./fileinfo.ts";
 import {
   emitLevelGuard,
   type IoSource,
@@ -56,13 +63,20 @@ export interface IoDoneEvent extends Omit<IoStartEvent, "probe"> {
   latencyNs: number | undefined;
 }
 
-/** An io:wait-start event: the current thread blocks waiting for I/O. */
+/**
+ * An io:wait-start event: the current thread blocks waiting for I/O. `buf`, `dev` and `file`
+ * are those of the last I/O the thread submitted within the second before (best effort;
+ * `<none>` and zeros when there is none).
+ */
 export interface IoWaitStartEvent extends EventHeader {
   probe: "io:wait-start";
+  buf: Pick<BufInfo, "b_flags" | "b_bcount" | "b_bufsize" | "b_blkno" | "b_lblkno" | "b_edev">;
+  dev: DevInfo;
+  file: FileInfo;
 }
 
 /** An io:wait-done event: the thread resumes after `waitNs` of waiting. */
-export interface IoWaitDoneEvent extends EventHeader {
+export interface IoWaitDoneEvent extends Omit<IoWaitStartEvent, "probe"> {
   probe: "io:wait-done";
   waitNs: number;
 }
@@ -83,7 +97,8 @@ const STARTER_MAP = "io_starter";
 
 /** The fields of an io start or done site. */
 function ioFields(src: IoSource, mounts: string): EventField[] {
-  return [...headerFields(), ...bufFields(src), ...devFields(src), ...fileFields(src, mounts)];
+  const inode = (b: ProgramBuilder, slots: Slots) => emitInode(b, src, slots);
+  return [...headerFields(), ...bufFields(src), ...devFields(src), ...fileFields(inode, mounts)];
 }
 
 /** A companion program on a raw tracepoint of the I/O, saving state keyed by its address. */

@@ -6,12 +6,13 @@
  * pid, tid and comm are those of the thread that resumes (the one switched in), not of the
  * task that was running.
  *
- * Adaptation: the buffer waited for is not known at this level, so wait events carry no
- * `buf`, `dev` or `file`; asynchronous I/O is never waited on, so it never appears.
+ * The I/O waited for is not known at this level; wait events carry the thread's last
+ * submitted I/O instead, best effort (see `waited.ts`). Asynchronous I/O is never waited on,
+ * so it never appears.
  *
  * @module
  */
-import { alu64, imm, jmp, ldx, R0, R1, R10, R2, R6, R7, stx } from "../../../bpf/asm/mod.ts";
+import { alu64, call, imm, jmp, ldx, R0, R1, R10, R2, R6, R7, stx } from "../../../bpf/asm/mod.ts";
 import { attachRawTracepoint } from "../../../bpf/link.ts";
 import type { Program } from "../../../bpf/program.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
@@ -19,6 +20,8 @@ import { type EventField, field, headerFields, latencyFromState } from "../../co
 import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/probe_program.ts";
 import { readMember, readMemberBytes } from "../../codegen/struct_read.ts";
 import type { ProbeSite, SiteContext } from "../provider.ts";
+import { fillMounts, MOUNTS_MAP } from "./fileinfo.ts";
+import { lastSubmitRecorder, waitedFields } from "./waited.ts";
 
 const PREV = 8;
 const NEXT = 16;
@@ -65,18 +68,21 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
   const name = `io:wait-${side}`;
   const attach = (p: Program) => attachRawTracepoint(p, "sched_switch");
   const constants = [{ path: ["probe"], constant: name }];
+  ctx.map(MOUNTS_MAP);
+  const last = lastSubmitRecorder(ctx);
   if (side === "start") {
     return {
       name,
-      fields: headerFields(),
+      fields: [...headerFields(), ...waitedFields((b) => b.emit(call("get_current_pid_tgid")))],
       constants,
+      prepare: fillMounts,
       hook: {
         name: "io_wait_start",
         type: "raw_tracepoint",
         attach,
         guard: (b, skip) => inIowait(PREV, skip, b),
       },
-      companions: [],
+      companions: [last],
     };
   }
   const map = ctx.map({
@@ -95,7 +101,9 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
       ...nextTaskFields(),
       ...headerFields().filter((f) => !own.has(f.path[0])),
       field(["waitNs"], { type: "latency" }, latencyFromState()),
+      ...waitedFields(nextPidTgid),
     ],
+    prepare: fillMounts,
     constants,
     hook: {
       name: "io_wait_done",
@@ -112,7 +120,7 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
         },
       },
     },
-    companions: [{
+    companions: [last, {
       name: "io_wait_save",
       type: "raw_tracepoint",
       instructions: probeProgram({
