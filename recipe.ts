@@ -54,6 +54,8 @@ export interface CommonOptions {
   interval?: string;
   /** --json: machine-readable output. */
   json: boolean;
+  /** -a: every process rather than the demo workload. */
+  all: boolean;
 }
 
 /** A recipe's declaration. */
@@ -116,7 +118,7 @@ export function helpText<O extends Record<string, OptionSpec>>(r: Recipe<O>): st
 export function parseOptions<O extends Record<string, OptionSpec>>(
   r: Recipe<O>,
   args: string[],
-): OptionValues<O> & CommonOptions & { all?: boolean; help?: boolean } {
+): OptionValues<O> & CommonOptions & { help?: boolean } {
   const specs = { ...COMMON, ...(r.options ?? {}) };
   let parsed;
   try {
@@ -154,7 +156,7 @@ export function parseOptions<O extends Record<string, OptionSpec>>(
   }
   const targets = ["pid", "command", "all"].filter((k) => out[k] !== undefined && out[k] !== false);
   if (targets.length > 1) throw new UsageError("give at most one of --pid, --command, --all");
-  return out as OptionValues<O> & CommonOptions & { all?: boolean; help?: boolean };
+  return out as OptionValues<O> & CommonOptions & { help?: boolean };
 }
 
 /**
@@ -196,6 +198,6 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     if (report) report(summary);
   } catch (e) {
     console.error(`${r.name}: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(1);
+    Deno.exit(e instanceof UsageError ? 2 : 1);
   }
 }

@@ -52,6 +52,7 @@ function parse() {
         by: { type: "string", default: "process" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
+        // Internal: run the demo workload in a temporary file in this directory.
         workload: { type: "string" },
       },
     });
@@ -71,14 +72,11 @@ function parse() {
 }
 
 /** The demo: random 4 KiB reads and writes at depth 8 with libaio on a temporary file. */
-function workload(path: string): void {
+function workload(dir: string): void {
   const size = 32 << 20;
   const depth = 8;
   const total = 4096;
-  {
-    using f = new Fd(path, { create: true });
-    void f;
-  }
+  const path = Deno.makeTempFileSync({ dir, prefix: "aio_latency-" });
   Deno.truncateSync(path, size);
   let fd;
   try {
@@ -86,6 +84,8 @@ function workload(path: string): void {
   } catch {
     fd = new Fd(path); // a filesystem without O_DIRECT (tmpfs): buffered, still AIO
   }
+  // Gone from the directory at once: nothing is left behind however the run ends.
+  Deno.removeSync(path);
   using file = fd;
   using ctx = new AioContext(depth);
   const buffers = Array.from({ length: depth }, () => alignedBuffer(4096));
@@ -114,10 +114,9 @@ if (opts.workload) {
 }
 
 const demo = opts.pid === undefined && opts.command === undefined && !opts.all;
-let demoFile: string | undefined;
+
 let command: string[] | undefined;
 if (demo) {
-  demoFile = Deno.makeTempFileSync({ dir: "/var/tmp", prefix: "aio_latency-" });
   // This same file runs the workload, wherever it came from (a path or a URL).
   const remote = !import.meta.url.startsWith("file:");
   command = [
@@ -127,7 +126,7 @@ if (demo) {
     ...(remote ? ["--no-lock"] : []),
     import.meta.url,
     "--workload",
-    demoFile,
+    "/var/tmp",
   ];
   if (!opts.json) console.error("aio_latency: tracing a built-in workload (libaio, 4096 requests)");
 } else if (opts.command) {
@@ -161,7 +160,7 @@ function label(k: unknown[], kind: "aio" | "uring"): string {
     case "process":
       return `${k[0]} (pid ${k[1]})`;
     case "fd":
-      return `pid ${k[0]} fd ${k[1]} ${fdPath(k[0] as number, k[1] as number) || "(closed)"}`;
+      return `pid ${k[0]} fd ${k[1]} ${fdNames.get(`${k[0]}:${k[1]}`) || "(closed)"}`;
     case "opcode":
       return String(k[0]);
   }
@@ -188,8 +187,8 @@ function groups(kind: "aio" | "uring", data: AggregationData | undefined): Group
       key: label(row.key, kind),
       count: stats.count,
       meanUs: stats.sum / stats.count,
-      p50Us: quantile(buckets, 0.5),
-      p99Us: quantile(buckets, 0.99),
+      p50Us: quantile(buckets, 0.5, stats),
+      p99Us: quantile(buckets, 0.99, stats),
       maxUs: stats.max,
       hist: { ...data!, name, keyNames: [], rows: [{ key: [], value: row.value }] },
     }];
@@ -255,20 +254,25 @@ function report(
   if (blind) console.log(`aio_latency: blind spot: ${blind}`);
 }
 
-let summary: RunSummary;
-try {
-  summary = await run({
-    pid: opts.pid,
-    command,
-    duration: opts.duration,
-    interval: opts.interval,
-    // Each interval's data comes as read (and cleared) by the session: nothing is lost.
-    onInterval: (data) => report({}, false, data),
-    printAggregations: false,
-  });
-} finally {
-  if (demoFile) Deno.removeSync(demoFile);
-}
+// Files are named while their processes still hold them open: the keys seen are looked up
+// every 100 ms, and their paths kept for the report (which may come after the exit).
+const fdNames = new Map<string, string>();
+const namer = opts.by !== "fd" ? undefined : setInterval(() => {
+  for (const row of hist.read()?.rows ?? []) {
+    const id = `${row.key[0]}:${row.key[1]}`;
+    if (!fdNames.get(id)) fdNames.set(id, fdPath(row.key[0] as number, row.key[1] as number));
+  }
+}, 100);
+const summary: RunSummary = await run({
+  pid: opts.pid,
+  command,
+  duration: opts.duration,
+  interval: opts.interval,
+  // Each interval's data comes as read (and cleared) by the session: nothing is lost.
+  onInterval: (data) => report({}, false, data),
+  printAggregations: false,
+});
+clearInterval(namer);
 report(summary.counters, true);
 if (!opts.json) {
   const c = summary.counters;

@@ -157,14 +157,6 @@ interface Group {
   hist: AggregationData;
 }
 
-/**
- * A quantile interpolated inside its log2 bucket can lie past the largest (or below the
- * smallest) value seen; the exact min and max bound it.
- */
-function within(q: number | undefined, s: { min: number; max: number }): number | undefined {
-  return q === undefined ? undefined : Math.min(s.max, Math.max(s.min, q));
-}
-
 function group(data: AggregationData, row: AggregationRow, flags: boolean): Group[] {
   const v = row.value;
   if (v.kind !== "hist" || !v.stats || v.stats.count === 0) return [];
@@ -175,8 +167,8 @@ function group(data: AggregationData, row: AggregationRow, flags: boolean): Grou
     ...(flags && { flags: key[1] }),
     count: v.stats.count,
     mean_us: v.stats.sum / v.stats.count,
-    p50_us: within(quantile(v.buckets, 0.5), v.stats),
-    p99_us: within(quantile(v.buckets, 0.99), v.stats),
+    p50_us: quantile(v.buckets, 0.5, v.stats),
+    p99_us: quantile(v.buckets, 0.99, v.stats),
     min_us: v.stats.min,
     max_us: v.stats.max,
     buckets: v.buckets.filter((b) => b.count > 0).map((b) => ({

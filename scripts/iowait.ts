@@ -15,13 +15,15 @@
  * buffer lock. I/O that nobody waits for (writeback, readahead no one needs yet) never shows.
  * The process filters (-p, -c) apply to the thread that waits.
  *
- * What it cannot say: on this kernel a wait is seen in the scheduler, where the buffer waited
- * for is not known, so wait events carry no `buf`, `dev` or `file`: no disk and no file here
- * (biosnoop and iotop have those).
+ * Which file: a wait is seen in the scheduler, where the buffer waited for is not known; the
+ * io provider gives each wait the file of the last I/O its thread submitted within the second
+ * before (right for direct and synchronous I/O, which submit and then wait). `--files` adds
+ * the total wait per process and file, from that.
  *
  * JSON (`--json`; with -i one object per line and interval): `{ unit: "us", processes: [{ comm,
  * pid, count, total_us, mean_us, p50_us, p99_us, min_us, max_us, buckets: [{ low, high, count
- * }] }], lost }`, the top N by total wait, largest first.
+ * }] }], files?: [{ comm, pid, file, count, total_us }], lost }`, the top N by total wait,
+ * largest first.
  *
  * @module
  */
@@ -38,11 +40,6 @@ const DEMO = `f=$(mktemp /var/tmp/iowait.XXXXXX) && exec 3<>"$f" && rm -f "$f" &
   `dd if=/dev/zero of=/dev/fd/3 bs=1M count=8 oflag=direct status=none && ` +
   `dd if=/dev/fd/3 of=/dev/null bs=4k count=2048 iflag=direct status=none`;
 
-function usage(message: string): never {
-  console.error(`iowait: ${message} (see --help)`);
-  Deno.exit(2);
-}
-
 interface Waiter {
   comm: string;
   pid: number;
@@ -58,11 +55,6 @@ interface Waiter {
   hist: AggregationData;
 }
 
-/** A quantile interpolated in its log2 bucket, bounded by the exact min and max. */
-function within(q: number | undefined, s: { min: number; max: number }): number | undefined {
-  return q === undefined ? undefined : Math.min(s.max, Math.max(s.min, q));
-}
-
 function waiter(data: AggregationData, row: AggregationRow): Waiter[] {
   const v = row.value;
   if (v.kind !== "hist" || !v.stats || v.stats.count === 0) return [];
@@ -72,8 +64,8 @@ function waiter(data: AggregationData, row: AggregationRow): Waiter[] {
     count: v.stats.count,
     total_us: v.stats.sum,
     mean_us: v.stats.sum / v.stats.count,
-    p50_us: within(quantile(v.buckets, 0.5), v.stats),
-    p99_us: within(quantile(v.buckets, 0.99), v.stats),
+    p50_us: quantile(v.buckets, 0.5, v.stats),
+    p99_us: quantile(v.buckets, 0.99, v.stats),
     min_us: v.stats.min,
     max_us: v.stats.max,
     buckets: v.buckets.filter((b) => b.count > 0).map((b) => ({
@@ -99,9 +91,9 @@ let intervalReport: ((data: AggregationData[]) => void) | undefined;
 
 await recipe({
   name: "iowait",
-  description: "Who waits for I/O and for how long: wait times (io:wait-start to io:wait-done)\n" +
-    "per process as log2 histograms in microseconds, timed in the kernel. Waits carry no\n" +
-    "disk or file: the scheduler, where they are seen, does not know the buffer.",
+  description: "Who waits for I/O, for how long, on which file: wait times (io:wait-start to\n" +
+    "io:wait-done) per process as log2 histograms in microseconds, timed in the kernel;\n" +
+    "with --files, the total per process and file (the thread's last submitted I/O).",
   examples: [
     "iowait.ts                              trace a built-in workload of direct reads",
     "iowait.ts -a -d 10s --top 5            the 5 processes that waited longest",
@@ -112,18 +104,38 @@ await recipe({
       type: "number",
       default: 10,
       min: 1,
+      integer: true,
       help: "how many processes to show, longest total wait first",
     },
+    files: { type: "boolean", short: "f", help: "also total wait per process and file" },
   },
   demo: DEMO,
   setup(o) {
-    if (!Number.isInteger(o.top)) usage(`--top '${o.top}' is not a whole number`);
     const waits = io.on("wait-done").hist((e) => e.waitNs / 1000, {
       by: (e) => [e.comm, e.pid],
       clear: o.interval !== undefined,
       title: "wait_usecs",
     });
-    const report = (data?: AggregationData) => {
+    const perFile = o.files
+      ? io.on("wait-done").stats((e) => e.waitNs / 1000, {
+        by: (e) => [e.comm, e.pid, e.file.fi_pathname],
+        clear: o.interval !== undefined,
+        title: "wait_usecs_per_file",
+      })
+      : undefined;
+    const fileRows = (data?: AggregationData) =>
+      (data?.rows ?? []).flatMap((r) =>
+        r.value.kind === "stats"
+          ? [{
+            comm: String(r.key[0]),
+            pid: Number(r.key[1]),
+            file: String(r.key[2]),
+            count: r.value.value.count,
+            total_us: r.value.value.sum,
+          }]
+          : []
+      ).sort((a, b) => b.total_us - a.total_us).slice(0, o.top);
+    const report = (data?: AggregationData, files?: AggregationData) => {
       // The longest total wait last in text, next to the prompt; first in JSON.
       const all = (data?.rows ?? []).flatMap((r) => waiter(data!, r))
         .sort((a, b) => b.total_us - a.total_us || a.pid - b.pid).slice(0, o.top);
@@ -131,6 +143,7 @@ await recipe({
         console.log(JSON.stringify({
           unit: "us",
           processes: all.map(({ hist: _, ...w }) => w),
+          ...(perFile && { files: fileRows(files) }),
           lost: data?.lost ?? 0,
         }));
         return;
@@ -143,15 +156,31 @@ await recipe({
             `p50 ${us(w.p50_us)}, p99 ${us(w.p99_us)}, max ${us(w.max_us)}\n`,
         );
       }
+      if (perFile) {
+        console.log(
+          `${"COMM".padEnd(16)} ${"PID".padStart(7)} ${"WAITS".padStart(7)} ${
+            "TOTAL".padStart(10)
+          } FILE`,
+        );
+        for (const f of fileRows(files)) {
+          console.log(
+            `${f.comm.padEnd(16)} ${String(f.pid).padStart(7)} ${String(f.count).padStart(7)} ` +
+              `${us(f.total_us).padStart(10)} ${f.file}`,
+          );
+        }
+      }
       if (data?.lost) {
         console.log(`iowait: ${data.lost} updates lost: more processes than the map holds`);
       }
     };
     intervalReport = (data) => {
       if (!o.json) console.log(new Date().toTimeString().slice(0, 8));
-      report(data.find((d) => d.name === waits.name));
+      report(
+        data.find((d) => d.name === waits.name),
+        data.find((d) => d.name === perFile?.name),
+      );
     };
-    return () => report(waits.read());
+    return () => report(waits.read(), perFile?.read());
   },
   run: () => ({ onInterval: (data) => intervalReport?.(data) }),
 });

@@ -61,8 +61,8 @@ function groups(data: AggregationData | undefined): [Group, AggregationRow][] {
       op: uringOpName(opcode),
       count: v.stats.count,
       mean_us: v.stats.sum / v.stats.count,
-      p50_us: quantile(v.buckets, 0.5) ?? null,
-      p99_us: quantile(v.buckets, 0.99) ?? null,
+      p50_us: quantile(v.buckets, 0.5, v.stats) ?? null,
+      p99_us: quantile(v.buckets, 0.99, v.stats) ?? null,
       max_us: v.stats.max,
       buckets: v.buckets.filter((b) => b.count).map((b) => ({
         low: Number.isFinite(b.low) ? b.low : null,

@@ -71,3 +71,16 @@ Deno.test("encode() rejects a jump to an undefined label", () => {
 Deno.test("imm() rejects values that need ldImm64", () => {
   throws(() => a.mov64(R1, a.imm(2 ** 40)), /ldImm64/);
 });
+
+Deno.test("link() drops instructions no path reaches (the verifier refuses them)", () => {
+  const linked = a.link([
+    a.mov64(a.R0, a.imm(0)),
+    a.ja("out"),
+    a.mov64(a.R0, a.imm(1)), // dead
+    a.label("out"),
+    a.exit(),
+  ]);
+  assertEquals(linked.instructions.length, 3);
+  assertEquals(linked.slots, [0, 1, 2]);
+  assertEquals(a.formatProgram(linked).includes("r0 = 1"), false);
+});

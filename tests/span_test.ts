@@ -40,3 +40,19 @@ Deno.test("span carries time and values from one probe to another; JavaScript se
   equal(stats.lost, 0);
   ok(stats.started >= stats.matched && stats.started - stats.matched === stats.open);
 });
+
+Deno.test("only ends that pass the end stream's predicates end a span", async () => {
+  const never = span(
+    syscall.on("openat:entry").where((e) => e.comm === "cat"),
+    syscall.on("openat:return").where((e) => e.ret < -1000),
+    { key: (e) => e.tid, name: "never" },
+  );
+  let seen = 0;
+  never.on(() => seen++);
+  const summary = await run({ command: ["cat", "/etc/hostname"], printAggregations: false });
+  equal(summary.commandExitCode, 0);
+  equal(seen, 0);
+  const [stats] = summary.spans;
+  equal(stats.matched, 0);
+  ok(stats.started > 0 && stats.open + stats.lost === stats.started, JSON.stringify(stats));
+});

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Class, JumpOp } from "./opcode.ts";
 import { type Instruction, isLabel, isWide, type Item } from "./instruction.ts";
 
 /** A program whose labels are attached and whose slot offsets are known. */
@@ -44,7 +45,42 @@ export function link(items: readonly Item[]): Linked {
   if (pending.length) {
     throw new AssemblyError(`Label '${pending[0]}' is at the end and names no instruction`);
   }
-  return { instructions, slots };
+  const live = reachable(instructions);
+  if (live.length === instructions.length) return { instructions, slots };
+  const kept: number[] = [];
+  let at = 0;
+  for (const i of live) {
+    kept.push(at);
+    at += isWide(i) ? 2 : 1;
+  }
+  return { instructions: live, slots: kept };
+}
+
+/**
+ * The instructions control can reach from the first. The kernel's verifier refuses a program
+ * with unreachable instructions; generated code may leave some (a branch no path takes).
+ */
+function reachable(instructions: readonly Instruction[]): Instruction[] {
+  const byLabel = new Map<string, number>();
+  instructions.forEach((i, n) => i.labels?.forEach((l) => byLabel.set(l, n)));
+  const seen = new Array<boolean>(instructions.length).fill(false);
+  const todo = [0];
+  while (todo.length) {
+    const n = todo.pop()!;
+    if (n >= instructions.length || seen[n]) continue;
+    seen[n] = true;
+    const i = instructions[n];
+    const cls = i.opcode & 0x07;
+    const op = i.opcode & 0xf0;
+    const jumps = cls === Class.JMP || cls === Class.JMP32;
+    if (jumps && i.target !== undefined) {
+      const to = byLabel.get(i.target);
+      if (to !== undefined) todo.push(to);
+    }
+    const ends = cls === Class.JMP && (op === JumpOp.JA || op === JumpOp.EXIT);
+    if (!ends) todo.push(n + 1);
+  }
+  return instructions.filter((_, n) => seen[n]);
 }
 
 /**

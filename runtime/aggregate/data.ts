@@ -109,9 +109,14 @@ export function linearBucket(slot: number, count: number, r: LinearRange): Bucke
 
 /**
  * The `q` quantile (0..1) of a histogram, interpolated linearly inside its bucket: exact to
- * the bucket, an estimate within it. Undefined when the histogram is empty.
+ * the bucket, an estimate within it, and kept within the values' `bounds` (their exact min and
+ * max, which a histogram's stats give) when known. Undefined when the histogram is empty.
  */
-export function quantile(buckets: readonly Bucket[], q: number): number | undefined {
+export function quantile(
+  buckets: readonly Bucket[],
+  q: number,
+  bounds?: { min: number; max: number },
+): number | undefined {
   const total = buckets.reduce((n, b) => n + b.count, 0);
   if (total === 0) return undefined;
   const rank = q * total;
@@ -121,7 +126,8 @@ export function quantile(buckets: readonly Bucket[], q: number): number | undefi
     if (seen + b.count >= rank) {
       const low = Number.isFinite(b.low) ? b.low : 0;
       const high = b.high ?? low * 2;
-      return low + (high - low) * Math.max(0, rank - seen) / b.count;
+      const x = low + (high - low) * Math.max(0, rank - seen) / b.count;
+      return bounds ? Math.min(bounds.max, Math.max(bounds.min, x)) : x;
     }
     seen += b.count;
   }

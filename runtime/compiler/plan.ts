@@ -363,7 +363,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     };
     const overridden = new Set(["latencyNs", "start"]);
     const views = ends.map(({ view: endView, keys }) => {
-      endView.entry.ends.push({ span: spanPlan, keys, prefix });
+      endView.entry.ends.push({ span: spanPlan, keys, prefix, predicates: endView.predicates });
       const fields: View["fields"] = [
         ...endView.fields.filter((f) => !overridden.has(f.event[0])),
         { event: ["latencyNs"], record: latency.path, field: latency },

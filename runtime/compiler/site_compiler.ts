@@ -60,6 +60,8 @@ export interface SpanEnd {
   span: SpanPlan;
   keys: Expr[];
   prefix: string;
+  /** The end stream's own predicates: only ends that pass them end a span. */
+  predicates: Expr[];
 }
 
 /** The record paths a span end adds: `[prefix, "latencyNs"]`, `[prefix, "start", name]`. */
@@ -171,7 +173,9 @@ export function compileSite(
     if (c.action.kind === "stream") c.action.fields.forEach((f) => wanted.add(key(f.record)));
   }
   for (const end of spanEnds) {
-    for (const e of end.keys) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
+    for (const e of [...end.keys, ...end.predicates]) {
+      fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
+    }
     spanFieldPaths(end.prefix, end.span.carry).forEach((p) => wanted.add(key(p)));
   }
   // A field that is part of another (one capture filling several fields) needs the whole.
@@ -365,6 +369,8 @@ function emitSpanEnd(
   const latency = locate(latencyPath).offset;
   const found = b.fresh("span_found");
   const done = b.fresh("span_done");
+  const notAnEnd = b.fresh("not_an_end");
+  for (const p of end.predicates) exprs.test(p, notAnEnd);
   emitKey(b, exprs, locate, end.keys, keyArea);
   b.emit(
     ldMap(R1, end.span.map),
@@ -385,5 +391,8 @@ function emitSpanEnd(
     alu64("ADD", R2, imm(keyArea)),
     call("map_delete_elem"),
   );
-  b.increment(counters, end.span.counters.matched).mark(done);
+  b.increment(counters, end.span.counters.matched);
+  // The verifier refuses unreachable code: the not-an-end path only exists with predicates.
+  if (end.predicates.length) b.emit(ja(done)).mark(notAnEnd).emit(st("DW", R7, latency, -1));
+  b.mark(done);
 }

@@ -38,7 +38,7 @@ import {
 import type { BpfMap, MapSpec } from "../../../bpf/map.ts";
 import { ksymAddress, mountsByDev, refreshMounts } from "../../../bpf/sysinfo.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
-import type { EventField } from "../../codegen/fields.ts";
+import { type EventField, zeroRecord } from "../../codegen/fields.ts";
 import {
   memberOffset,
   readMember,
@@ -301,6 +301,8 @@ export function fileSlots(b: ProgramBuilder): Slots {
 function emitFile(b: ProgramBuilder, locate: InodeLocator, base: number, mounts: string): void {
   const done = b.fresh("file_done");
   const s = fileSlots(b);
+  // Zeroed first: equal names must be equal bytes to the end, as aggregation keys.
+  zeroRecord(b, base, AT.size);
   for (const at of [AT.fs, AT.mount, AT.name, AT.dirname, AT.pathname]) {
     writeText(b, base + at, "<none>");
   }
@@ -317,37 +319,40 @@ function emitFile(b: ProgramBuilder, locate: InodeLocator, base: number, mounts:
   b.emit(ja(done)).mark(isFile);
   load(b, R0, s.offset);
   b.emit(stx("DW", R7, base + AT.offset, R0));
-  for (const at of [AT.mount, AT.name, AT.dirname, AT.pathname]) {
-    writeText(b, base + at, "<unknown>");
-  }
+  // What cannot be named is "<unknown>": written where the naming stops, into zeroed bytes.
+  const nameless = b.fresh("nameless");
+  const mountless = b.fresh("mountless");
+  const unknown = (ats: number[]) => ats.forEach((at) => writeText(b, base + at, "<unknown>"));
   // The dentry: the inode's first alias (an hlist node inside the dentry).
   load(b, R1, s.inode);
   readMember(b, R1, "inode", "i_dentry.first", R0);
   b.emit(
-    jmp("JEQ", R0, imm(0), done),
+    jmp("JEQ", R0, imm(0), nameless),
     alu64("SUB", R0, imm(memberOffset("dentry", "d_u.d_alias"))),
   );
   save(b, s.dentry, R0);
   b.emit(mov64(R1, R0));
   readMemberBytes(b, R1, "dentry", "d_name.name", R7, base + AT.name, NAME_SIZE);
   // The mount point, by the superblock's device.
-  load(b, R1, s.inode);
-  readMember(b, R1, "inode", "i_sb->s_dev", R0);
   const key = b.alloc(8);
-  b.emit(st("DW", R10, key, 0), stx("W", R10, key, R0), ldMap(R1, mounts));
-  b.stackPtr(R2, key).emit(call("map_lookup_elem"), jmp("JEQ", R0, imm(0), done));
-  save(b, s.mount, R0);
+  const lookUpMount = () => {
+    b.emit(st("DW", R10, key, 0));
+    load(b, R1, s.inode);
+    readMember(b, R1, "inode", "i_sb->s_dev", R0);
+    b.emit(stx("W", R10, key, R0), ldMap(R1, mounts));
+    b.stackPtr(R2, key).emit(call("map_lookup_elem"), jmp("JEQ", R0, imm(0), mountless));
+    save(b, s.mount, R0);
+  };
+  lookUpMount();
   b.emit(mov64(R1, R7), alu64("ADD", R1, imm(base + AT.mount)), mov64(R2, imm(MOUNT_SIZE)));
   b.emit(mov64(R3, R0), call("probe_read_kernel_str"));
   emitNames(b, s);
-  // emitNames borrowed the mount slot: look it up again.
-  b.emit(st("DW", R10, key, 0));
-  load(b, R1, s.inode);
-  readMember(b, R1, "inode", "i_sb->s_dev", R0);
-  b.emit(stx("W", R10, key, R0), ldMap(R1, mounts));
-  b.stackPtr(R2, key).emit(call("map_lookup_elem"), jmp("JEQ", R0, imm(0), done));
-  save(b, s.mount, R0);
+  lookUpMount(); // emitNames borrowed the mount slot
   emitJoin(b, base, s);
+  b.emit(ja(done)).mark(nameless);
+  unknown([AT.name]);
+  b.mark(mountless);
+  unknown([AT.mount, AT.dirname, AT.pathname]);
   b.mark(done);
 }
 
