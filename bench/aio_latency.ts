@@ -1,17 +1,18 @@
 /**
  * The cost of timing every AIO request: fio libaio randread 4k, iodepth 32, direct, on a loop
- * device over /dev/shm; rounds of no tracing, scripts/aio_latency.ts tracing fio, and a
- * bpftrace script keeping per-iocb maps keyed the same way ({pid, ctx_id, iocb}), in turn;
- * the IOPS each took against the untraced runs.
+ * device over /dev/shm; rounds of no tracing, aio_latency's kernel side (per-request timing
+ * and its histogram per process, system-wide), and a bpftrace script keeping per-iocb maps
+ * keyed the same way ({pid, ctx_id, iocb}), in turn; the IOPS each took against the untraced
+ * runs.
  *
  *   tools/run bench/aio_latency.ts [ROUNDS] [SECONDS]
  */
+import { aio, AIO_COUNTERS, run } from "../mod.ts";
 import { withLoopDevice } from "../tests/fixtures/loop_device.ts";
 import { median, whileBpftrace } from "./fixtures/bpftrace.ts";
 
 const rounds = Number(Deno.args[0] ?? 3);
 const seconds = Number(Deno.args[1] ?? 5);
-const recipe = new URL("../scripts/aio_latency.ts", import.meta.url).pathname;
 
 function fioArgs(device: string, output: string): string[] {
   return [
@@ -39,15 +40,24 @@ async function untraced(device: string, output: string): Promise<number> {
   return iops(output);
 }
 
-async function withRecipe(device: string, output: string): Promise<number> {
-  const command = ["fio", ...fioArgs(device, output)].join(" ");
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", recipe, "-c", command],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!r.success) throw new Error(`aio_latency failed: ${new TextDecoder().decode(r.stderr)}`);
-  return iops(output);
+/**
+ * aio_latency's kernel side, in this process: per-request timing keyed {tgid, ctx_id, iocb}
+ * and its default histogram per process, system-wide as the bpftrace script is.
+ */
+async function withAioLatency(device: string, output: string): Promise<number> {
+  aio.on("reap").hist((e) => e.latencyNs / 1000, { by: (e) => [e.comm, e.pid] });
+  const stop = new AbortController();
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => attached = r);
+  const session = run({ signal: stop.signal, printAggregations: false, onAttached: attached });
+  await ready;
+  try {
+    return await untraced(device, output);
+  } finally {
+    stop.abort();
+    const summary = await session;
+    if ((summary.counters[AIO_COUNTERS.reaped] ?? 0) === 0) throw new Error("nothing was timed");
+  }
 }
 
 // args->ret is read once before the loops: bpftrace 0.17 fails to load it inside unroll.
@@ -91,7 +101,7 @@ await withLoopDevice(256, async (loop) => {
     const base: number[] = [], ours: number[] = [], theirs: number[] = [];
     for (let i = 0; i < rounds; i++) {
       base.push(await untraced(loop.path, output));
-      ours.push(await withRecipe(loop.path, output));
+      ours.push(await withAioLatency(loop.path, output));
       theirs.push(await withBpftrace(loop.path, output));
       console.error(
         `round ${i + 1}: ${[base, ours, theirs].map((x) => x.at(-1)!.toFixed(0))} IOPS ` +

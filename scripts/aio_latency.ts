@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { type AggregationData, aio, AIO_COUNTERS, run, type RunSummary } from "../mod.ts";
 import { formatAggregation } from "../runtime/aggregate/print.ts";
 import { quantile } from "../runtime/aggregate/data.ts";
+import { micros } from "../runtime/aggregate/summary.ts";
 import { fdPath } from "../runtime/providers/aio/abi.ts";
 import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../runtime/workload/libaio.ts";
 
@@ -137,13 +138,13 @@ const reaps = aio.on("reap");
 const uring = aio.on("uring");
 const clear = opts.interval !== undefined;
 // One histogram per key; it keeps count, sum, min and max beside its buckets.
-const micros = (e: { latencyNs: number }) => e.latencyNs / 1000;
+const inMicros = (e: { latencyNs: number }) => e.latencyNs / 1000;
 const hist = opts.by === "process"
-  ? reaps.hist(micros, { by: (e) => [e.comm, e.pid], clear })
+  ? reaps.hist(inMicros, { by: (e) => [e.comm, e.pid], clear })
   : opts.by === "fd"
-  ? reaps.hist(micros, { by: (e) => [e.pid, e.fd], clear })
-  : reaps.hist(micros, { by: (e) => e.op, clear });
-const uringHist = uring.hist(micros, { by: (e) => e.opcode, clear });
+  ? reaps.hist(inMicros, { by: (e) => [e.pid, e.fd], clear })
+  : reaps.hist(inMicros, { by: (e) => e.op, clear });
+const uringHist = uring.hist(inMicros, { by: (e) => e.opcode, clear });
 
 const URING_OPS: Record<number, string> = {
   0: "NOP",
@@ -195,9 +196,6 @@ function groups(kind: "aio" | "uring", data: AggregationData | undefined): Group
   });
 }
 
-const us = (x: number | undefined) =>
-  x === undefined ? "?" : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(1)} us`;
-
 /** What the counters say about requests this tool cannot time. */
 function blindSpot(counters: Record<string, number>): string | undefined {
   const submitted = counters[AIO_COUNTERS.submitted] ?? 0;
@@ -247,8 +245,10 @@ function report(
   for (const g of all) {
     console.log(formatAggregation(g.hist));
     console.log(
-      `count ${g.count}, mean ${us(g.meanUs)}, p50 ${us(g.p50Us)}, p99 ${us(g.p99Us)}, ` +
-        `max ${us(g.maxUs)}\n`,
+      `count ${g.count}, mean ${micros(g.meanUs)}, p50 ${micros(g.p50Us)}, p99 ${
+        micros(g.p99Us)
+      }, ` +
+        `max ${micros(g.maxUs)}\n`,
     );
   }
   if (blind) console.log(`aio_latency: blind spot: ${blind}`);

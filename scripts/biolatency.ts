@@ -58,7 +58,7 @@ import {
   type TracepointEventOf,
 } from "../mod.ts";
 import { recipe } from "../recipe.ts";
-import { quantile } from "../runtime/aggregate/data.ts";
+import { micros, summarize } from "../runtime/aggregate/summary.ts";
 
 /** The bits `--flags` keys by, and how each combination prints. */
 const FLAG_MASK = B.B_READ | B.B_WRITE | B.B_ASYNC;
@@ -162,29 +162,23 @@ function group(data: AggregationData, row: AggregationRow, flags: boolean): Grou
   if (v.kind !== "hist" || !v.stats || v.stats.count === 0) return [];
   const disk = String(row.key[0]);
   const key = flags ? [disk, flagLabel(Number(row.key[1]))] : [disk];
+  const s = summarize(v)!;
   return [{
     disk,
     ...(flags && { flags: key[1] }),
-    count: v.stats.count,
-    mean_us: v.stats.sum / v.stats.count,
-    p50_us: quantile(v.buckets, 0.5, v.stats),
-    p99_us: quantile(v.buckets, 0.99, v.stats),
-    min_us: v.stats.min,
-    max_us: v.stats.max,
-    buckets: v.buckets.filter((b) => b.count > 0).map((b) => ({
-      low: Number.isFinite(b.low) ? b.low : null,
-      high: b.high ?? null,
-      count: b.count,
-    })),
+    count: s.count,
+    mean_us: s.mean,
+    p50_us: s.p50,
+    p99_us: s.p99,
+    min_us: s.min,
+    max_us: s.max,
+    buckets: s.buckets,
     hist: { ...data, keyNames: [], lost: 0, rows: [{ key, value: v }] },
   }];
 }
 
 /** Prints the histograms of one interval: set up with the probes, called by the session. */
 let intervalReport: ((data: AggregationData[]) => void) | undefined;
-
-const us = (x: number | undefined) =>
-  x === undefined ? "?" : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(1)} us`;
 
 await recipe({
   name: "biolatency",
@@ -330,8 +324,8 @@ await recipe({
       for (const g of all) {
         console.log(formatAggregation(g.hist));
         console.log(
-          `count ${g.count}, mean ${us(g.mean_us)}, p50 ${us(g.p50_us)}, ` +
-            `p99 ${us(g.p99_us)}, max ${us(g.max_us)}\n`,
+          `count ${g.count}, mean ${micros(g.mean_us)}, p50 ${micros(g.p50_us)}, ` +
+            `p99 ${micros(g.p99_us)}, max ${micros(g.max_us)}\n`,
         );
       }
       if (lost > 0) {

@@ -29,7 +29,7 @@
  */
 import { type AggregationData, type AggregationRow, formatAggregation, io } from "../mod.ts";
 import { recipe } from "../recipe.ts";
-import { quantile } from "../runtime/aggregate/data.ts";
+import { micros, summarize } from "../runtime/aggregate/summary.ts";
 
 /**
  * The demo: 2048 direct 4 KiB reads by one dd of an 8 MiB file under /var/tmp, most of them a
@@ -58,33 +58,21 @@ interface Waiter {
 function waiter(data: AggregationData, row: AggregationRow): Waiter[] {
   const v = row.value;
   if (v.kind !== "hist" || !v.stats || v.stats.count === 0) return [];
+  const s = summarize(v)!;
   return [{
     comm: String(row.key[0]),
     pid: Number(row.key[1]),
-    count: v.stats.count,
+    count: s.count,
     total_us: v.stats.sum,
-    mean_us: v.stats.sum / v.stats.count,
-    p50_us: quantile(v.buckets, 0.5, v.stats),
-    p99_us: quantile(v.buckets, 0.99, v.stats),
-    min_us: v.stats.min,
-    max_us: v.stats.max,
-    buckets: v.buckets.filter((b) => b.count > 0).map((b) => ({
-      low: Number.isFinite(b.low) ? b.low : null,
-      high: b.high ?? null,
-      count: b.count,
-    })),
+    mean_us: s.mean,
+    p50_us: s.p50,
+    p99_us: s.p99,
+    min_us: s.min,
+    max_us: s.max,
+    buckets: s.buckets,
     hist: { ...data, keyNames: [], lost: 0, rows: [row] },
   }];
 }
-
-const us = (x: number | undefined) =>
-  x === undefined
-    ? "?"
-    : x >= 1e6
-    ? `${(x / 1e6).toFixed(2)} s`
-    : x >= 1000
-    ? `${(x / 1000).toFixed(2)} ms`
-    : `${x.toFixed(1)} us`;
 
 /** Prints one interval's histograms: set up with the probes. */
 let intervalReport: ((data: AggregationData[]) => void) | undefined;
@@ -152,8 +140,8 @@ await recipe({
       for (const w of all.reverse()) {
         console.log(formatAggregation(w.hist));
         console.log(
-          `count ${w.count}, total ${us(w.total_us)}, mean ${us(w.mean_us)}, ` +
-            `p50 ${us(w.p50_us)}, p99 ${us(w.p99_us)}, max ${us(w.max_us)}\n`,
+          `count ${w.count}, total ${micros(w.total_us)}, mean ${micros(w.mean_us)}, ` +
+            `p50 ${micros(w.p50_us)}, p99 ${micros(w.p99_us)}, max ${micros(w.max_us)}\n`,
         );
       }
       if (perFile) {
@@ -165,7 +153,7 @@ await recipe({
         for (const f of fileRows(files)) {
           console.log(
             `${f.comm.padEnd(16)} ${String(f.pid).padStart(7)} ${String(f.count).padStart(7)} ` +
-              `${us(f.total_us).padStart(10)} ${f.file}`,
+              `${micros(f.total_us).padStart(10)} ${f.file}`,
           );
         }
       }

@@ -12,7 +12,7 @@
  */
 import { type AggregationData, type AggregationRow, aio } from "../mod.ts";
 import { formatAggregation } from "../runtime/aggregate/print.ts";
-import { quantile } from "../runtime/aggregate/data.ts";
+import { summarize } from "../runtime/aggregate/summary.ts";
 import { uringOpName } from "../runtime/providers/aio/aio.ts";
 import { recipe } from "../recipe.ts";
 
@@ -56,19 +56,16 @@ function groups(data: AggregationData | undefined): [Group, AggregationRow][] {
     const v = row.value;
     if (v.kind !== "hist" || !v.stats || v.stats.count === 0) return [];
     const opcode = Number(row.key[0]);
+    const s = summarize(v)!;
     return [[{
       opcode,
       op: uringOpName(opcode),
-      count: v.stats.count,
-      mean_us: v.stats.sum / v.stats.count,
-      p50_us: quantile(v.buckets, 0.5, v.stats) ?? null,
-      p99_us: quantile(v.buckets, 0.99, v.stats) ?? null,
-      max_us: v.stats.max,
-      buckets: v.buckets.filter((b) => b.count).map((b) => ({
-        low: Number.isFinite(b.low) ? b.low : null,
-        high: b.high ?? null,
-        count: b.count,
-      })),
+      count: s.count,
+      mean_us: s.mean,
+      p50_us: s.p50 ?? null,
+      p99_us: s.p99 ?? null,
+      max_us: s.max,
+      buckets: s.buckets,
     }, row]];
   }).sort(([a], [b]) => b.count - a.count || a.opcode - b.opcode);
 }
