@@ -51,13 +51,15 @@ async function withAioLatency(device: string, output: string): Promise<number> {
   const ready = new Promise<void>((r) => attached = r);
   const session = run({ signal: stop.signal, printAggregations: false, onAttached: attached });
   await ready;
+  let iops;
   try {
-    return await untraced(device, output);
+    iops = await untraced(device, output);
   } finally {
     stop.abort();
-    const summary = await session;
-    if ((summary.counters[AIO_COUNTERS.reaped] ?? 0) === 0) throw new Error("nothing was timed");
   }
+  const summary = await session;
+  if ((summary.counters[AIO_COUNTERS.reaped] ?? 0) === 0) throw new Error("nothing was timed");
+  return iops;
 }
 
 // args->ret is read once before the loops: bpftrace 0.17 fails to load it inside unroll.
