@@ -143,6 +143,8 @@ export interface ProbeProgramSpec {
   state?: ThreadState;
   /** The probe's own code: captures, predicates, aggregations, output. */
   body?: (b: ProgramBuilder) => void;
+  /** false: nothing reads the probe time, so R9 is 0 and the helper call is saved. */
+  time?: false;
 }
 
 /** Generates the instructions of a probe program. */
@@ -152,7 +154,8 @@ export function probeProgram(spec: ProbeProgramSpec): Item[] {
   b.emit(mov64(R6, R1));
   spec.guard?.(b, out);
   emitFilter(b, spec.filter, out, spec.subject);
-  b.emit(call("ktime_get_ns"), mov64(R9, R0));
+  if (spec.time === false) b.emit(mov64(R9, imm(0)));
+  else b.emit(call("ktime_get_ns"), mov64(R9, R0));
   if (spec.scratch) {
     const key = b.alloc(8);
     b.emit(st("DW", R10, key, 0));

@@ -87,9 +87,11 @@ function argsSaver(name: string, syscall: string, ctx: SiteContext): ProgramPlan
   return {
     name,
     type: "tracepoint",
+    // The arguments are what the returns need; no one reads this entry's time.
     instructions: probeProgram({
       filter: ctx.filter,
       state: { ...SAVED_ARGS, mode: "save", ctxOffset: 16, words: 6 },
+      time: false,
     }),
     attach: (p: Program) => attachTracepoint(p, enter.id, `syscalls:sys_enter_${syscall}`),
   };
@@ -141,7 +143,11 @@ function submitRecorder(ctx: SiteContext): ProgramPlan[] {
     b.emit(ldx("DW", R0, R10, n), jmp("JSLE", R0, imm(MAX_BATCH), fits));
     b.emit(alu64("SUB", R0, imm(MAX_BATCH)), stx("DW", R10, i, R0));
     b.increment(counters, ctx.counter(AIO_COUNTERS.overflow), i);
-    b.mark(fits).emit(st("DW", R10, i, 0)).mark(top);
+    b.mark(fits);
+    // The key's tgid and ctx_id are the same for every iocb: written once.
+    b.emit(mov64(R3, imm(0)));
+    emitKey(b, key);
+    b.emit(st("DW", R10, i, 0)).mark(top);
     b.emit(
       ldx("DW", R1, R10, i),
       ldx("DW", R2, R10, n),
@@ -152,9 +158,9 @@ function submitRecorder(ctx: SiteContext): ProgramPlan[] {
     loadArg(b, "state", 2, R3);
     b.emit(alu64("LSH", R1, imm(3)), alu64("ADD", R3, R1), st("DW", R10, key + 16, 0));
     b.stackPtr(R1, key + 16).emit(mov64(R2, imm(8)), call("probe_read_user"));
-    b.stackPtr(R1, iocb).emit(mov64(R2, imm(IOCB.size)), ldx("DW", R3, R10, key + 16));
-    b.emit(call("probe_read_user"), ldx("DW", R3, R10, key + 16));
-    emitKey(b, key);
+    // The iocb up to its offset: all the record needs.
+    b.stackPtr(R1, iocb).emit(mov64(R2, imm(IOCB.offset + 8)), ldx("DW", R3, R10, key + 16));
+    b.emit(call("probe_read_user"));
     b.emit(
       stx("DW", R10, value, R9),
       ldx("W", R0, R10, iocb + IOCB.fd),
