@@ -113,7 +113,7 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
       throw e;
     }
     if (o.explain) {
-      writer(o.output)(explain());
+      writer(o.output)(await explain());
       return;
     }
     const out = writer(o.output);

@@ -193,7 +193,7 @@ export function tracepoint<N extends string>(name: N): Stream<TracepointEventOf<
  * What the probes added so far would do, without loading anything: the fields captured, what
  * runs in the kernel and what in JavaScript, the maps, and the BPF programs as assembly.
  */
-export function explain(options: RunOptions = {}): string {
+export function explain(options: RunOptions = {}): Promise<string> {
   return current.explain(options);
 }
 
@@ -206,7 +206,7 @@ export async function run(options: RunOptions = {}): Promise<RunSummary> {
   const s = current;
   // `probe run --explain` (and unpinned remote recipes): show what would load, load nothing.
   if (Deno.env.get("TSPROBE_EXPLAIN")) {
-    console.log(s.explain(options));
+    console.log(await s.explain(options));
     Deno.exit(0);
   }
   try {

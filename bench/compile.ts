@@ -26,7 +26,7 @@ const attach: number[] = [];
 for (let i = 0; i < runs; i++) {
   script();
   const t0 = performance.now();
-  explain();
+  await explain();
   compile.push(performance.now() - t0);
   // explain() left the probes in place: run them.
   const t1 = performance.now();

@@ -25,6 +25,8 @@ import {
   SessionMaps,
 } from "./compiler/plan.ts";
 import { DROPPED_COUNTER } from "./compiler/site_compiler.ts";
+import { loadParser } from "./lambda/parse.ts";
+import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
 /** How a session runs. */
@@ -150,7 +152,8 @@ export class Session {
    * What would run, without loading anything: per probe the fields captured, what runs in
    * the kernel and what in JavaScript, the maps, and each program as BPF assembly.
    */
-  explain(options: RunOptions = {}): string {
+  async explain(options: RunOptions = {}): Promise<string> {
+    await loadParser();
     const p = this.#plan(options);
     const out: string[] = [];
     for (const { site, consumers } of p.sites) {
@@ -180,6 +183,7 @@ export class Session {
 
   /** Compiles, loads and attaches every probe, streams events, and cleans up. */
   async run(options: RunOptions = {}): Promise<RunSummary> {
+    if (this.#requests.some(needsParser)) await loadParser();
     const p = this.#plan(options);
     const durationMs = options.duration === undefined ? Infinity : parseDuration(options.duration);
     const intervalMs = options.interval === undefined ? Infinity : parseDuration(options.interval);
@@ -389,6 +393,13 @@ class Aggregations {
       };
     });
   }
+}
+
+/** Whether planning a consumer parses a lambda (not for `() => ...` handlers alone). */
+function needsParser(r: ConsumerRequest): boolean {
+  const source = r.source;
+  if (source.kind === "span" || source.predicates.length) return true;
+  return r.kind === "aggregate" || !readsNothing(r.handler as () => void);
 }
 
 /** Kills the traced command and every descendant of it in the pid filter map. */

@@ -7,8 +7,10 @@ import {
   LambdaError,
   type ValueType,
 } from "../runtime/lambda/ir.ts";
-import { type AnyFunction, parseFunction } from "../runtime/lambda/parse.ts";
-import { eventReads } from "../runtime/lambda/reads.ts";
+import { type AnyFunction, loadParser, parseFunction } from "../runtime/lambda/parse.ts";
+import { eventReads, readsNothing } from "../runtime/lambda/reads.ts";
+
+await loadParser();
 
 // ---- fixtures -------------------------------------------------------------------------------
 
@@ -805,4 +807,15 @@ Deno.test("eventReads() reads methods and functions like arrows", () => {
     [["ret"]],
   );
   assertEquals(eventReads(async (e: Ev) => await Promise.resolve(e.comm)), [["comm"]]);
+});
+
+Deno.test("readsNothing() knows parameterless arrows need no parse", () => {
+  ok(readsNothing(() => 1));
+  ok(!readsNothing((e: unknown) => e));
+  ok(
+    !readsNothing(function () {
+      // deno-lint-ignore prefer-rest-params
+      return arguments[0];
+    }),
+  );
 });

@@ -10,6 +10,15 @@ import { LambdaError } from "./ir.ts";
 import { type AnyFunction, parseFunction, staticKey } from "./parse.ts";
 
 /**
+ * True for a handler that cannot see its event: it declares no parameter and never names
+ * `arguments`. Known without parsing (`() => count++`).
+ */
+export function readsNothing(fn: AnyFunction): boolean {
+  return fn.length === 0 && !/\barguments\b/.test(fn.toString()) &&
+    /^\s*(async\s*)?\(\s*\)\s*=>/.test(fn.toString());
+}
+
+/**
  * The member paths of its first parameter (the event) that `fn` reads, or "all" when it may
  * read the event in a way no path describes: passing it on, `e[k]`, `e.method()`, spreading,
  * `arguments`, `eval`, `with`, or a native or bound function.
@@ -34,6 +43,7 @@ import { type AnyFunction, parseFunction, staticKey } from "./parse.ts";
  * ```
  */
 export function eventReads(fn: AnyFunction): string[][] | "all" {
+  if (readsNothing(fn)) return [];
   let node;
   try {
     node = parseFunction(fn).node;
