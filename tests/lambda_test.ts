@@ -814,7 +814,6 @@ Deno.test("readsNothing() knows parameterless arrows need no parse", () => {
   ok(!readsNothing((e: unknown) => e));
   ok(
     !readsNothing(function () {
-      // deno-lint-ignore prefer-rest-params
       return arguments[0];
     }),
   );
