@@ -20,6 +20,7 @@ import {
   run,
   type RunSummary,
 } from "./mod.ts";
+import { pathExists } from "./bpf/sysinfo.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { oneLinerModule } from "./cli/oneliner.ts";
@@ -154,12 +155,8 @@ async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]
       console.error(`probe: ${target} is not pinned; here is what it would run (${hash}):`);
       env.TSPROBE_EXPLAIN = "1";
     }
-  } else {
-    try {
-      Deno.statSync(target);
-    } catch {
-      throw new Usage(`no recipe file '${target}'`);
-    }
+  } else if (!pathExists(target)) {
+    throw new Usage(`no recipe file '${target}'`);
   }
   if (o.explain) env.TSPROBE_EXPLAIN = "1";
   const child = new Deno.Command(Deno.execPath(), {

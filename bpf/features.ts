@@ -14,6 +14,7 @@ import {
   VerifierError,
 } from "./program.ts";
 import { Btf } from "./btf.ts";
+import { pathExists } from "./sysinfo.ts";
 
 const answers = new Map<string, boolean>();
 
@@ -24,15 +25,6 @@ function cached(key: string, ask: () => boolean): boolean {
     answers.set(key, a);
   }
   return a;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True when a minimal `return 0` program loads with these settings. */
@@ -81,7 +73,7 @@ export function requireFentry(): void {
 
 /** True when the kernel has a perf PMU named `name` (kprobe, uprobe). */
 export function havePmu(name: string): boolean {
-  return cached(`pmu:${name}`, () => exists(`/sys/bus/event_source/devices/${name}/type`));
+  return cached(`pmu:${name}`, () => pathExists(`/sys/bus/event_source/devices/${name}/type`));
 }
 
 /** Throws {@link NotSupportedError} unless kprobes can be attached. */

@@ -524,3 +524,13 @@ export function ksymAddress(name: string): bigint | undefined {
   }
   return index === undefined ? undefined : symbolAt(table, index).address;
 }
+
+/** Whether a path exists (a sysfs or procfs entry, a device, a file). */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -4,20 +4,12 @@
  *
  * @module
  */
+import { pathExists } from "../bpf/sysinfo.ts";
 
 /** A missing precondition and its remedy, in one line. */
 export interface Missing {
   what: string;
   remedy: string;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Effective capabilities of this process, from /proc/self/status. */
@@ -45,13 +37,15 @@ export function missingPreconditions(): Missing[] {
   } catch {
     missing.push({ what: "libbpf.so.1 is missing", remedy: "apt-get install libbpf1" });
   }
-  if (!exists("/sys/kernel/btf/vmlinux")) {
+  if (!pathExists("/sys/kernel/btf/vmlinux")) {
     missing.push({
       what: "the kernel has no BTF (/sys/kernel/btf/vmlinux)",
       remedy: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's are)",
     });
   }
-  if (!exists("/sys/kernel/tracing/events") && !exists("/sys/kernel/debug/tracing/events")) {
+  if (
+    !pathExists("/sys/kernel/tracing/events") && !pathExists("/sys/kernel/debug/tracing/events")
+  ) {
     missing.push({
       what: "tracefs is not mounted",
       remedy: "mount -t tracefs nodev /sys/kernel/tracing",

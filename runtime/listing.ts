@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { pathExists } from "../bpf/sysinfo.ts";
 import { listTracepointsSync, readFormatSync, tracefsRoot } from "../bpf/tracefs.ts";
 import type { EventField } from "./codegen/fields.ts";
 import { ioArgs } from "./providers/io/io.ts";
@@ -107,7 +108,7 @@ function ioProbes(): ProbeInfo[] {
     )
       .map((f) => ({ name: f.path.join("."), type: typeOf(f) }));
   const transfer = ioArgs();
-  const nfs = exists(`${tracefsRoot()}/events/nfs`)
+  const nfs = pathExists(`${tracefsRoot()}/events/nfs`)
     ? "NFS: this kernel has nfs tracepoints, but tsprobe does not trace NFS I/O yet"
     : "NFS: unavailable (this kernel has no nfs tracepoints; is the nfs module loaded?)";
   return [
@@ -121,15 +122,6 @@ function ioProbes(): ProbeInfo[] {
     { name: "io:wait-start", provider: "io", args: [] },
     { name: "io:wait-done", provider: "io", args: [{ name: "waitNs", type: "u64" }] },
   ];
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -43,7 +43,7 @@ import { ExprCompiler, type FieldSlot } from "../codegen/expr.ts";
 import { type EventField, field } from "../codegen/fields.ts";
 import { type Filter, probeProgram } from "../codegen/probe_program.ts";
 import { RecordLayout, TAG_OFFSET } from "../codegen/record.ts";
-import type { Expr } from "../lambda/ir.ts";
+import { children, type Expr } from "../lambda/ir.ts";
 import type { ProbeSite, ProgramPlan } from "../providers/provider.ts";
 
 /** A latency (and carried values) kept from one probe to another in a hash map. */
@@ -105,33 +105,11 @@ export interface CompiledSite {
   captured: Array<{ path: string; size: number }>;
 }
 
+/** The field paths an expression reads, appended to `out`. */
 function fieldsOf(e: Expr, out: string[][]): string[][] {
-  switch (e.op) {
-    case "field":
-      out.push(e.path);
-      break;
-    case "strcmp":
-      out.push(e.field.path);
-      break;
-    case "const":
-      break;
-    case "neg":
-    case "not":
-    case "bitnot":
-    case "abs":
-      fieldsOf(e.arg, out);
-      break;
-    case "cond":
-      [e.test, e.then, e.else].forEach((x) => fieldsOf(x, out));
-      break;
-    case "min":
-    case "max":
-      e.args.forEach((x) => fieldsOf(x, out));
-      break;
-    default:
-      fieldsOf(e.left, out);
-      fieldsOf(e.right, out);
-  }
+  if (e.op === "field") out.push(e.path);
+  else if (e.op === "strcmp") out.push(e.field.path);
+  else children(e).forEach((x) => fieldsOf(x, out));
   return out;
 }
 

@@ -56,6 +56,28 @@ export type Expr =
   | { op: "min" | "max"; args: Expr[]; type: ValueType }
   | { op: "abs"; arg: Expr; type: ValueType };
 
+/** The direct subexpressions of `e` (a string comparison's field is not one). */
+export function children(e: Expr): Expr[] {
+  switch (e.op) {
+    case "field":
+    case "strcmp":
+    case "const":
+      return [];
+    case "neg":
+    case "not":
+    case "bitnot":
+    case "abs":
+      return [e.arg];
+    case "cond":
+      return [e.test, e.then, e.else];
+    case "min":
+    case "max":
+      return e.args;
+    default:
+      return [e.left, e.right];
+  }
+}
+
 /** A compiled lambda: its expression and the source text it came from (for listings). */
 export interface Lambda {
   expr: Expr;

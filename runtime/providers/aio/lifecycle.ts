@@ -36,6 +36,7 @@ import {
 } from "../../../bpf/asm/mod.ts";
 import { attachTracepoint } from "../../../bpf/link.ts";
 import type { BpfMap } from "../../../bpf/map.ts";
+import { pathExists } from "../../../bpf/sysinfo.ts";
 import type { Program } from "../../../bpf/program.ts";
 import { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, headerFields } from "../../codegen/fields.ts";
@@ -232,15 +233,7 @@ function sweep(maps: ReadonlyMap<string, BpfMap>): Record<string, number> {
   for (const key of [...inflight.keys()]) {
     const v = new DataView(key.buffer);
     const tgid = v.getBigUint64(0, true);
-    if (!alive.has(tgid)) {
-      let exists = true;
-      try {
-        Deno.statSync(`/proc/${tgid}`);
-      } catch {
-        exists = false;
-      }
-      alive.set(tgid, exists);
-    }
+    if (!alive.has(tgid)) alive.set(tgid, pathExists(`/proc/${tgid}`));
     if (!alive.get(tgid) || dead.has(`${tgid}:${v.getBigUint64(8, true)}`)) {
       inflight.delete(key);
       swept++;

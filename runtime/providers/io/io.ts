@@ -27,7 +27,7 @@ import {
   type ThreadState,
 } from "../../codegen/probe_program.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "../provider.ts";
-import { devMajor, devMinor } from "../../../bpf/sysinfo.ts";
+import { devMajor, devMinor, pathExists } from "../../../bpf/sysinfo.ts";
 import type { Expr } from "../../lambda/ir.ts";
 import { bufFields, type BufInfo } from "./bufinfo.ts";
 import { devFields, type DevInfo } from "./devinfo.ts";
@@ -145,17 +145,9 @@ function starter(src: IoSource, map: string): FilterSubject {
 /** Whether the device with this kernel dev number queues requests (blk-mq); undefined if gone. */
 function requestBased(dev: number): boolean | undefined {
   const sys = `/sys/dev/block/${devMajor(dev)}:${devMinor(dev)}`;
-  const has = (path: string) => {
-    try {
-      Deno.statSync(path);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (!has(sys)) return undefined;
+  if (!pathExists(sys)) return undefined;
   // A partition's queue is its disk's.
-  return has(`${sys}/mq`) || has(`${sys}/../mq`);
+  return pathExists(`${sys}/mq`) || pathExists(`${sys}/../mq`);
 }
 
 /**
