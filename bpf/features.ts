@@ -5,7 +5,7 @@
  * @module
  */
 import { BpfError, NotSupportedError } from "./errors.ts";
-import { exit, mov64 } from "./asm/mod.ts";
+import { exit, imm, type Item, mov64, R0, sdiv64 } from "./asm/mod.ts";
 import {
   AttachType,
   Program,
@@ -27,14 +27,17 @@ function cached(key: string, ask: () => boolean): boolean {
   return a;
 }
 
-/** True when a minimal `return 0` program loads with these settings. */
-function loads(spec: Pick<ProgramSpec, "type" | "expectedAttachType" | "attachBtfId">): boolean {
+/** True when a program loads with these settings (by default a minimal `return 0`). */
+function loads(
+  spec: Pick<ProgramSpec, "type" | "expectedAttachType" | "attachBtfId">,
+  instructions: Item[] = [mov64(R0, imm(0)), exit()],
+): boolean {
   try {
     using _ = Program.load({
       ...spec,
       name: "tsp_probe",
       probe: `feature probe ${spec.type}`,
-      instructions: [mov64(0, { imm: 0 }), exit()],
+      instructions,
       maps: new Map(),
     });
     return true;
@@ -47,6 +50,20 @@ function loads(spec: Pick<ProgramSpec, "type" | "expectedAttachType" | "attachBt
 /** True when a minimal program of `type` loads. */
 export function haveProgramType(type: ProgramType): boolean {
   return cached(`prog:${type}`, () => loads({ type }));
+}
+
+/**
+ * True when the verifier takes signed division (`s/=`, `s%=`: BPF ISA v4, kernel 6.6+). Older
+ * kernels refuse the instruction's nonzero offset ("BPF_ALU uses reserved fields").
+ */
+export function haveSignedDivision(): boolean {
+  return cached("sdiv", () =>
+    loads({ type: "tracepoint" }, [
+      mov64(R0, imm(-7)),
+      sdiv64("DIV", R0, imm(2)),
+      sdiv64("MOD", R0, imm(2)),
+      exit(),
+    ]));
 }
 
 /**

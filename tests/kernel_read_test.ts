@@ -18,8 +18,6 @@
 import { deepStrictEqual as assertEquals, fail, ok as assert, throws } from "node:assert/strict";
 import * as a from "../bpf/asm/mod.ts";
 import { Btf, BtfError } from "../bpf/btf.ts";
-import { BpfError } from "../bpf/errors.ts";
-import { errno, libc } from "../bpf/ffi.ts";
 import { attachRawTracepoint } from "../bpf/link.ts";
 import { BpfMap } from "../bpf/map.ts";
 import { Program } from "../bpf/program.ts";
@@ -32,12 +30,13 @@ import {
   type KernelChain,
   resolveChain,
 } from "../runtime/codegen/kernel_read.ts";
+import { testRun } from "./fixtures/bpf.ts";
 
 const { R0, R1, R2, R3, R6, R7, R8, R9, R10 } = a;
 
 const PREFIX = `k${Deno.pid.toString(36)}_`;
-const SYS_BPF = 321n;
-const BPF_PROG_TEST_RUN = 10n;
+/** `task_struct.flags` bit of a task in do_exit() (include/linux/sched.h). */
+const PF_EXITING = 0x4;
 /** `PF_KTHREAD` in task_struct.flags: kernel threads, the idle tasks among them. */
 const PF_KTHREAD = 0x0020_0000;
 
@@ -181,21 +180,6 @@ Deno.test("emitKernelRead() and emitKernelReadBytes() refuse what they cannot lo
 });
 
 // --- Generated code on synthetic data ----------------------------------------------------------
-
-/** Runs a raw_tracepoint program once on this CPU (BPF_PROG_TEST_RUN); returns its R0. */
-function testRun(prog: Program): number {
-  const ctx = new BigUint64Array(1);
-  const attr = new Uint8Array(80);
-  const view = new DataView(attr.buffer);
-  const address = (buf: BufferSource) =>
-    BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
-  view.setUint32(0, prog.fd, true); // prog_fd
-  view.setUint32(40, ctx.byteLength, true); // ctx_size_in
-  view.setBigUint64(48, address(ctx), true); // ctx_in
-  const r = libc().syscall(SYS_BPF, BPF_PROG_TEST_RUN, address(attr), BigInt(attr.length), 0n, 0n);
-  if (Number(r) < 0) throw new BpfError(`test-run program ${prog.name}`, errno());
-  return view.getUint32(4, true); // retval
-}
 
 /** A chain over synthetic memory: `steps` pointer offsets, then the field described. */
 function synthetic(
@@ -484,6 +468,10 @@ Deno.test("sched_switch into a perl child reads pid, parent, comm, vruntime, mm,
         // In-kernel filter: only switches into the child.
         emitKernelRead(b, R8, task("tgid"), R0, scratch);
         b.emit(a.jmp("JNE", R0, a.imm(pid), "out"));
+        // Not once it exits: exit_mm() clears its mm, and a slow machine may switch into it
+        // after that.
+        emitKernelRead(b, R8, task("flags"), R0, scratch);
+        b.emit(a.jmp("JSET", R0, a.imm(PF_EXITING), "out"));
         reserve(b, 80);
         store(b, R8, task("pid"), 0, scratch);
         store(b, R8, task("tgid"), 4, scratch);
@@ -528,8 +516,9 @@ Deno.test("sched_switch into a perl child reads pid, parent, comm, vruntime, mm,
     assert(records.length >= 10, `only ${records.length} switches into the child`);
     for (const r of records) {
       assertEquals([r.pid, r.tgid, r.parentTgid], [pid, pid, Deno.pid]);
-      assertEquals(r.comm, "perl");
-      assertEquals(r.exe, exeName);
+      const record = JSON.stringify(r, (_, v) => typeof v === "bigint" ? `${v}` : v);
+      assertEquals(r.comm, "perl", record);
+      assertEquals(r.exe, exeName, record);
       assert(r.inExecve === 0 || r.inExecve === 1, `in_execve ${r.inExecve}`);
       assertEquals(r.argStart, argStart);
       assertEquals(r.oomScoreAdj, 123);

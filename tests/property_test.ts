@@ -56,6 +56,13 @@ function generator(rand: () => number) {
           : undefined,
       () => ({ src: `Math.trunc(${a.src} / ${c})`, bound: a.bound, bool: false }),
       () => ({ src: `(${a.src} % ${c})`, bound: a.bound, bool: false }),
+      // Divisors computed at run time, of either sign (0 replaced: JavaScript has no BPF rule).
+      () => ({
+        src: `Math.trunc(${a.src} / (${b.src} === 0 ? 7 : ${b.src}))`,
+        bound: a.bound,
+        bool: false,
+      }),
+      () => ({ src: `(${a.src} % (${b.src} === 0 ? -3 : ${b.src}))`, bound: a.bound, bool: false }),
       () => {
         const [x, y] = [masked(a), masked(b)];
         const op = pick(["&", "|", "^"]);

@@ -30,6 +30,7 @@ import {
   type Size,
   stx,
 } from "../../bpf/asm/mod.ts";
+import { haveSignedDivision } from "../../bpf/features.ts";
 import type { ComparisonOp, Expr, ValueType } from "../lambda/ir.ts";
 import type { ProgramBuilder } from "./builder.ts";
 import type { FieldDecoding } from "./record.ts";
@@ -78,11 +79,17 @@ export class ExprCompiler {
   readonly #b: ProgramBuilder;
   readonly #locate: Locate;
   readonly #spillSlots: number[] = [];
+  #sdiv: boolean | undefined;
   #spillDepth = 0;
 
-  constructor(b: ProgramBuilder, locate: Locate) {
+  /**
+   * `sdiv`: emit the signed division instruction (kernel 6.6+); by default, when this kernel
+   * takes it (asked at the first signed division). Without it, signed division is built from unsigned division.
+   */
+  constructor(b: ProgramBuilder, locate: Locate, options: { sdiv?: boolean } = {}) {
     this.#b = b;
     this.#locate = locate;
+    this.#sdiv = options.sdiv;
   }
 
   /** Emits code leaving the value of `e` in R0. */
@@ -248,6 +255,10 @@ export class ExprCompiler {
     return SWAP;
   }
 
+  #useSdiv(): boolean {
+    return this.#sdiv ??= haveSignedDivision();
+  }
+
   #spillSlot(): number {
     this.#spillSlots[this.#spillDepth] ??= this.#b.alloc(8);
     return this.#spillSlots[this.#spillDepth];
@@ -276,7 +287,9 @@ export class ExprCompiler {
           if (op === "DIV") b.emit(mov64(rd, imm(0)));
           return;
         }
-        b.emit(signed ? sdiv64(op, rd, src) : alu64(op, rd, src));
+        if (!signed) b.emit(alu64(op, rd, src));
+        else if (this.#useSdiv()) b.emit(sdiv64(op, rd, src));
+        else this.#signedDivision(op, rd, src);
         return;
       }
       case "&":
@@ -297,6 +310,49 @@ export class ExprCompiler {
         return;
       }
     }
+  }
+
+  /**
+   * Signed division or remainder from unsigned ones, for kernels before 6.6 (no `s/=`): divides
+   * the magnitudes, then gives the quotient the sign of `a * b` and the remainder the sign of
+   * `a`, truncating toward zero like `s/=`. |-2^63| is 2^63 as an unsigned value, so every
+   * dividend works; a zero divisor gives 0 and a remainder of `a`, as `s/=` and `s%=` do. Only
+   * branches keep the signs, so no register beyond the operands is needed (the divisor's
+   * register holds a temporary that is dead after the operator).
+   */
+  #signedDivision(op: "DIV" | "MOD", rd: Reg, src: Reg | { imm: number }): void {
+    const b = this.#b;
+    const negA = b.fresh("sdiv_neg_a");
+    const done = b.fresh("sdiv_done");
+    const neg = (r: Reg) => alu64("NEG", r, imm(0));
+    if (typeof src !== "number" && src.imm !== -0x8000_0000) {
+      // A constant divisor's sign is known: one branch, on the dividend's.
+      const divide = alu64(op, rd, imm(Math.abs(src.imm)));
+      const negative = op === "DIV" && src.imm < 0;
+      b.emit(jmp("JSLT", rd, imm(0), negA), divide);
+      if (negative) b.emit(neg(rd));
+      b.emit(ja(done)).mark(negA).emit(neg(rd), divide);
+      if (!negative) b.emit(neg(rd));
+      b.mark(done);
+      return;
+    }
+    const d = typeof src === "number" ? src : SWAP;
+    if (typeof src !== "number") b.emit(mov64(SWAP, src));
+    const negB = b.fresh("sdiv_neg_b");
+    const negBoth = b.fresh("sdiv_neg_ab");
+    const divide = alu64(op, rd, d);
+    b.emit(jmp("JSLT", rd, imm(0), negA), jmp("JSLT", d, imm(0), negB));
+    // a >= 0, b >= 0
+    b.emit(divide, ja(done));
+    // a >= 0, b < 0: the quotient is negative, the remainder not.
+    b.mark(negB).emit(neg(d), divide);
+    if (op === "DIV") b.emit(neg(rd));
+    b.emit(ja(done));
+    // a < 0: the remainder is negative; the quotient too unless b < 0.
+    b.mark(negA).emit(neg(rd), jmp("JSLT", d, imm(0), negBoth), divide, neg(rd), ja(done));
+    b.mark(negBoth).emit(neg(d), divide);
+    if (op === "MOD") b.emit(neg(rd));
+    b.mark(done);
   }
 
   /**
