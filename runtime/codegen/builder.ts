@@ -116,6 +116,17 @@ export class ProgramBuilder {
     return this.emit(stx("DW", R0, 0, R1), label(done));
   }
 
+  /**
+   * `get_current_comm` into the 16 bytes at `reg + off`, zeroed first: older kernels (6.1)
+   * copy with strscpy and leave the bytes after the NUL as they were, and a comm is compared
+   * and used as a map key as all 16 bytes.
+   */
+  currentComm(reg: Reg, off: number): this {
+    this.emit(st("DW", reg, off, 0), st("DW", reg, off + 8, 0), mov64(R1, reg));
+    if (off !== 0) this.emit(alu64("ADD", R1, imm(off)));
+    return this.emit(mov64(R2, imm(16)), call("get_current_comm"));
+  }
+
   /** `return 0` */
   ret(): this {
     return this.emit(mov64(R0, imm(0)), exit());

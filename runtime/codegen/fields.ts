@@ -224,8 +224,7 @@ export function headerFields(): EventField[] {
       b.emit(call("get_current_pid_tgid"), stx("W", R7, dst, R0));
     }),
     field(["comm"], { type: "string", size: 16 }, (b, dst) => {
-      b.emit(mov64(R1, R7), alu64("ADD", R1, imm(dst)), mov64(R2, imm(16)));
-      b.emit(call("get_current_comm"));
+      b.currentComm(R7, dst);
     }),
     field(["cpu"], u32, (b, dst) => {
       b.emit(call("get_smp_processor_id"), stx("W", R7, dst, R0));

@@ -80,9 +80,8 @@ function emitFilter(b: ProgramBuilder, f: Filter, out: string, subject?: FilterS
   }
   if (f.comm !== undefined) {
     const buf = b.alloc(16);
-    b.zero(buf, 16);
     if (subject) subject.comm(b, buf);
-    else b.stackPtr(R1, buf).emit(mov64(R2, imm(16)), call("get_current_comm"));
+    else b.currentComm(R10, buf);
     const want = new Uint8Array(16);
     want.set(new TextEncoder().encode(f.comm).subarray(0, 15));
     const words = new DataView(want.buffer);
@@ -129,7 +128,7 @@ function emitLoadState(b: ProgramBuilder, st8: ThreadState, keyOff: number): voi
 export interface FilterSubject {
   /** Leaves the subject's `pid_tgid` in R0; may clobber R1-R5. */
   pidTgid(b: ProgramBuilder): void;
-  /** Writes the subject's 16-byte comm at R10 + `at`. */
+  /** Writes the subject's 16-byte comm at R10 + `at`, NUL-padded. */
   comm(b: ProgramBuilder, at: number): void;
 }
 
