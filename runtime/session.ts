@@ -91,6 +91,8 @@ export interface RunSummary {
   commandPid?: number;
   /** The aggregations as they were at the end. */
   aggregations: AggregationData[];
+  /** One line per optional probe this kernel lacks, which the session ran without. */
+  notes: string[];
   spans: SpanSummary[];
   /** Counters providers keep in the kernel (e.g. "aio.submitted"), summed over CPUs. */
   counters: Record<string, number>;
@@ -155,7 +157,7 @@ export class Session {
   async explain(options: RunOptions = {}): Promise<string> {
     await loadParser();
     const p = this.#plan(options);
-    const out: string[] = [];
+    const out = p.notes.map((note) => `note: ${note}`);
     for (const { site, consumers } of p.sites) {
       out.push(`probe ${site.name}`);
       const fields = site.captured.map((c) => `${c.path} (${c.size} B)`).join(", ");
@@ -223,6 +225,7 @@ export class Session {
       const aggregations = new Aggregations(p, maps);
       this.#live = (a) => aggregations.read(a);
       this.#clear = (a) => aggregations.clear(a);
+      for (const note of p.notes) console.error(`tsprobe: note: ${note}`);
       signals.forEach((s) => Deno.addSignalListener(s, onSignal));
       options.signal?.addEventListener("abort", () => this.stop("aborted"), { once: true });
       options.onAttached?.();
@@ -285,6 +288,7 @@ export class Session {
         commandPid: child?.pid,
         commandExitCode: child?.exited ? (await child.status).code : undefined,
         aggregations: [...this.#final.values()],
+        notes: p.notes,
         spans: aggregations.spans(),
         counters: {
           ...Object.fromEntries(

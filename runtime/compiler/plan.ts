@@ -17,7 +17,12 @@ import type { Filter } from "../codegen/probe_program.ts";
 import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
 import { type Expr, type FieldInfo, type FieldResolver, LambdaError } from "../lambda/ir.ts";
 import { eventReads } from "../lambda/reads.ts";
-import type { ProbeRequest, ProbeSite, ProgramPlan } from "../providers/provider.ts";
+import {
+  type ProbeRequest,
+  type ProbeSite,
+  type ProgramPlan,
+  SiteUnavailableError,
+} from "../providers/provider.ts";
 import { tracepointFormat } from "../providers/tracepoint.ts";
 import {
   type Action,
@@ -111,6 +116,8 @@ export interface Plan {
   tick: Array<(maps: ReadonlyMap<string, BpfMap>) => Record<string, number> | void>;
   /** Counter slots providers asked for, by name. */
   counters: ReadonlyMap<string, number>;
+  /** One line per optional probe this kernel lacks, left out of the session. */
+  notes: string[];
 }
 
 /** Names of the maps every session may have. */
@@ -263,6 +270,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
   let counters = DROPPED_COUNTER + 1;
   const named = new Map<string, number>();
   const sites = new Map<string, Entry[]>();
+  const notes: string[] = [];
   const entriesOf = (request: ProbeRequest): Entry[] => {
     let entries = sites.get(request.key);
     if (!entries) {
@@ -277,7 +285,13 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
         counters: SessionMaps.counters,
         scratch: SessionMaps.scratch,
       };
-      entries = request.sites(ctx).map((site) => ({ site, ends: [], consumers: [] }));
+      try {
+        entries = request.sites(ctx).map((site) => ({ site, ends: [], consumers: [] }));
+      } catch (e) {
+        if (!(request.optional && e instanceof SiteUnavailableError)) throw e;
+        notes.push(e.message);
+        entries = [];
+      }
       sites.set(request.key, entries);
     }
     return entries;
@@ -311,6 +325,8 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       view,
       keys: keysOn(view, span.key[1]).parts,
     }));
+    // An optional probe this kernel lacks: the span has nothing to time.
+    if (!starts.length || !ends.length) return [];
     const [startKeys, endKeys] = [starts[0].keys, ends[0].keys];
     if (startKeys.length !== endKeys.length) {
       throw new TypeError(
@@ -525,6 +541,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     // One site's upkeep serves every site sharing its maps.
     tick: [...new Set(live.flatMap((e) => e.site.tick ? [e.site.tick] : []))],
     counters: named,
+    notes,
   };
 }
 

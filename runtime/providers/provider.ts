@@ -85,10 +85,34 @@ export interface ProbeSite {
   tick?: (maps: ReadonlyMap<string, BpfMap>) => Record<string, number> | void;
 }
 
+/**
+ * Thrown by {@link ProbeRequest.sites} when the running kernel lacks what a probe needs (a
+ * tracepoint that came in a later version, a configuration option). One line: what is missing,
+ * this kernel's version, and what to do.
+ */
+export class SiteUnavailableError extends Error {
+  /** The probe, as the user named it ("aio:uring"). */
+  readonly probe: string;
+  /** What is missing and what to do, without the probe's name. */
+  readonly reason: string;
+  constructor(probe: string, reason: string) {
+    super(`${probe} is unavailable on this kernel (${Deno.osRelease()}): ${reason}`);
+    this.name = "SiteUnavailableError";
+    this.probe = probe;
+    this.reason = reason;
+  }
+}
+
 /** A probe the user asked for, set up when the session starts. */
 export interface ProbeRequest {
   /** The probe as the user named it, for errors before setup. */
   name: string;
+  /**
+   * True when the session may run without this probe: where the kernel lacks it
+   * ({@link SiteUnavailableError}), it gets no programs, its consumers see nothing, and the
+   * session prints a one-line note instead of failing.
+   */
+  optional?: boolean;
   /** Requests with equal keys are one probe: their consumers share its programs. */
   key: string;
   /**

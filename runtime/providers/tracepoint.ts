@@ -85,6 +85,24 @@ export function tracepointFormat(category: string, name: string): TracepointForm
   }
 }
 
+/**
+ * The format of the first of `names` in `category` that this kernel has, for tracepoints
+ * renamed between kernel versions; undefined when it has none of them.
+ */
+export function firstTracepointFormat(
+  category: string,
+  names: readonly string[],
+): TracepointFormat | undefined {
+  for (const name of names) {
+    try {
+      return readFormatSync(category, name);
+    } catch (e) {
+      if (!(e instanceof ProbeNotFoundError)) throw e;
+    }
+  }
+  return undefined;
+}
+
 /** The fields of a tracepoint's events: the header, then its format's own fields as `args`. */
 export function tracepointFields(format: TracepointFormat, stringSize: number): EventField[] {
   const args: EventField[] = [];

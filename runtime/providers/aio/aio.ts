@@ -24,9 +24,14 @@ import {
   latencyFromState,
 } from "../../codegen/fields.ts";
 import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/probe_program.ts";
-import type { ProbeRequest, ProbeSite, SiteContext } from "../provider.ts";
+import {
+  type ProbeRequest,
+  type ProbeSite,
+  type SiteContext,
+  SiteUnavailableError,
+} from "../provider.ts";
 import { parseSyscallProbe, syscallSite } from "../syscall.ts";
-import { tracepointFormat } from "../tracepoint.ts";
+import { firstTracepointFormat } from "../tracepoint.ts";
 import type { Iocb, IoEvent, SigSet } from "./abi.ts";
 import { eventsField, iocbsField, timeoutField, usigField } from "./decoded.ts";
 import { reapSites } from "./lifecycle.ts";
@@ -98,6 +103,11 @@ export interface AioDecoded {
 export interface AioProbeOptions {
   /** Copy and decode what the pointer arguments point to. */
   decode?: boolean;
+  /**
+   * Run without this probe, with a one-line note, where the kernel lacks it (io_uring
+   * tracepoints for "uring"), instead of failing the session.
+   */
+  optional?: boolean;
 }
 
 /** An AIO syscall probe, with Tracee's argument names and decoded contents when asked. */
@@ -120,9 +130,26 @@ function syscallProbeSite(spec: string, ctx: SiteContext, decode: boolean): Prob
 
 /** io_uring requests: the submit saves time and opcode by request, the completion times it. */
 function uringSite(ctx: SiteContext): ProbeSite {
-  const submit = tracepointFormat("io_uring", "io_uring_submit_req");
-  const complete = tracepointFormat("io_uring", "io_uring_complete");
-  const at = (f: typeof submit, name: string) => f.fields.find((x) => x.name === name)!.offset;
+  // io_uring_submit_sqe became io_uring_submit_req in 6.4, with the fields read here unchanged.
+  const submit = firstTracepointFormat("io_uring", ["io_uring_submit_req", "io_uring_submit_sqe"]);
+  const complete = firstTracepointFormat("io_uring", ["io_uring_complete"]);
+  if (!submit || !complete) {
+    throw new SiteUnavailableError(
+      "aio:uring",
+      "io_uring timing needs the io_uring tracepoints io_uring_submit_req (or " +
+        "io_uring_submit_sqe) and io_uring_complete (Linux 5.5+, CONFIG_IO_URING); trace " +
+        "io_uring_enter with syscall.on() instead",
+    );
+  }
+  const at = (f: typeof submit, name: string) => {
+    const found = f.fields.find((x) => x.name === name);
+    if (found) return found.offset;
+    throw new SiteUnavailableError(
+      "aio:uring",
+      `io_uring:${f.name} has no field '${name}' here (older kernels); trace io_uring_enter ` +
+        "with syscall.on() instead",
+    );
+  };
   const map = ctx.map({
     name: "aio_uring",
     type: "hash",
@@ -166,7 +193,7 @@ function uringSite(ctx: SiteContext): ProbeSite {
     hook: {
       name: "aio_uring_done",
       type: "tracepoint",
-      attach: (p: Program) => attachTracepoint(p, complete.id, "io_uring:io_uring_complete"),
+      attach: (p: Program) => attachTracepoint(p, complete.id, `io_uring:${complete.name}`),
       guard: guard(complete),
       state: load,
     },
@@ -174,7 +201,7 @@ function uringSite(ctx: SiteContext): ProbeSite {
       name: "aio_uring_sub",
       type: "tracepoint",
       instructions: probeProgram({ filter: ctx.filter, guard: guard(submit), state: save }),
-      attach: (p: Program) => attachTracepoint(p, submit.id, "io_uring:io_uring_submit_req"),
+      attach: (p: Program) => attachTracepoint(p, submit.id, `io_uring:${submit.name}`),
     }],
   };
 }
@@ -264,5 +291,10 @@ export function aioRequest(probe: string, options: AioProbeOptions = {}): ProbeR
       );
     }
   }
-  return { name, key: `${name} ${options.decode ? "decoded" : ""}`, sites };
+  return {
+    name,
+    key: `${name} ${options.decode ? "decoded" : ""}`,
+    optional: options.optional,
+    sites,
+  };
 }
