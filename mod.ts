@@ -24,7 +24,12 @@ import type { SyscallArgs } from "./runtime/providers/syscall_types.ts";
 import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
 import type { ProbeRequest } from "./runtime/providers/provider.ts";
 import { Stream } from "./runtime/stream.ts";
-import { type IoEvents, type IoProbe, ioRequest } from "./runtime/providers/io/io.ts";
+import {
+  type IoEvents,
+  type IoProbe,
+  ioRequest,
+  requestCreationTracepoint,
+} from "./runtime/providers/io/io.ts";
 import {
   AIO_SYSCALLS,
   type AioDecoded,
@@ -183,6 +188,15 @@ export const aio = {
     return s;
   },
 };
+
+/**
+ * A block request's creation, in the context of the task that submitted it, with its `dev`,
+ * `sector`, `nr_sector` and `comm`: `block:block_io_start` where the kernel has it (6.5+),
+ * else `block:block_getrq`, fired at the same place.
+ */
+export function requestCreated(): Stream<TracepointEventOf<"block:block_getrq">> {
+  return tracepoint(requestCreationTracepoint()) as Stream<TracepointEventOf<"block:block_getrq">>;
+}
 
 /** The events of a kernel tracepoint, e.g. `tracepoint("block:block_rq_issue")`. */
 export function tracepoint<N extends string>(name: N): Stream<TracepointEventOf<N>> {

@@ -13,7 +13,7 @@
  * (block_rq_issue; block_bio_queue on bio-based devices such as zram or device-mapper, which
  * have no queue of their own) to its completion: the device's service time, the I/O that
  * /proc/diskstats counts. `--queued` starts the clock earlier, when the request is created in
- * the submitter's context (block:block_io_start), so the time in the I/O scheduler and the
+ * the submitter's context (block:block_io_start, or block_getrq before Linux 6.5), so the time in the I/O scheduler and the
  * queue is included; on bio-based devices it is the same as the default.
  *
  * How --queued pairs the ends: block_io_start carries no request pointer, so spans pair it
@@ -52,9 +52,9 @@ import {
   io,
   type IoDoneEvent,
   type Params,
+  requestCreated,
   span,
   type Stream,
-  tracepoint,
   type TracepointEventOf,
 } from "../mod.ts";
 import { recipe } from "../recipe.ts";
@@ -236,9 +236,9 @@ await recipe({
     // start of another device with the same key, whatever the end's where() says.)
     const queued: Aggregation[] = [];
     if (o.queued) {
-      const starts = tracepoint("block:block_io_start");
+      const starts = requestCreated();
       const endKey = (e: IoDoneEvent) => [e.buf.b_edev, e.buf.b_blkno];
-      const pair = (from: Stream<TracepointEventOf<"block:block_io_start">>, range?: Range) => {
+      const pair = (from: Stream<TracepointEventOf<"block:block_getrq">>, range?: Range) => {
         const paired = span(from, done, {
           key: range
             ? [(e, p) => [p.part, e.args.sector], endKey]

@@ -19,7 +19,7 @@
  * on request-based devices (block_rq_issue) often runs where the I/O scheduler dispatches it (a
  * kblockd worker, another process), not where the I/O was submitted. COMM and PID are the
  * submitter's, the task the process filters (-p, -c) judge io:done by, as in BCC's biosnoop:
- * from block:block_io_start (a request's creation) on request-based devices, from io:start
+ * from block:block_io_start (a request's creation; block_getrq before Linux 6.5) on request-based devices, from io:start
  * (block_bio_queue) on bio-based ones. A writeback kworker submits buffered writes.
  *
  * How: the submission and the completion are joined here in JavaScript, by device and start
@@ -38,7 +38,7 @@
  *
  * @module
  */
-import { B, type DevInfo, io, type Stream, tracepoint } from "../mod.ts";
+import { B, type DevInfo, io, requestCreated, type Stream } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /** How `b_flags & (B_READ | B_WRITE | B_ASYNC)` prints. */
@@ -165,7 +165,7 @@ await recipe({
       if (submitters.size > MAX_IN_FLIGHT) submitters.delete(submitters.keys().next().value!);
     };
     // block_io_start names the whole disk, at its own level: only request-based disks have it.
-    const rqStarts = tracepoint("block:block_io_start");
+    const rqStarts = requestCreated();
     const part = disk === undefined ? undefined : extent(disk);
     (part === undefined ? rqStarts : rqStarts.where(
       (e, p) => e.args.dev === p.dev && e.args.sector >= p.first && e.args.sector < p.end,

@@ -136,14 +136,36 @@ const load = (b: ProgramBuilder, reg: Reg, slot: number) => b.emit(ldx("DW", reg
 /** Fills the `inode` and `offset` slots (0 and -1 when there is no file). */
 export type InodeLocator = (b: ProgramBuilder, slots: Slots) => void;
 
-/** Finds the inode and file offset: from the page cache, or from an iomap direct I/O. */
+/**
+ * Finds the inode and file offset: from an iomap direct I/O, or from the page cache. Direct
+ * I/O first: its pages are the caller's buffer, which may belong to another file's page cache
+ * (a loop device's direct reads of its backing file fill the pages of a file on the loop
+ * device) and must not name that file.
+ */
 export function emitInode(b: ProgramBuilder, src: IoSource, s: Slots): void {
-  const folio = emitFolio(b, src);
-  const direct = b.fresh("direct_io");
+  const pageCache = b.fresh("page_cache");
   const found = b.fresh("inode_found");
   b.emit(st("DW", R10, s.inode, 0), st("DW", R10, s.offset, -1));
+  const dio = ksymAddress("iomap_dio_bio_end_io");
+  if (dio !== undefined) {
+    loadBio(b, src, R1);
+    readMember(b, R1, "bio", "bi_end_io", R0);
+    b.emit(ldImm64(R1, dio), jmp("JNE", R0, R1, pageCache));
+    loadBio(b, src, R1);
+    readMember(b, R1, "bio", "bi_private", R0);
+    save(b, s.dentry, R0); // the iomap_dio, for a moment
+    b.emit(mov64(R1, R0));
+    readMember(b, R1, "iomap_dio", "iocb->ki_filp->f_inode", R0);
+    save(b, s.inode, R0);
+    load(b, R1, s.dentry);
+    readMember(b, R1, "iomap_dio", "iocb->ki_pos", R0);
+    save(b, s.offset, R0);
+    b.emit(ja(found));
+  }
+  b.mark(pageCache);
+  const folio = emitFolio(b, src);
   load(b, R1, folio.mapping);
-  b.emit(jmp("JEQ", R1, imm(0), direct), jmp("JSET", R1, imm(1), direct));
+  b.emit(jmp("JEQ", R1, imm(0), found), jmp("JSET", R1, imm(1), found));
   readMember(b, R1, "address_space", "host", R0);
   save(b, s.inode, R0);
   // Offset: the folio's index, the page's place in the folio, the bytes into the page.
@@ -166,22 +188,6 @@ export function emitInode(b: ProgramBuilder, src: IoSource, s: Slots): void {
   load(b, R1, s.offset);
   b.emit(alu64("ADD", R0, R1));
   save(b, s.offset, R0);
-  b.emit(ja(found)).mark(direct);
-  const dio = ksymAddress("iomap_dio_bio_end_io");
-  if (dio !== undefined) {
-    loadBio(b, src, R1);
-    readMember(b, R1, "bio", "bi_end_io", R0);
-    b.emit(ldImm64(R1, dio), jmp("JNE", R0, R1, found));
-    loadBio(b, src, R1);
-    readMember(b, R1, "bio", "bi_private", R0);
-    save(b, s.dentry, R0); // the iomap_dio, for a moment
-    b.emit(mov64(R1, R0));
-    readMember(b, R1, "iomap_dio", "iocb->ki_filp->f_inode", R0);
-    save(b, s.inode, R0);
-    load(b, R1, s.dentry);
-    readMember(b, R1, "iomap_dio", "iocb->ki_pos", R0);
-    save(b, s.offset, R0);
-  }
   b.mark(found);
 }
 

@@ -9,7 +9,21 @@
  *
  * @module
  */
-import { call, imm, ldx, mov64, R0, R1, R10, R2, stx } from "../../../bpf/asm/mod.ts";
+import {
+  alu64,
+  call,
+  imm,
+  ja,
+  ldx,
+  mov64,
+  R0,
+  R1,
+  R10,
+  R7,
+  st,
+  stx,
+} from "../../../bpf/asm/mod.ts";
+import { tracefsRoot } from "../../../bpf/tracefs.ts";
 import { attachRawTracepoint } from "../../../bpf/link.ts";
 import type { Program } from "../../../bpf/program.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
@@ -42,6 +56,7 @@ import {
 import {
   emitLevelGuard,
   type IoSource,
+  loadBio,
   loadRoot,
   loadWord,
   SAVED_WORDS,
@@ -93,7 +108,7 @@ export interface IoEvents {
 export type IoProbe = keyof IoEvents;
 
 const START_MAP = "io_start";
-const STARTER_MAP = "io_starter";
+const SUBMITTER_MAP = "io_submitter";
 
 /** The fields of an io start or done site. */
 function ioFields(src: IoSource, mounts: string): EventField[] {
@@ -122,24 +137,112 @@ function saver(
 }
 
 /**
- * Where the task that submits an I/O can be seen: a request's accounting start and a bio's
- * queueing run in the submitter's context (its issue may run in a kernel worker's).
+ * The program keeping who submitted each I/O, keyed by its (first) bio: at a bio's queueing,
+ * and at a request's creation (`block_io_start`, or `block_getrq` before Linux 6.5), both in
+ * the submitter's context; a request's issue and completion often run in kernel workers.
  */
-const SUBMIT = { rq: "block_io_start", bio: "block_bio_queue" } as const;
-
-/** The filter subject of a done: the task that submitted the I/O (pid 0 when not seen). */
-function starter(src: IoSource, map: string): FilterSubject {
+function submitterSaver(level: IoSource["level"], map: string): ProbeSite["companions"][0] {
+  const [tracepoint, keyOf] = level === "bio"
+    ? ["block_bio_queue", SOURCES.bioStart]
+    : requestCreationTracepoint() === "block:block_io_start"
+    ? ["block_io_start", SOURCES.rqStart]
+    : ["block_getrq", SOURCES.bioStart];
   return {
-    pidTgid: (b) => {
-      const key = b.alloc(8);
-      const none = b.fresh("no_starter");
-      loadRoot(b, src, R0);
-      b.emit(stx("DW", R10, key, R0));
-      b.lookup(map, key, none);
-      b.emit(ldx("DW", R0, R0, 8)).mark(none);
-    },
-    comm: (b, at) => b.stackPtr(R1, at).emit(mov64(R2, imm(16)), call("get_current_comm")),
+    name: `io_${level}_submit`,
+    type: "raw_tracepoint",
+    instructions: probeProgram({
+      filter: {},
+      // A bio of a request-based device is its request's: saved at the request's creation.
+      guard: level === "bio" ? (b, skip) => emitLevelGuard(b, SOURCES.bioStart, skip) : undefined,
+      state: {
+        map,
+        mode: "save",
+        capacity: 3,
+        words: 3,
+        key: (b) => loadBio(b, keyOf, R0),
+        fill: (b, at) => {
+          b.emit(call("get_current_pid_tgid"), stx("DW", R10, at, R0));
+          b.currentComm(R10, at + 8);
+        },
+      },
+    }),
+    attach: (p: Program) => attachRawTracepoint(p, tracepoint.replace("block:", "")),
   };
+}
+
+/**
+ * Looks up the submitter of the I/O `src` is about in `map` (value: time, pid_tgid, comm); runs
+ * `found` with R0 at the value, or `missing`.
+ */
+function withSubmitter(
+  b: ProgramBuilder,
+  src: IoSource,
+  map: string,
+  found: () => void,
+  missing: () => void,
+): void {
+  const key = b.alloc(8);
+  const none = b.fresh("no_submitter");
+  const done = b.fresh("submitter_done");
+  loadBio(b, src, R0);
+  b.emit(stx("DW", R10, key, R0));
+  b.lookup(map, key, none);
+  found();
+  b.emit(ja(done)).mark(none);
+  missing();
+  b.mark(done);
+}
+
+/** The filter subject of an I/O: the task that submitted it (pid 0 when not seen). */
+function submitter(src: IoSource, map: string): FilterSubject {
+  return {
+    pidTgid: (b) =>
+      withSubmitter(
+        b,
+        src,
+        map,
+        () => b.emit(ldx("DW", R0, R0, 8)),
+        () => b.emit(mov64(R0, imm(0))),
+      ),
+    comm: (b, at) =>
+      withSubmitter(b, src, map, () => {
+        b.emit(ldx("DW", R1, R0, 16), stx("DW", R10, at, R1));
+        b.emit(ldx("DW", R1, R0, 24), stx("DW", R10, at + 8, R1));
+      }, () => b.emit(st("DW", R10, at, 0), st("DW", R10, at + 8, 0))),
+  };
+}
+
+/**
+ * The header's pid, tid and comm of an I/O: its submitter's where it was seen (request issues
+ * and completions often run in kernel workers), the current task's otherwise.
+ */
+function submitterHeader(src: IoSource, map: string): Map<string, EventField> {
+  const u32 = { type: "int", size: 4, signed: false } as const;
+  const pidTgid = (half: "pid" | "tid") => (b: ProgramBuilder, dst: number) => {
+    const store = () => {
+      if (half === "pid") b.emit(alu64("RSH", R0, imm(32)));
+      b.emit(stx("W", R7, dst, R0));
+    };
+    withSubmitter(b, src, map, () => {
+      b.emit(ldx("DW", R0, R0, 8));
+      store();
+    }, () => {
+      b.emit(call("get_current_pid_tgid"));
+      store();
+    });
+  };
+  return new Map([
+    ["pid", field(["pid"], u32, pidTgid("pid"))],
+    ["tid", field(["tid"], u32, pidTgid("tid"))],
+    [
+      "comm",
+      field(["comm"], { type: "string", size: 16 }, (b, dst) =>
+        withSubmitter(b, src, map, () => {
+          b.emit(ldx("DW", R1, R0, 16), stx("DW", R7, dst, R1));
+          b.emit(ldx("DW", R1, R0, 24), stx("DW", R7, dst + 8, R1));
+        }, () => b.currentComm(R7, dst))),
+    ],
+  ]);
 }
 
 /** Whether the device with this kernel dev number queues requests (blk-mq); undefined if gone. */
@@ -191,7 +294,30 @@ function transferSites(side: "start" | "done", ctx: SiteContext): ProbeSite[] {
       prepare: fillMounts,
       excludes: (predicates: readonly Expr[]) => pinnedElsewhere(predicates, src),
     };
-    if (side === "start") return { ...site, fields: ioFields(src, mounts), hook };
+    // Who submitted each I/O, kept where it is seen in the submitter's context (a hint, so an
+    // LRU map: an evicted entry loses one I/O its submitter).
+    const submitters = ctx.map({
+      name: `${SUBMITTER_MAP}_${src.level}`,
+      type: "lru_hash",
+      keySize: 8,
+      valueSize: stateValueSize(3),
+      maxEntries: 65536,
+    });
+    const saveSubmitter = [submitterSaver(src.level, submitters)];
+    // A bio's start is its queueing, in the submitter's context already.
+    const header = side === "done" || src.level === "rq"
+      ? submitterHeader(src, submitters)
+      : new Map<string, EventField>();
+    const withHeader = (fields: EventField[]) =>
+      fields.map((f) => header.get(f.path.join(".")) ?? f);
+    // Completions run in whatever context finishes the I/O: a process filter keeps the I/O
+    // its processes submitted.
+    const subject = submitter(src, submitters);
+    if (side === "start") {
+      const fields = withHeader(ioFields(src, mounts));
+      if (src.level === "bio") return { ...site, fields, hook };
+      return { ...site, fields, hook: { ...hook, subject }, companions: saveSubmitter };
+    }
     // A request's byte count and sector are still there at its completion; a bio's are not.
     const words = src.level === "bio" ? SAVED_WORDS.length : 0;
     const startMap = ctx.map({
@@ -219,38 +345,27 @@ function transferSites(side: "start" | "done", ctx: SiteContext): ProbeSite[] {
       },
     });
     const fields = [
-      ...ioFields(src, mounts),
+      ...withHeader(ioFields(src, mounts)),
       field(["latencyNs"], { type: "latency" }, latencyFromState()),
     ];
-    const filtered = ctx.filter.pidsMap !== undefined || ctx.filter.comm !== undefined;
-    if (!filtered) {
-      return { ...site, fields, hook: { ...hook, state: load }, companions: [saveStart] };
-    }
-    // Completions run in whatever context finishes the I/O: a process filter keeps the I/O
-    // its processes submitted. The submitter is a hint, so an LRU map: an evicted entry
-    // filters one done out.
-    const starterMap = ctx.map({
-      name: `${STARTER_MAP}_${src.level}`,
-      type: "lru_hash",
-      keySize: 8,
-      valueSize: stateValueSize(1),
-      maxEntries: 65536,
-    });
     return {
       ...site,
       fields,
-      hook: { ...hook, state: load, subject: starter(src, starterMap) },
-      companions: [
-        saveStart,
-        saver(`io_${src.level}_submit`, start, SUBMIT[src.level], {
-          map: starterMap,
-          capacity: 1,
-          words: 1,
-          fill: (b, at) => b.emit(call("get_current_pid_tgid"), stx("DW", R10, at, R0)),
-        }),
-      ],
+      hook: { ...hook, state: load, subject },
+      companions: [saveStart, ...saveSubmitter],
     };
   });
+}
+
+/**
+ * The tracepoint of a request's creation on request-based disks, in its submitter's context:
+ * `block:block_io_start` (Linux 6.5+), else `block:block_getrq`, which fires at the same place
+ * with the same `dev`, `sector` and `comm`.
+ */
+export function requestCreationTracepoint(): "block:block_io_start" | "block:block_getrq" {
+  return pathExists(`${tracefsRoot()}/events/block/block_io_start`)
+    ? "block:block_io_start"
+    : "block:block_getrq";
 }
 
 /** The fields of io:start events, for listings. */
