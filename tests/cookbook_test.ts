@@ -3,9 +3,23 @@
  * checked. The README and this table must list the same one-liners.
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { exists } from "./fixtures/bpf.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FILE = `/var/tmp/tsprobe-cookbook-${crypto.randomUUID()}`;
+/** The disk FILE's I/O goes to ("vda"), as io's dev_statname names it. */
+const DISK = diskOf("/var/tmp");
+
+/** The whole disk holding directory `dir`: its device in sysfs, or the disk of its partition. */
+function diskOf(dir: string): string {
+  const dev = Deno.statSync(dir).dev;
+  // glibc's dev_t packing: major in bits 8-19 (and 32 up), minor in bits 0-7 and 20-31.
+  const major = (dev >> 8) & 0xfff;
+  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  const sys = Deno.realPathSync(`/sys/dev/block/${major}:${minor}`);
+  const inDisk = sys.split("/").slice(-2)[0];
+  return exists(`${sys}/partition`) ? inDisk : sys.slice(sys.lastIndexOf("/") + 1);
+}
 
 /** The README's one-liners, in order. */
 function cookbook(): string[] {
@@ -68,7 +82,7 @@ const EXPECT: Record<string, { workload: string; output: RegExp }> = {
     },
   'io.on("done").hist((e) => e.latencyNs! / 1000, { by: (e) => e.dev.dev_statname })': {
     workload: `dd if=/dev/zero of=${FILE} bs=64k count=16 oflag=direct status=none`,
-    output: /@hist\(e\.latencyNs \/ 1000\)\[vda\]:/,
+    output: new RegExp(`@hist\\(e\\.latencyNs \\/ 1000\\)\\[${DISK}\\]:`),
   },
   'io.on("start").sum((e) => e.buf.b_bcount, { by: (e) => e.file.fi_pathname })': {
     workload: `dd if=/dev/zero of=${FILE} bs=64k count=16 oflag=direct status=none`,
@@ -77,7 +91,7 @@ const EXPECT: Record<string, { workload: string; output: RegExp }> = {
   'io.on("start").where((e, p) => (e.buf.b_flags & p.W) !== 0, { W: B.B_WRITE }).count((e) => e.dev.dev_statname)':
     {
       workload: `dd if=/dev/zero of=${FILE} bs=64k count=16 oflag=direct status=none`,
-      output: /@count\[vda\]: +(1[6-9]|[2-9]\d|\d{3,})/,
+      output: new RegExp(`@count\\[${DISK}\\]: +(1[6-9]|[2-9]\\d|\\d{3,})`),
     },
   'io.on("wait-done").sum((e) => e.waitNs, { by: (e) => e.comm })': {
     workload: `dd if=/dev/zero of=${FILE} bs=4k count=64 oflag=direct status=none`,

@@ -12,14 +12,17 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import * as a from "../bpf/asm/mod.ts";
 import { BpfMap } from "../bpf/map.ts";
-import { Program, type ProgramType } from "../bpf/program.ts";
+import { AttachType, Program, type ProgramSpec, type ProgramType } from "../bpf/program.ts";
 import {
   attachCpuClock,
   attachKprobe,
   attachRawTracepoint,
   attachTracepoint,
+  attachTracing,
   attachUprobe,
 } from "../bpf/link.ts";
+import { Btf } from "../bpf/btf.ts";
+import { kernelTest } from "./fixtures/kernel.ts";
 import { NotSupportedError } from "../bpf/errors.ts";
 import { readFormatSync } from "../bpf/tracefs.ts";
 import { countAndReturn, exists } from "./fixtures/bpf.ts";
@@ -99,6 +102,7 @@ function counting(
   counts: BpfMap,
   pid?: number,
   filter: a.Item[] = [],
+  tracing?: Pick<ProgramSpec, "expectedAttachType" | "attachBtfId">,
 ): Program {
   const pidCheck = pid === undefined ? [] : [
     a.call("get_current_pid_tgid"),
@@ -109,6 +113,7 @@ function counting(
     name: `${PREFIX}${name}`,
     type,
     probe: `test:${name}`,
+    ...tracing,
     maps: new Map([["counts", counts]]),
     instructions: [
       a.mov64(R6, R1),
@@ -262,4 +267,83 @@ Deno.test("attachKprobe() throws NotSupportedError where the kernel lacks kprobe
     assertEquals(e.feature, "kprobe");
     assert(e.message.includes("not supported by this kernel"), e.message);
   }
+});
+
+// kprobes and fentry/fexit: on kernels that have them (Debian's 6.1 in the test matrix), exact
+// counts of a child's getppid calls through the syscall's kernel entry point.
+const GETPPID_FUNC = "__x64_sys_getppid";
+
+/** Counts the child's getppid calls with `prog` attached by `attach`; returns the count. */
+async function countGetppid(
+  name: string,
+  attach: (counts: BpfMap, pid: number) => { prog: Program; link: { close(): void } },
+): Promise<bigint> {
+  using counts = counter(name);
+  await using child = new Child(`syscall(${SYS_GETPPID}) for 1..${N};`);
+  const { prog, link } = attach(counts, child.pid);
+  try {
+    await child.run();
+  } finally {
+    link.close();
+    prog.close();
+  }
+  return total(counts);
+}
+
+kernelTest(["kprobes"], "attachKprobe() counts exactly the child's getppid calls", async () => {
+  const n = await countGetppid("kp", (counts, pid) => {
+    const prog = counting("kp", "kprobe", counts, pid);
+    return { prog, link: attachKprobe(prog, GETPPID_FUNC, false) };
+  });
+  assertEquals(n, BigInt(N));
+});
+
+kernelTest(
+  ["kprobes"],
+  "attachKprobe() as a kretprobe sees each getppid return the parent",
+  async () => {
+    const n = await countGetppid("kret", (counts, pid) => {
+      // Counts returns whose value (rax) is the child's parent: this Deno process.
+      const prog = counting("kret", "kprobe", counts, pid, [
+        a.ldx("DW", R1, R6, PT_REGS_AX),
+        a.jmp("JNE", R1, a.imm(Deno.pid), "out"),
+      ]);
+      return { prog, link: attachKprobe(prog, GETPPID_FUNC, true) };
+    });
+    assertEquals(n, BigInt(N));
+  },
+);
+
+/** A tracing program's load settings for `func` (fentry or fexit). */
+function tracingSpec(func: string, exit: boolean) {
+  const f = Btf.vmlinux().find(func, "func");
+  assert(f, `${func} is in the kernel's BTF`);
+  return {
+    expectedAttachType: exit ? AttachType.trace_fexit : AttachType.trace_fentry,
+    attachBtfId: f.id,
+  };
+}
+
+kernelTest(
+  ["fentry"],
+  "attachTracing() as fentry counts exactly the child's getppid calls",
+  async () => {
+    const n = await countGetppid("fent", (counts, pid) => {
+      const prog = counting("fent", "tracing", counts, pid, [], tracingSpec(GETPPID_FUNC, false));
+      return { prog, link: attachTracing(prog, GETPPID_FUNC, false) };
+    });
+    assertEquals(n, BigInt(N));
+  },
+);
+
+kernelTest(["fentry"], "attachTracing() as fexit sees each getppid return the parent", async () => {
+  const n = await countGetppid("fexit", (counts, pid) => {
+    // fexit's context: the function's arguments (here one, regs), then its return value.
+    const prog = counting("fexit", "tracing", counts, pid, [
+      a.ldx("DW", R1, R6, 8),
+      a.jmp("JNE", R1, a.imm(Deno.pid), "out"),
+    ], tracingSpec(GETPPID_FUNC, true));
+    return { prog, link: attachTracing(prog, GETPPID_FUNC, true) };
+  });
+  assertEquals(n, BigInt(N));
 });

@@ -270,14 +270,24 @@ Deno.test("fileslower reports exactly the reads and writes that waited, with per
   // A reader gets 1 byte after each of three 60 ms pauses, then 5 bytes already waiting and
   // EOF: 3 slow reads and 6 fast ones. It times each read itself and stays alive a little, so
   // that its fd can be named. Then a writer fills a pipe whose reader starts 60 ms later:
-  // its second write waits, its first does not.
-  const reader = `perl -MTime::HiRes=time -e 'while (1) { $t = time; $n = sysread(STDIN, $c, 1); ` +
+  // its second write waits, its first does not. Files mark when each pause may begin.
+  // The pauses start once the reader is ready (it creates a file), however slow its start.
+  const dir = Deno.makeTempDirSync({ prefix: "tsprobe-fileslower-" });
+  const ready = `${dir}/ready`;
+  const reader = `perl -MTime::HiRes=time -e 'open(my $f, ">", "${ready}"); close $f; ` +
+    `while (1) { $t = time; $n = sysread(STDIN, $c, 1); ` +
     `printf STDERR qq(read_ms=%.3f\\n), (time - $t) * 1000; last unless $n } ` +
     `select(undef, undef, undef, 0.3)'`;
-  const writer = `perl -e 'syswrite(STDOUT, "x" x 65536); syswrite(STDOUT, "y" x 4096)'`;
-  const command = `{ sleep 0.06; printf a; sleep 0.06; printf b; sleep 0.06; printf cdefgh; } | ` +
-    `${reader}; ${writer} | (sleep 0.06; cat > /dev/null)`;
-  const r = await recipe("fileslower", "--json", "--min-ms", "20", "-c", command);
+  // Likewise the pipe's reader starts 60 ms after the writer has filled it (another file).
+  const full = `${dir}/full`;
+  const writer = `perl -e 'syswrite(STDOUT, "x" x 65536); open(my $f, ">", "${full}"); ` +
+    `close $f; syswrite(STDOUT, "y" x 4096)'`;
+  const command = `{ while [ ! -e ${ready} ]; do sleep 0.01; done; ` +
+    `sleep 0.06; printf a; sleep 0.06; printf b; sleep 0.06; printf cdefgh; } | ` +
+    `${reader}; ${writer} | (while [ ! -e ${full} ]; do sleep 0.01; done; sleep 0.06; ` +
+    `cat > /dev/null)`;
+  const r = await recipe("fileslower", "--json", "--min-ms", "20", "-c", command)
+    .finally(() => Deno.removeSync(dir, { recursive: true }));
   equal(r.code, 0, r.stderr);
   const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as SlowIo);
   const perlMs = [...r.stderr.matchAll(/read_ms=([\d.]+)/g)].map((m) => Number(m[1]));

@@ -112,10 +112,13 @@ Deno.test("readFormat parses block:block_rq_issue strings, data_loc and dev_t", 
   assertCommonHeader(format);
   assertField(field(format, "dev"), { cType: "dev_t", size: 4, kind: "int", offset: 8 });
   assertField(field(format, "sector"), { cType: "sector_t", size: 8, kind: "int" });
+  // RWBS_LEN differs between kernels: 8 bytes on 6.1, 10 on 6.18 (room for newer flags).
+  const rwbsLength = field(format, "rwbs").size;
+  assert(rwbsLength === 8 || rwbsLength === 10, `rwbs is ${rwbsLength} bytes`);
   assertField(field(format, "rwbs"), {
     cType: "char",
-    size: 10,
-    arrayLength: 10,
+    size: rwbsLength,
+    arrayLength: rwbsLength,
     kind: "string",
     dataLoc: false,
   });
