@@ -20,7 +20,7 @@ apt_install() {
   if [ ! -f /var/lib/apt/lists/.tsprobe-updated ]; then
     apt-get update -qq >&2 && touch /var/lib/apt/lists/.tsprobe-updated
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 ensure_deno() {
@@ -45,10 +45,16 @@ ensure_tracefs() {
     say "cannot mount tracefs at /sys/kernel/tracing (tracepoint probes will not work)"
 }
 
-# bootstrap [test]: everything a run needs, plus the test workload tools with "test".
+# bootstrap [test] [vm]: everything a run needs, plus the test workload tools with "test", plus
+# QEMU and Debian 12's stock kernel with "vm" (tools/test --kernel 6.1).
 bootstrap() {
   local pkgs=(libbpf1 libaio1)
-  [ "${1:-}" = test ] && pkgs+=(bpftool fio xfsprogs e2fsprogs util-linux perl)
+  for what in "$@"; do
+    case $what in
+      test) pkgs+=(bpftool fio xfsprogs e2fsprogs util-linux perl) ;;
+      vm) pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs) ;;
+    esac
+  done
   apt_install "${pkgs[@]}" || return 1
   ensure_deno || return 1
   ensure_tracefs
