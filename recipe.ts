@@ -18,6 +18,7 @@
  */
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
+import { TargetError } from "./runtime/process_tree.ts";
 
 /** One option a recipe declares. */
 export type OptionSpec =
@@ -141,9 +142,13 @@ export function parseOptions<O extends Record<string, OptionSpec>>(
     else if (raw === undefined) out[name] = "default" in s ? s.default : undefined;
     else if (s.type === "number") {
       const n = Number(raw);
-      if (!Number.isFinite(n) || (s.min !== undefined && n < s.min)) {
+      if (
+        !Number.isFinite(n) || (s.integer && !Number.isInteger(n)) ||
+        (s.min !== undefined && n < s.min)
+      ) {
         throw new UsageError(
-          `--${name} '${raw}' is not a number${s.min !== undefined ? ` >= ${s.min}` : ""}`,
+          `--${name} '${raw}' is not ${s.integer ? "an integer" : "a number"}` +
+            `${s.min !== undefined ? ` >= ${s.min}` : ""}`,
         );
       }
       out[name] = n;
@@ -198,6 +203,6 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     if (report) report(summary);
   } catch (e) {
     console.error(`${r.name}: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(e instanceof UsageError ? 2 : 1);
+    Deno.exit(e instanceof UsageError || e instanceof TargetError ? 2 : 1);
   }
 }
