@@ -21,17 +21,20 @@ import {
   type RunSummary,
 } from "./mod.ts";
 import { pathExists } from "./bpf/sysinfo.ts";
+import { TargetError } from "./runtime/process_tree.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { oneLinerModule } from "./cli/oneliner.ts";
-import { fetchRecipe, integrityOf } from "./cli/remote.ts";
+import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 
 const USAGE = `usage:
   probe -e CODE [options]        run a one-liner; every provider (syscall, tracepoint, io, aio,
                                  span, exit, B) is in scope; aggregations print at exit
   probe -l [PATTERN] [-v]        list probes (with argument names and types when -v)
-  probe run FILE|URL [--trust | --integrity sha256-HEX] [-- RECIPE ARGS...]
-                                 run a recipe; a URL runs only when pinned or trusted
+  probe run FILE|URL [--trust | --integrity sha256-B64] [-- RECIPE ARGS...]
+                                 run a recipe; a URL runs only when its whole module graph
+                                 is pinned (or trusted); unpinned, nothing of it runs
+  probe pin URL                  print the integrity value that pins a recipe URL
 options:
   -p, --pid PID                  trace this process
   -c, --command CMD              run CMD (through sh), trace it and its children
@@ -99,10 +102,11 @@ function printSummary(
 }
 
 async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> {
-  const pid = o.pid === undefined ? undefined : Number(o.pid);
-  if (pid !== undefined && (!Number.isInteger(pid) || pid <= 0)) {
-    throw new Usage(`--pid '${o.pid}' is not a process id`);
+  // Number("") is 0 and Number(" 7") is 7: only digits are a pid (its range: checkTargets).
+  if (o.pid !== undefined && !/^\d+$/.test(o.pid)) {
+    throw new Usage(`--pid '${o.pid}' is not a process id (an integer from 1 to 4194304)`);
   }
+  const pid = o.pid === undefined ? undefined : Number(o.pid);
   const path = await oneLinerModule(o.eval!);
   try {
     try {
@@ -143,45 +147,59 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
 async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]): Promise<number> {
   const [target, ...rest] = args;
   if (!target) throw new Usage("run needs a recipe FILE or URL");
-  const remote = /^https?:\/\//.test(target);
-  const env: Record<string, string> = {};
-  let hash = "";
-  if (remote) {
-    hash = await integrityOf(await fetchRecipe(target));
-    if (o.integrity !== undefined && o.integrity !== hash) {
-      throw new Usage(`${target} does not match --integrity ${o.integrity} (it is ${hash})`);
+  const env: Record<string, string> = o.explain ? { TSPROBE_EXPLAIN: "1" } : {};
+  if (!isUrl(target)) {
+    if (!pathExists(target)) throw new Usage(`no recipe file '${target}'`);
+    return await runDeno(["run", "-A", target, ...rest], env);
+  }
+  if (o.integrity !== undefined && integrityDigest(o.integrity) === undefined) {
+    throw new Usage(`--integrity '${o.integrity}' is not sha256-<base64> (or sha256-<hex>)`);
+  }
+  const graph = await lockGraph(target);
+  try {
+    if (o.integrity !== undefined && !integrityMatches(o.integrity, graph.integrity)) {
+      throw new Usage(
+        `${target} does not match --integrity ${o.integrity}: it or a module it imports ` +
+          `changed (its graph is now ${graph.integrity}); not run`,
+      );
     }
     if (o.integrity === undefined && !o.trust) {
-      console.error(`probe: ${target} is not pinned; here is what it would run (${hash}):`);
-      env.TSPROBE_EXPLAIN = "1";
+      // Nothing of it runs: what it would load, and how to pin it.
+      for (const [module, hash] of graph.modules) console.log(`${hash}  ${module}`);
+      console.error(
+        `probe: not run: ${target} is not pinned (its ${graph.modules.length} modules are ` +
+          `listed above); to run it: probe run ${target} --integrity ${graph.integrity}`,
+      );
+      return 2;
     }
-  } else if (!pathExists(target)) {
-    throw new Usage(`no recipe file '${target}'`);
+    return await runDeno([...lockedRunArgs(target, graph.lock), ...rest], env);
+  } finally {
+    await Deno.remove(graph.dir, { recursive: true });
   }
-  if (o.explain) env.TSPROBE_EXPLAIN = "1";
+}
+
+/** `probe pin URL`: the integrity value that pins a remote recipe and everything it imports. */
+async function pinRecipe(args: string[]): Promise<number> {
+  if (args.length !== 1 || !isUrl(args[0])) throw new Usage("pin needs one recipe URL");
+  const graph = await lockGraph(args[0]);
+  await Deno.remove(graph.dir, { recursive: true });
+  console.log(graph.integrity);
+  return 0;
+}
+
+function isUrl(target: string): boolean {
+  return /^https?:\/\//.test(target);
+}
+
+async function runDeno(args: string[], env: Record<string, string>): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
-    // A remote recipe is fetched again, so what runs is what was hashed; it is not recorded in
-    // the lockfile of whatever project the command runs in.
-    args: [
-      "run",
-      "-A",
-      ...(remote ? [`--reload=${new URL(target).origin}`, "--no-lock"] : []),
-      target,
-      ...rest,
-    ],
+    args,
     env,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  const status = await child.status;
-  if (env.TSPROBE_EXPLAIN && !o.explain) {
-    console.error(
-      `probe: not run; to run it: probe run ${target} --integrity ${hash} (or --trust)`,
-    );
-    return 2;
-  }
-  return status.code;
+  return (await child.status).code;
 }
 
 async function main(): Promise<number> {
@@ -202,6 +220,8 @@ async function main(): Promise<number> {
     );
     return 0;
   }
+  // Pinning runs nothing of the recipe and needs no privilege.
+  if (positionals[0] === "pin") return await pinRecipe(positionals.slice(1));
   const missing = missingPreconditions();
   if (missing.length && !o.explain) {
     for (const m of missing) console.error(`probe: ${m.what}: ${m.remedy}`);
@@ -222,7 +242,8 @@ async function main(): Promise<number> {
 try {
   Deno.exit(await main());
 } catch (e) {
-  const usage = e instanceof Usage || e instanceof LambdaError || e instanceof ProbeNotFoundError;
+  const usage = e instanceof Usage || e instanceof LambdaError || e instanceof ProbeNotFoundError ||
+    e instanceof TargetError;
   console.error(
     `probe: ${(e as Error).message.split("\n")[0]}${usage ? " (see probe --help)" : ""}`,
   );

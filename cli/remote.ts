@@ -1,27 +1,104 @@
 /**
- * Recipes from a URL run as root, so `probe run URL` runs one only when its content is pinned
- * by an integrity hash (`--integrity sha256-<hex>`) or the user says `--trust`; otherwise it
- * shows what the recipe would attach and compile into the kernel, and the hash to pin.
+ * Recipes from a URL run as root, so `probe run URL` runs one only when the whole module graph
+ * it loads is pinned by an integrity value (`--integrity sha256-<base64>`) or the user says
+ * `--trust`. The graph is fetched once, into Deno's cache, with a lockfile recording every
+ * module's hash (`deno cache`, which runs none of the code); the pin is the SHA-256 of that
+ * graph; the recipe then runs from the cache only (`--cached-only`), every module checked
+ * against the same lockfile (`--frozen`), so the bytes that run are the bytes that were pinned
+ * and nothing is downloaded twice. Unpinned, nothing of it runs: its modules and pin are shown.
  *
  * @module
  */
 
-/** `sha256-<hex>` of a text. */
-export async function integrityOf(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return `sha256-${
-    [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
-  }`;
+/** A remote recipe's module graph, fetched into Deno's cache and locked. */
+export interface LockedGraph {
+  /** The lockfile, in a directory of its own (remove it with {@link LockedGraph.dir}). */
+  lock: string;
+  dir: string;
+  /** Every module of the graph and its SHA-256 (hex), sorted by URL or specifier. */
+  modules: Array<[string, string]>;
+  /** The pin: `sha256-<base64>` of the graph. */
+  integrity: string;
 }
 
-/** Fetches a recipe's text; throws a one-line error. */
-export async function fetchRecipe(url: string): Promise<string> {
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    throw new Error(`cannot fetch ${url}: ${(e as Error).message.split("\n")[0]}`);
+/** Standard Subresource Integrity form of a SHA-256 digest. */
+function sri(digest: Uint8Array): string {
+  return `sha256-${btoa(String.fromCharCode(...digest))}`;
+}
+
+/**
+ * The digest an integrity value names, from `sha256-<base64>` (SRI) or `sha256-<hex>`;
+ * undefined when it is neither.
+ */
+export function integrityDigest(value: string): Uint8Array | undefined {
+  const m = /^sha256-(.+)$/.exec(value);
+  if (!m) return undefined;
+  if (/^[0-9a-f]{64}$/i.test(m[1])) {
+    return Uint8Array.from(m[1].match(/../g)!, (h) => parseInt(h, 16));
   }
-  if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
-  return await response.text();
+  try {
+    const bytes = Uint8Array.from(atob(m[1]), (c) => c.charCodeAt(0));
+    return bytes.length === 32 ? bytes : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `value` (SRI or hex) names the same digest as the SRI `integrity`. */
+export function integrityMatches(value: string, integrity: string): boolean {
+  const [a, b] = [integrityDigest(value), integrityDigest(integrity)];
+  return a !== undefined && b !== undefined && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Fetches the module graph of `url` once into Deno's cache (`deno cache --reload` for its
+ * origin, so the cache holds what the server sends now) and locks it. Throws a one-line
+ * error when it cannot be fetched. The caller removes `dir`.
+ */
+export async function lockGraph(url: string): Promise<LockedGraph> {
+  const dir = await Deno.makeTempDir({ prefix: "probe-remote-" });
+  try {
+    const lock = `${dir}/deno.lock`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "cache",
+        "--quiet",
+        "--no-config",
+        `--lock=${lock}`,
+        `--reload=${new URL(url).origin}`,
+        url,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      const why = new TextDecoder().decode(out.stderr).split("\n").find((l) => l.trim()) ?? "";
+      throw new Error(`cannot fetch ${url}: ${why.replace(/^error:\s*/i, "")}`);
+    }
+    const locked = JSON.parse(await Deno.readTextFile(lock)) as {
+      remote?: Record<string, string>;
+      npm?: Record<string, { integrity?: string }>;
+      specifiers?: Record<string, string>;
+    };
+    const modules: Array<[string, string]> = [
+      ...Object.entries(locked.remote ?? {}),
+      ...Object.entries(locked.npm ?? {}).map(([k, v]): [string, string] => [
+        `npm:${k}`,
+        v.integrity ?? "",
+      ]),
+      ...Object.entries(locked.specifiers ?? {}).map(([k, v]): [string, string] => [k, v]),
+    ].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const canonical = new TextEncoder().encode(JSON.stringify([url, modules]));
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", canonical));
+    return { lock, dir, modules, integrity: sri(digest) };
+  } catch (e) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/** `deno run` arguments that run `url` from the cache only, checked against `lock`. */
+export function lockedRunArgs(url: string, lock: string): string[] {
+  return ["run", "-A", "--no-config", "--cached-only", `--lock=${lock}`, "--frozen", url];
 }

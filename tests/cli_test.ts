@@ -1,5 +1,5 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { integrityOf } from "../cli/remote.ts";
+import { exists } from "./fixtures/bpf.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -94,31 +94,98 @@ Deno.test("probe run FILE runs a recipe with its own options", async () => {
   equal(total, 4096);
 });
 
-Deno.test("probe run URL runs only a pinned or trusted recipe; unpinned, it shows what it would load", async () => {
-  // The repository served over HTTP, as a recipe host would.
+/**
+ * A recipe host on 127.0.0.1: `files` by path, each a text or a function of how many times the
+ * path was asked for (1 first), with the count of requests per path.
+ */
+function recipeHost(files: Record<string, string | ((n: number) => string)>) {
+  const requests: Record<string, number> = {};
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    try {
-      return new Response(await Deno.readFile(ROOT + new URL(req.url).pathname.slice(1)), {
-        headers: { "content-type": "application/typescript" },
-      });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
+    const path = new URL(req.url).pathname;
+    const n = requests[path] = (requests[path] ?? 0) + 1;
+    const file = files[path];
+    const body = typeof file === "function"
+      ? file(n)
+      : file ?? await Deno.readFile(ROOT + path.slice(1)).catch(() => undefined);
+    return body === undefined
+      ? new Response("not found", { status: 404 })
+      : new Response(body, { headers: { "content-type": "application/typescript" } });
+  });
+  return { url: (path: string) => `http://127.0.0.1:${server.addr.port}${path}`, requests, server };
+}
+
+Deno.test("probe run URL: unpinned, nothing of the recipe runs; it lists its modules and the pin", async () => {
+  const marker = await Deno.makeTempFile({ prefix: "tsprobe-cli-" });
+  await Deno.remove(marker);
+  const host = recipeHost({
+    "/evil.ts": `import { v } from "./dep.ts"; Deno.writeTextFileSync("${marker}", String(v));`,
+    "/dep.ts": "export const v = 1;",
   });
   try {
-    const url = `http://127.0.0.1:${server.addr.port}/scripts/aio_latency.ts`;
-    const hash = await integrityOf(await Deno.readTextFile(`${ROOT}scripts/aio_latency.ts`));
-    const unpinned = await probe(["run", url]);
-    equal(unpinned.code, 2, unpinned.stderr);
-    ok(unpinned.stdout.includes("probe aio:reap") && unpinned.stdout.includes("program "));
-    ok(unpinned.stderr.includes(`--integrity ${hash}`), unpinned.stderr);
-    const wrong = await probe(["run", url, "--integrity", "sha256-00"]);
-    equal(wrong.code, 2);
-    ok(wrong.stderr.includes("does not match"), wrong.stderr);
-    const pinned = await probe(["run", url, "--integrity", hash, "--", "--json"]);
+    const r = await probe(["run", host.url("/evil.ts")]);
+    equal(r.code, 2, r.stderr);
+    ok(!exists(marker), "the recipe's top-level code ran");
+    ok(r.stdout.includes(host.url("/evil.ts")) && r.stdout.includes(host.url("/dep.ts")), r.stdout);
+    const pin = /--integrity (sha256-[A-Za-z0-9+/]+=*)/.exec(r.stderr)?.[1];
+    ok(pin, r.stderr);
+    equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    const pinned = await probe(["pin", host.url("/evil.ts")]);
+    equal([pinned.code, pinned.stdout.trim()], [0, pin]);
+  } finally {
+    await host.server.shutdown();
+    await Deno.remove(marker).catch(() => {});
+  }
+});
+
+Deno.test("probe run URL: the pin covers every module, and what runs is what was checked", async () => {
+  const marker = await Deno.makeTempFile({ prefix: "tsprobe-cli-" });
+  let dep = "export const v = 1;";
+  const host = recipeHost({
+    // A server that answers differently every other time.
+    "/flip.ts": (n) => `Deno.writeTextFileSync("${marker}", "${n % 2 ? "A" : "B"}");`,
+    "/main.ts": `import { v } from "./dep.ts"; Deno.writeTextFileSync("${marker}", "v" + v);`,
+    "/dep.ts": () => dep,
+  });
+  const run = (path: string, pin: string) => probe(["run", host.url(path), "--integrity", pin]);
+  try {
+    const pinA = (await probe(["pin", host.url("/flip.ts")])).stdout.trim(); // request 1: A
+    const changed = await run("/flip.ts", pinA); // request 2: B
+    equal(changed.code, 2, changed.stderr);
+    ok(changed.stderr.includes("does not match"), changed.stderr);
+    equal(changed.stderr.trim().split("\n").length, 1, changed.stderr);
+    equal(await Deno.readTextFile(marker), "", "B did not run");
+    const same = await run("/flip.ts", pinA); // request 3: A again
+    equal(same.code, 0, same.stderr);
+    equal(await Deno.readTextFile(marker), "A");
+    equal(host.requests["/flip.ts"], 3, "one download per run, none while running");
+
+    const pin = (await probe(["pin", host.url("/main.ts")])).stdout.trim();
+    await Deno.writeTextFile(marker, "");
+    dep = "export const v = 2;"; // an imported module changes
+    const refused = await run("/main.ts", pin);
+    equal(refused.code, 2, refused.stderr);
+    ok(refused.stderr.includes("does not match"), refused.stderr);
+    equal(await Deno.readTextFile(marker), "", "nothing ran");
+    const bad = await run("/main.ts", "sha256-00");
+    equal(bad.code, 2, bad.stderr);
+    ok(bad.stderr.includes("is not sha256-"), bad.stderr);
+  } finally {
+    await host.server.shutdown();
+    await Deno.remove(marker).catch(() => {});
+  }
+});
+
+Deno.test("probe run URL runs a real recipe served over HTTP when pinned", async () => {
+  // The repository served over HTTP, as a recipe host would.
+  const host = recipeHost({});
+  try {
+    const url = host.url("/scripts/aio_latency.ts");
+    const pin = (await probe(["pin", url])).stdout.trim();
+    ok(/^sha256-[A-Za-z0-9+/]{43}=$/.test(pin), pin);
+    const pinned = await probe(["run", url, "--integrity", pin, "--", "--json"]);
     equal(pinned.code, 0, pinned.stderr);
     ok(JSON.parse(pinned.stdout).groups.length > 0);
   } finally {
-    await server.shutdown();
+    await host.server.shutdown();
   }
 });
