@@ -19,6 +19,8 @@ import { TAG_OFFSET } from "./codegen/record.ts";
 import {
   type AggregationRequest,
   type ConsumerRequest,
+  FOLLOW_LOST,
+  PIDS_CAPACITY,
   type Plan,
   plan,
   type PlannedAggregation,
@@ -29,6 +31,7 @@ import { loadParser } from "./lambda/parse.ts";
 import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
+import { checkTargets, killDescendants } from "./process_tree.ts";
 /** How a session runs. */
 export interface RunOptions {
   /** Stop after this long ("5s", "2m", or milliseconds). Default: until Ctrl-C. */
@@ -142,6 +145,7 @@ export class Session {
       throw new Error("Nothing to trace: add a probe (e.g. syscall.on(...)) before run()");
     }
     const pids = [options.pid ?? []].flat();
+    checkTargets(pids, options.command);
     const traced = pids.length > 0 || options.command !== undefined;
     return plan(this.#requests, {
       filter: { comm: options.comm, pidsMap: traced ? SessionMaps.pids : undefined },
@@ -406,19 +410,14 @@ function needsParser(r: ConsumerRequest): boolean {
   return r.kind === "aggregate" || !readsNothing(r.handler as () => void);
 }
 
-/** Kills the traced command and every descendant of it in the pid filter map. */
+/**
+ * Kills the traced command and those pids of the filter map that are still its descendants;
+ * never a `pid` option's process, nor a process that reused the pid of one that exited.
+ */
 function killTraced(pids: BpfMap | undefined, child: StoppedChild): void {
-  const others = [...pids?.keys() ?? []]
-    .map((k) => new DataView(k.buffer).getUint32(0, true))
-    .filter((pid) => pid !== child.pid);
+  const followed = [...pids?.keys() ?? []].map((k) => new DataView(k.buffer).getUint32(0, true));
+  killDescendants(followed, child.pid);
   child.kill();
-  for (const pid of others) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
 }
 
 function report(s: RunSummary, options: RunOptions): void {
@@ -426,6 +425,13 @@ function report(s: RunSummary, options: RunOptions): void {
     console.error(
       `tsprobe: ${s.dropped} events were dropped because the ring buffer was full; ` +
         `raise ringBufferBytes (now ${options.ringBufferBytes ?? 8 << 20}) or filter in the kernel`,
+    );
+  }
+  const unfollowed = s.counters[FOLLOW_LOST] ?? 0;
+  if (unfollowed > 0) {
+    console.error(
+      `tsprobe: ${unfollowed} processes the command started were not traced: the map of ` +
+        `traced pids was full (${PIDS_CAPACITY} at once)`,
     );
   }
   for (const sp of s.spans.filter((x) => x.lost > 0)) {

@@ -12,7 +12,7 @@ import type { AggregationKind, LinearRange } from "../aggregate/data.ts";
 import { aggregationMap, type AggregationPlan, valueSize } from "../codegen/aggregation.ts";
 import type { EventField } from "../codegen/fields.ts";
 import { taskField } from "../codegen/btf_field.ts";
-import { followProgram } from "../codegen/follow_program.ts";
+import { followProgram, unfollowProgram } from "../codegen/follow_program.ts";
 import type { Filter } from "../codegen/probe_program.ts";
 import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
 import { type Expr, type FieldInfo, type FieldResolver, LambdaError } from "../lambda/ir.ts";
@@ -119,6 +119,12 @@ export interface Plan {
   /** One line per optional probe this kernel lacks, left out of the session. */
   notes: string[];
 }
+
+/** The counter of a traced command's children that could not be followed (full pid map). */
+export const FOLLOW_LOST = "follow.lost";
+
+/** How many pids a session traces at once: its `pid` options and the command's live tasks. */
+export const PIDS_CAPACITY = 8192;
 
 /** Names of the maps every session may have. */
 export const SessionMaps = {
@@ -466,7 +472,13 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
 
   const filter = options.filter;
   if (filter.pidsMap) {
-    declare({ name: filter.pidsMap, type: "hash", keySize: 4, valueSize: 8, maxEntries: 8192 });
+    declare({
+      name: filter.pidsMap,
+      type: "hash",
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: PIDS_CAPACITY,
+    });
   }
   const zeroSize = Math.max(8, ...aggregations.map((a) => valueSize(a.plan.kind, a.plan.range)));
   if (aggregations.length) {
@@ -493,6 +505,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     site: compileSite(s.site, s.ends, s.consumers, shared, filter),
     consumers: s.consumers,
   }));
+  if (options.follow) named.set(FOLLOW_LOST, counters++);
   // Sized once every program is generated: generating them may name more counters.
   declare({
     name: SessionMaps.counters,
@@ -519,14 +532,24 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
   );
   if (options.follow) {
     const fork = tracepointFormat("sched", "sched_process_fork");
+    const exit = tracepointFormat("sched", "sched_process_exit");
     const childPid = fork.fields.find((f) => f.name === "child_pid")!;
+    const lost = named.get(FOLLOW_LOST)!;
     programs.push({
       probe: "follow descendants",
       plan: {
         name: "tsp_follow",
         type: "tracepoint",
-        instructions: followProgram(SessionMaps.pids, childPid.offset),
+        instructions: followProgram(SessionMaps.pids, childPid.offset, SessionMaps.counters, lost),
         attach: (p) => attachTracepoint(p, fork.id, "sched:sched_process_fork"),
+      },
+    }, {
+      probe: "follow descendants",
+      plan: {
+        name: "tsp_unfollow",
+        type: "tracepoint",
+        instructions: unfollowProgram(SessionMaps.pids),
+        attach: (p) => attachTracepoint(p, exit.id, "sched:sched_process_exit"),
       },
     });
   }

@@ -1,0 +1,149 @@
+/**
+ * A session touches only its own processes: it signals the command it started and those of
+ * its descendants that still are, never a `pid` option's process nor one that reused the pid
+ * of an exited child; exited children leave the pid set, so a command may start any number of
+ * processes over its life; targets are checked before anything loads.
+ *
+ * Needs root (ns_last_pid, BPF) and perl.
+ */
+import { deepStrictEqual as equal, ok, rejects } from "node:assert/strict";
+import { run, session, syscall } from "../mod.ts";
+import { TargetError } from "../runtime/process_tree.ts";
+import { FOLLOW_LOST } from "../runtime/compiler/plan.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+function alive(pid: number): boolean {
+  try {
+    const state = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1][0];
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `f` every 20 ms until it is defined, for at most 10 s. */
+async function until<T>(f: () => T | undefined): Promise<T> {
+  for (let i = 0; i < 500; i++) {
+    const v = f();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("timed out");
+}
+
+/** Spawns `sleep 60` with pid `want` (through ns_last_pid); undefined when another took it. */
+function spawnWithPid(want: number): Deno.ChildProcess | undefined {
+  Deno.writeTextFileSync("/proc/sys/kernel/ns_last_pid", String(want - 1));
+  const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  if (child.pid === want) return child;
+  child.kill("SIGKILL");
+  return undefined;
+}
+
+Deno.test("an exited child's pid reused by an unrelated process is neither traced nor killed; live descendants are", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tsprobe-process-" });
+  let unrelated: Deno.ChildProcess | undefined;
+  try {
+    // A child that exits at once, a grandchild that lives on, and the command waiting.
+    const command = `sh -c 'echo $$ > ${dir}/gone'; sleep 60 & echo $! > ${dir}/descendant; ` +
+      `sleep 60`;
+    const sleepers: number[] = [];
+    syscall.on("clock_nanosleep:entry").on((e) => sleepers.push(e.pid));
+    const summary = await run({
+      command: ["sh", "-c", command],
+      duration: "3s",
+      onAttached: () => {
+        (async () => {
+          const gone = await until(() => {
+            try {
+              const pid = Number(Deno.readTextFileSync(`${dir}/gone`));
+              return pid && !alive(pid) ? pid : undefined;
+            } catch {
+              return undefined;
+            }
+          });
+          for (let i = 0; i < 20 && !unrelated; i++) unrelated = spawnWithPid(gone);
+        })();
+      },
+    });
+    equal(summary.reason, "duration");
+    ok(unrelated, "could not start a process with the exited child's pid");
+    const descendant = Number(await Deno.readTextFile(`${dir}/descendant`));
+    await until(() => alive(descendant) ? undefined : true);
+    ok(alive(unrelated.pid), "the process that reused the pid was killed");
+    ok(!sleepers.includes(unrelated.pid), "the process that reused the pid was traced");
+    ok(sleepers.includes(descendant), "the live descendant was traced");
+  } finally {
+    unrelated?.kill("SIGKILL");
+    await unrelated?.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a command that starts 20,000 processes over its life is traced exactly", async () => {
+  const n = 20_000;
+  const calls = syscall.on("getppid:entry").count();
+  const summary = await run({
+    command: [
+      "perl",
+      "-e",
+      `for (1..${n}) { my $p = fork(); if (!$p) { syscall(110); exit 0 } waitpid($p, 0) }`,
+    ],
+    printAggregations: false,
+  });
+  equal(summary.commandExitCode, 0);
+  equal(summary.counters[FOLLOW_LOST], 0);
+  const row = calls.read()!.rows[0]?.value;
+  equal(row?.kind === "count" && row.value, n);
+});
+
+Deno.test("targets are checked before anything loads", async () => {
+  const bad: Array<[Parameters<typeof run>[0], RegExp]> = [
+    [{ pid: 1.5 }, /pid '1.5' is not a process id/],
+    [{ pid: 4294967297 }, /pid '4294967297' is not a process id/],
+    [{ pid: 0 }, /pid '0' is not a process id/],
+    [{ pid: [Deno.pid, -1] }, /pid '-1' is not a process id/],
+    [{ pid: 4194304 }, /pid 4194304: no such process/],
+    [{ pid: Deno.pid, command: ["true"] }, /not both/],
+  ];
+  for (const [options, message] of bad) {
+    syscall.on("getppid:entry").count();
+    await rejects(run(options), (e) => e instanceof TargetError && message.test(e.message));
+    equal(session().programs.length, 0);
+  }
+});
+
+Deno.test("a pid option's process is traced, never signalled", async () => {
+  const other = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  try {
+    syscall.on("getppid:entry").count();
+    const summary = await run({ pid: other.pid, duration: "300ms" });
+    equal(summary.reason, "duration");
+    ok(alive(other.pid));
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+  }
+});
+
+Deno.test("probe and recipes refuse bad pids in one line, exit 2", async () => {
+  const cases = [
+    ["cli.ts", "-e", "syscall.on('getppid:entry').count()", "-p", "1.5"],
+    ["cli.ts", "-e", "syscall.on('getppid:entry').count()", "-p", "4294967297"],
+    ["cli.ts", "-e", "syscall.on('getppid:entry').count()", "-p", String(Deno.pid), "-c", "true"],
+    ["scripts/syscount.ts", "--pid", "1.5"],
+    ["scripts/syscount.ts", "--pid", "4194304"],
+  ];
+  for (const [file, ...args] of cases) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}${file}`, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(r.stderr);
+    equal(r.code, 2, `${file} ${args.join(" ")}: ${stderr}`);
+    equal(stderr.trim().split("\n").length, 1, stderr);
+    ok(/pid|process/.test(stderr), stderr);
+  }
+});
