@@ -273,13 +273,14 @@ Deno.test("attachKprobe() throws NotSupportedError where the kernel lacks kprobe
 // counts of a child's getppid calls through the syscall's kernel entry point.
 const GETPPID_FUNC = "__x64_sys_getppid";
 
-/** Counts the child's getppid calls with `prog` attached by `attach`; returns the count. */
-async function countGetppid(
+/** Runs a child doing `body` with `prog` attached by `attach`; returns what it counted. */
+async function countInChild(
   name: string,
+  body: string,
   attach: (counts: BpfMap, pid: number) => { prog: Program; link: { close(): void } },
 ): Promise<bigint> {
   using counts = counter(name);
-  await using child = new Child(`syscall(${SYS_GETPPID}) for 1..${N};`);
+  await using child = new Child(body);
   const { prog, link } = attach(counts, child.pid);
   try {
     await child.run();
@@ -290,8 +291,10 @@ async function countGetppid(
   return total(counts);
 }
 
+const GETPPIDS = `syscall(${SYS_GETPPID}) for 1..${N};`;
+
 kernelTest(["kprobes"], "attachKprobe() counts exactly the child's getppid calls", async () => {
-  const n = await countGetppid("kp", (counts, pid) => {
+  const n = await countInChild("kp", GETPPIDS, (counts, pid) => {
     const prog = counting("kp", "kprobe", counts, pid);
     return { prog, link: attachKprobe(prog, GETPPID_FUNC, false) };
   });
@@ -302,7 +305,7 @@ kernelTest(
   ["kprobes"],
   "attachKprobe() as a kretprobe sees each getppid return the parent",
   async () => {
-    const n = await countGetppid("kret", (counts, pid) => {
+    const n = await countInChild("kret", GETPPIDS, (counts, pid) => {
       // Counts returns whose value (rax) is the child's parent: this Deno process.
       const prog = counting("kret", "kprobe", counts, pid, [
         a.ldx("DW", R1, R6, PT_REGS_AX),
@@ -327,28 +330,12 @@ function tracingSpec(func: string, exit: boolean) {
 /** A `read` size no other read of the child makes: fentry/fexit count only these. */
 const READ_SIZE = 4097;
 
-/** Counts the child's reads of READ_SIZE bytes from /dev/zero with `prog` attached by `attach`. */
-async function countReads(
-  name: string,
-  attach: (counts: BpfMap, pid: number) => { prog: Program; link: { close(): void } },
-): Promise<bigint> {
-  using counts = counter(name);
-  await using child = new Child(
-    `open(my $z, "<", "/dev/zero") or die; sysread($z, my $b, ${READ_SIZE}) for 1..${N};`,
-  );
-  const { prog, link } = attach(counts, child.pid);
-  try {
-    await child.run();
-  } finally {
-    link.close();
-    prog.close();
-  }
-  return total(counts);
-}
+/** The child's reads: READ_SIZE bytes from /dev/zero, N times. */
+const READS = `open(my $z, "<", "/dev/zero") or die; sysread($z, my $b, ${READ_SIZE}) for 1..${N};`;
 
 // vfs_read(file, buf, count, pos): in BTF on every kernel (the syscall wrappers are not on 6.1).
 kernelTest(["fentry"], "attachTracing() as fentry counts exactly the child's reads", async () => {
-  const n = await countReads("fent", (counts, pid) => {
+  const n = await countInChild("fent", READS, (counts, pid) => {
     // fentry's context: the function's arguments, one u64 each.
     const prog = counting("fent", "tracing", counts, pid, [
       a.ldx("DW", R1, R6, 16),
@@ -363,7 +350,7 @@ kernelTest(
   ["fentry"],
   "attachTracing() as fexit sees each of the child's reads return its size",
   async () => {
-    const n = await countReads("fexit", (counts, pid) => {
+    const n = await countInChild("fexit", READS, (counts, pid) => {
       // fexit's context: the four arguments, then the return value.
       const prog = counting("fexit", "tracing", counts, pid, [
         a.ldx("DW", R1, R6, 32),
