@@ -327,7 +327,7 @@ Deno.test("exit() from a handler ends run() with reason 'exit' and frees everyth
   assert(during, "no event was handled");
   const created = minus(during.ids, before);
   const { progs, maps } = assertListed(created, during.kernel);
-  assertEquals(progs, ["sys_getppid", "tsp_follow"]);
+  assertEquals(progs, ["sys_getppid", "tsp_follow", "tsp_unfollow"]);
   assertEquals(maps, ["counters", "events", "pids", "scratch"]);
   await assertReleased(created, "after exit()");
   assertEquals(minus(ownedIds(Deno.pid), before), emptyIds());
