@@ -22,6 +22,7 @@ import {
 } from "./mod.ts";
 import { pathExists } from "./bpf/sysinfo.ts";
 import { TargetError } from "./runtime/process_tree.ts";
+import { DurationError } from "./runtime/duration.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { oneLinerModule } from "./cli/oneliner.ts";
@@ -243,7 +244,7 @@ try {
   Deno.exit(await main());
 } catch (e) {
   const usage = e instanceof Usage || e instanceof LambdaError || e instanceof ProbeNotFoundError ||
-    e instanceof TargetError;
+    e instanceof TargetError || e instanceof DurationError;
   console.error(
     `probe: ${(e as Error).message.split("\n")[0]}${usage ? " (see probe --help)" : ""}`,
   );

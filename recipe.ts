@@ -19,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { TargetError } from "./runtime/process_tree.ts";
+import { DurationError } from "./runtime/duration.ts";
 
 /** One option a recipe declares. */
 export type OptionSpec =
@@ -203,6 +204,8 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     if (report) report(summary);
   } catch (e) {
     console.error(`${r.name}: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(e instanceof UsageError || e instanceof TargetError ? 2 : 1);
+    const usage = e instanceof UsageError || e instanceof TargetError ||
+      e instanceof DurationError;
+    Deno.exit(usage ? 2 : 1);
   }
 }

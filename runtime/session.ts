@@ -192,7 +192,9 @@ export class Session {
     if (this.#requests.some(needsParser)) await loadParser();
     const p = this.#plan(options);
     const durationMs = options.duration === undefined ? Infinity : parseDuration(options.duration);
-    const intervalMs = options.interval === undefined ? Infinity : parseDuration(options.interval);
+    const intervalMs = options.interval === undefined
+      ? Infinity
+      : parseDuration(options.interval, true);
     this.#stopReason = undefined;
     this.#final.clear();
     const started = performance.now();
@@ -237,6 +239,8 @@ export class Session {
 
       const counts = new Array<number>(p.streams.length).fill(0);
       const dispatch = (view: DataView, off: number) => {
+        // exit() stops delivery at once, like DTrace's: what is still queued is not handed on.
+        if (this.#stopReason === "exit") return;
         const tag = view.getUint32(off + TAG_OFFSET, true);
         const stream = p.streams[tag];
         counts[tag]++;
