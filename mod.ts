@@ -68,6 +68,9 @@ export type {
   Stats,
 } from "./runtime/aggregate/data.ts";
 export { aggregationJson, formatAggregation } from "./runtime/aggregate/print.ts";
+export { printable } from "./runtime/printable.ts";
+export { DurationError } from "./runtime/duration.ts";
+export { TargetError } from "./runtime/process_tree.ts";
 export type {
   SyscallEntryEvent,
   SyscallProbeOptions,

@@ -7,7 +7,7 @@
  *   deno run -A scripts/opensnoop.ts -c "ls /etc" -x only the opens that failed
  */
 import { recipe } from "../recipe.ts";
-import { syscall } from "../mod.ts";
+import { printable, syscall } from "../mod.ts";
 
 await recipe({
   name: "opensnoop",
@@ -41,8 +41,8 @@ await recipe({
       const fd = e.ret >= 0 ? String(e.ret) : "-1";
       const err = e.ret < 0 ? String(-e.ret) : "0";
       console.log(
-        `${String(e.pid).padStart(7)} ${e.comm.padEnd(16)} ${fd.padStart(4)} ${err.padStart(4)} ` +
-          `${(us?.toFixed(1) ?? "?").padStart(8)} ${e.args.filename}`,
+        `${String(e.pid).padStart(7)} ${printable(e.comm).padEnd(16)} ${fd.padStart(4)} ` +
+          `${err.padStart(4)} ${(us?.toFixed(1) ?? "?").padStart(8)} ${printable(e.args.filename)}`,
       );
     });
     return (summary) => {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { printable } from "../printable.ts";
 import {
   type AggregationData,
   type AggregationKind,
@@ -287,7 +288,8 @@ function mapName(data: AggregationData): string {
 
 /** `@name` for a keyless aggregation, else `@name[part, part]` with parts printed raw. */
 function keyLabel(data: AggregationData, key: KeyPart[]): string {
-  return key.length === 0 ? mapName(data) : `${mapName(data)}[${key.map(String).join(", ")}]`;
+  const parts = key.map((k) => typeof k === "string" ? printable(k) : String(k));
+  return key.length === 0 ? mapName(data) : `${mapName(data)}[${parts.join(", ")}]`;
 }
 
 /** A log2 bound with the largest binary suffix that divides it: 512, 1K, 2M, 16E. */

@@ -1,0 +1,26 @@
+/**
+ * Text from traced processes made safe for a terminal: file names and command names are chosen
+ * by whoever runs the traced program, and an escape sequence in one must not drive the
+ * terminal of the person reading the trace. Control characters are written as strace writes
+ * them (`\n`, `\t`, `\x1b`), and a backslash as `\\`, so the text can still be read back.
+ *
+ * @module
+ */
+
+const NAMED: Record<string, string> = { "\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\" };
+
+/**
+ * `text` with C0 and C1 control characters, DEL and backslashes escaped.
+ *
+ * @example Escapes
+ * ```ts
+ * import { printable } from "./printable.ts";
+ * if (printable("a\x1b[2Jb\n") !== "a\\x1b[2Jb\\n") throw new Error("not escaped");
+ * ```
+ */
+export function printable(text: string): string {
+  return text.replace(
+    /[\x00-\x1f\x7f-\x9f\\]/g,
+    (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
