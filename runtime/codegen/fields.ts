@@ -69,7 +69,7 @@ export function decodingType(d: FieldDecoding): ValueType | undefined {
     case "int":
       return { kind: "int", signed: d.signed, bigint: false };
     case "latency":
-      return { kind: "int", signed: true, bigint: false };
+      return { kind: "int", signed: true, bigint: false, optional: true };
     case "pointer":
       return { kind: "int", signed: false, bigint: true };
     case "string":

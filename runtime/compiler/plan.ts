@@ -123,6 +123,12 @@ export interface Plan {
 /** The counter of a traced command's children that could not be followed (full pid map). */
 export const FOLLOW_LOST = "follow.lost";
 
+/**
+ * The counter of events left out of aggregations because a value they use is unknown (a
+ * latency whose start was not seen).
+ */
+export const UNKNOWN_SKIPPED = "aggregations.unknown";
+
 /** How many pids a session traces at once: its `pid` options and the command's live tasks. */
 export const PIDS_CAPACITY = 8192;
 
@@ -490,11 +496,13 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       maxEntries: 1,
     });
   }
+  if (aggregations.length) named.set(UNKNOWN_SKIPPED, counters++);
   const shared = {
     events: SessionMaps.events,
     scratch: SessionMaps.scratch,
     counters: SessionMaps.counters,
     zeros: SessionMaps.zeros,
+    unknownCounter: named.get(UNKNOWN_SKIPPED),
   };
   // A site that no consumer can fire on (all pinned elsewhere by their predicates) is left out.
   const live = [...sites.values()].flat().flatMap((s) => {

@@ -88,6 +88,8 @@ export interface Consumer {
 export interface SharedMaps extends AggregationContext {
   events: string;
   scratch: string;
+  /** Counter slot of events left out of aggregations because a value they use is unknown. */
+  unknownCounter?: number;
 }
 
 /** Counter slot of events lost because the ring buffer was full. */
@@ -114,6 +116,26 @@ function fieldsOf(e: Expr, out: string[][]): string[][] {
 }
 
 const key = (path: readonly string[]) => path.join(".");
+
+/**
+ * `field != -1` for each field an aggregation's keys and value read that may be unknown (a
+ * latency whose start was not seen): such an event is left out, never aggregated as -1.
+ */
+function knownGuards(plan: AggregationPlan): Expr[] {
+  const optional = new Map<string, Expr & { op: "field" }>();
+  const visit = (e: Expr) => {
+    if (e.op === "field" && e.type.kind === "int" && e.type.optional) optional.set(key(e.path), e);
+    else children(e).forEach(visit);
+  };
+  [...plan.keys, ...(plan.value ? [plan.value] : [])].forEach(visit);
+  return [...optional.values()].map((f) => ({
+    op: "compare",
+    operator: "!=",
+    left: f,
+    right: { op: "const", value: -1n, type: f.type },
+    type: { kind: "bool" },
+  }));
+}
 
 function exprsOf(c: Consumer): Expr[] {
   const a = c.action;
@@ -231,7 +253,14 @@ export function compileSite(
     for (const c of consumers) {
       const skip = b.fresh("next_consumer");
       for (const p of [...site.requires ?? [], ...c.predicates]) exprs.test(p, skip);
+      const unknown = c.action.kind === "aggregate" ? knownGuards(c.action.plan) : [];
+      const counted = b.fresh("unknown_value");
+      for (const g of unknown) exprs.test(g, counted);
       emitAction(b, exprs, locate, c.action, keyArea, layout.recordSize, maps);
+      if (unknown.length && maps.unknownCounter !== undefined) {
+        b.emit(ja(skip)).mark(counted);
+        b.increment(maps.counters, maps.unknownCounter);
+      } else if (unknown.length) b.mark(counted);
       b.mark(skip);
     }
   };

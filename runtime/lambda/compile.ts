@@ -90,14 +90,18 @@ type StringField = { op: "field"; path: string[]; type: { kind: "string"; size: 
 type StringConst = { op: "string"; value: string };
 /** An array, only ever searched with `.includes()`. */
 type ArrayTerm = { op: "array"; items: Term[] };
+/** `undefined`, only ever compared with a field that may be unknown. */
+type UndefinedTerm = { op: "undefined" };
 /** What a subexpression denotes while compiling. */
-type Term = Expr | StringConst | ArrayTerm;
+type Term = Expr | StringConst | ArrayTerm | UndefinedTerm;
 type Const = Extract<Expr, { op: "const" }>;
 
 /** Where a parameter name leads: to a path in the event or in the params. */
 type Binding = { root: "event" | "params"; path: string[] };
 
 const INT: ValueType = { kind: "int", signed: true, bigint: false };
+const UNDEFINED_ONLY =
+  "undefined can only be compared (=== or !==) with a field that may be unknown, such as latencyNs";
 const BIGINT: ValueType = { kind: "int", signed: true, bigint: true };
 const U64: ValueType = { kind: "int", signed: false, bigint: true };
 const BOOL: ValueType = { kind: "bool" };
@@ -193,6 +197,7 @@ class Compiler {
   /** `t` as an integer or boolean, which is all that arithmetic and logic take. */
   value(t: Term, node: acorn.Node): Expr {
     if (t.op === "array") throw this.error("arrays can only be used with .includes()", node);
+    if (t.op === "undefined") throw this.error(UNDEFINED_ONLY, node);
     if (t.op === "string" || isStringField(t)) {
       throw this.error(
         "a string cannot be used as a number or a boolean; compare it with === or startsWith()",
@@ -312,6 +317,7 @@ class Compiler {
     }
     const { name } = at;
     const binding = this.#scope.get(name);
+    if (!binding && name === "undefined" && path.length === 0) return { op: "undefined" };
     if (!binding) {
       throw this.error(
         name in globalThis
@@ -423,6 +429,15 @@ class Compiler {
    * different from JavaScript.
    */
   #equals(a: Term, b: Term, operator: "==" | "!=", strict: boolean, node: acorn.Node): Expr {
+    if (a.op === "undefined" || b.op === "undefined") {
+      // A field that may be unknown holds -1 (all ones) in the kernel where JavaScript sees
+      // undefined.
+      const other = a.op === "undefined" ? b : a;
+      if (other.op !== "field" || other.type.kind !== "int" || !other.type.optional) {
+        throw this.error(UNDEFINED_ONLY, node);
+      }
+      return compare(operator, other, { op: "const", value: -1n, type: other.type });
+    }
     if (isString(a) || isString(b)) {
       const eq = this.#stringEquals(a, b, node);
       return operator === "==" ? eq : not(eq);

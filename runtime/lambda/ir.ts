@@ -9,8 +9,12 @@
 
 /** The type of a value in a kernel lambda. */
 export type ValueType =
-  /** An integer. `bigint`: JavaScript sees a bigint (u64 fields, pointers), else a number. */
-  | { kind: "int"; signed: boolean; bigint: boolean }
+  /**
+   * An integer. `bigint`: JavaScript sees a bigint (u64 fields, pointers), else a number.
+   * `optional`: a field whose all-ones value (-1) means "not known", which JavaScript sees as
+   * `undefined` (a latency whose start was not seen).
+   */
+  | { kind: "int"; signed: boolean; bigint: boolean; optional?: boolean }
   /** The result of a comparison or logical operator: 0 or 1 in the kernel. */
   | { kind: "bool" }
   /** A NUL-terminated char array of `size` bytes. */
@@ -94,7 +98,7 @@ export interface KeyLambda {
 export const SUPPORTED =
   "event fields (e.x, e.args.y), params (p.x), number and bigint literals, + - * / % & | ^ " +
   "<< >> >>> ~ unary -, comparisons, && || !, ?:, string === !== and startsWith() against " +
-  "constants, [constants].includes(x), Math.min/max/abs/trunc, Number(), BigInt()";
+  "constants, latencyNs === / !== undefined, [constants].includes(x), Math.min/max/abs/trunc, Number(), BigInt()";
 
 /** A lambda that cannot run in the kernel; the message quotes the exact source text. */
 export class LambdaError extends TypeError {
