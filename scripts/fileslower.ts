@@ -13,12 +13,13 @@ import { syscall, type SyscallReturnEvent } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /**
- * The demo: a reader (cat) whose writer sends a line every 30 ms, so each of its 3 reads of
- * the pipe waits about 30 ms; then a writer (head) that fills a pipe whose reader starts 50 ms
- * late, so one of its writes waits about 50 ms.
+ * The demo: a reader (cat) whose writer sends a line every 300 ms, so each of its 3 reads of
+ * the pipe waits; then a writer (head) that fills a pipe whose reader starts 500 ms late, so
+ * one of its writes waits. The pauses are long enough that cat has started before the first
+ * line, even on a slow machine.
  */
-const DEMO = "for i in 1 2 3; do sleep 0.03; echo tick $i; done | cat > /dev/null; " +
-  "head -c 1M /dev/zero | (sleep 0.05; cat > /dev/null)";
+const DEMO = "for i in 1 2 3; do sleep 0.3; echo tick $i; done | cat > /dev/null; " +
+  "head -c 1M /dev/zero | (sleep 0.5; cat > /dev/null)";
 
 type IoEvent = SyscallReturnEvent<{ fd: number }>;
 

@@ -32,27 +32,42 @@ async function until<T>(f: () => T | undefined): Promise<T> {
   throw new Error("timed out");
 }
 
-/** Spawns `sleep 60` with pid `want` (through ns_last_pid); undefined when another took it. */
-function spawnWithPid(want: number): Deno.ChildProcess | undefined {
-  Deno.writeTextFileSync("/proc/sys/kernel/ns_last_pid", String(want - 1));
-  const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
-  if (child.pid === want) return child;
-  child.kill("SIGKILL");
+/**
+ * Starts `sleep 60` with pid `want`, not a descendant of anything traced: a perl process sets
+ * ns_last_pid and forks at once (one thread, so nothing of its own takes the pid between),
+ * then exits. Returns the pid, or undefined when another process took it first.
+ */
+function spawnWithPid(want: number): number | undefined {
+  const out = new Deno.Command("perl", {
+    args: [
+      "-e",
+      `open(my $f, ">", "/proc/sys/kernel/ns_last_pid") or die; print $f ${want - 1}; ` +
+      `close $f; my $p = fork(); ` +
+      `if ($p == 0) { open(STDOUT, ">", "/dev/null"); exec("sleep", "60") } print $p`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  const pid = Number(new TextDecoder().decode(out.stdout));
+  if (pid === want) return pid;
+  if (pid > 0) Deno.kill(pid, "SIGKILL");
   return undefined;
 }
 
 Deno.test("an exited child's pid reused by an unrelated process is neither traced nor killed; live descendants are", async () => {
   const dir = await Deno.makeTempDir({ prefix: "tsprobe-process-" });
-  let unrelated: Deno.ChildProcess | undefined;
+  let unrelated: number | undefined;
   try {
     // A child that exits at once, a grandchild that lives on, and the command waiting.
     const command = `sh -c 'echo $$ > ${dir}/gone'; sleep 60 & echo $! > ${dir}/descendant; ` +
       `sleep 60`;
     const sleepers: number[] = [];
     syscall.on("clock_nanosleep:entry").on((e) => sleepers.push(e.pid));
+    // The session ends (before its command) once the unrelated process has started and slept.
+    const stop = new AbortController();
     const summary = await run({
       command: ["sh", "-c", command],
-      duration: "3s",
+      signal: stop.signal,
       onAttached: () => {
         (async () => {
           const gone = await until(() => {
@@ -63,20 +78,20 @@ Deno.test("an exited child's pid reused by an unrelated process is neither trace
               return undefined;
             }
           });
-          for (let i = 0; i < 20 && !unrelated; i++) unrelated = spawnWithPid(gone);
-        })();
+          for (let i = 0; i < 100 && !unrelated; i++) unrelated = spawnWithPid(gone);
+          await new Promise((r) => setTimeout(r, 500));
+        })().finally(() => stop.abort());
       },
     });
-    equal(summary.reason, "duration");
+    equal(summary.reason, "aborted");
     ok(unrelated, "could not start a process with the exited child's pid");
     const descendant = Number(await Deno.readTextFile(`${dir}/descendant`));
     await until(() => alive(descendant) ? undefined : true);
-    ok(alive(unrelated.pid), "the process that reused the pid was killed");
-    ok(!sleepers.includes(unrelated.pid), "the process that reused the pid was traced");
+    ok(alive(unrelated), "the process that reused the pid was killed");
+    ok(!sleepers.includes(unrelated), "the process that reused the pid was traced");
     ok(sleepers.includes(descendant), "the live descendant was traced");
   } finally {
-    unrelated?.kill("SIGKILL");
-    await unrelated?.status;
+    if (unrelated) Deno.kill(unrelated, "SIGKILL");
     await Deno.remove(dir, { recursive: true });
   }
 });
