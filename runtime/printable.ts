@@ -20,6 +20,7 @@ const NAMED: Record<string, string> = { "\n": "\\n", "\t": "\\t", "\r": "\\r", "
  */
 export function printable(text: string): string {
   return text.replace(
+    // deno-lint-ignore no-control-regex -- matching control characters is the point
     /[\x00-\x1f\x7f-\x9f\\]/g,
     (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );

@@ -71,6 +71,7 @@ Deno.test("a file name with terminal escapes is printed escaped", async () => {
     equal(counted.code, 0, counted.stderr);
     ok(counted.stdout.includes(`[${escaped}]`), counted.stdout);
     for (const out of [snoop.stdout, counted.stdout]) {
+      // deno-lint-ignore no-control-regex -- looking for control characters is the point
       ok(!/[\x00-\x09\x0b-\x1f\x7f]/.test(out), "a control character reached the terminal");
     }
   } finally {

@@ -432,7 +432,12 @@ Deno.test("compileLambda() rejects other calls and misused builtins", () => {
   rejects("(e) => Math.max()", "Math.max()", "takes at least 1 argument(s)");
   rejects("(e) => Math.max(...[1])", "...[1]", "spread (...) is not supported");
   rejects("(e) => Math.PI > e.pid", "Math.PI", "the global `Math` is not available");
-  rejects("(e) => e.pid === undefined", "undefined", "the global `undefined` is not available");
+  rejects(
+    "(e) => e.pid === undefined",
+    "e.pid === undefined",
+    "undefined can only be compared (=== or !==) with a field that may be unknown",
+  );
+  rejects("(e) => e.pid + undefined", "undefined", "undefined can only be compared");
 });
 
 Deno.test("compileLambda() lets parameters shadow builtin names", () => {
