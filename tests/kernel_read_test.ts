@@ -10,8 +10,8 @@
  * - sched_switch on the live kernel: records about a perl child that sleeps 50 times, filtered
  *   in the kernel on next->tgid == child, so other activity on the machine cannot interfere;
  *   values are compared with /proc and with this process. A busy perl child pinned to the same
- *   CPU is often `prev`, and its vruntime can only grow. Then kernel threads (mm == NULL),
- *   including the idle task, whose reads through next->mm must give zeros.
+ *   CPU is often `prev`, and its vruntime grows once it has pinned itself. Then kernel threads
+ *   (mm == NULL), including the idle task, whose reads through next->mm must give zeros.
  *
  * Needs root, libbpf and perl; x86_64 (the bpf syscall number).
  */
@@ -527,7 +527,13 @@ Deno.test("sched_switch into a perl child reads pid, parent, comm, vruntime, mm,
     const fromHog = records.filter((r) => r.prevPid === hog.pid).map((r) => r.prevVruntime);
     assert(fromHog.length >= 1, `no switch from the busy child: ${records.length} records`);
     assert(fromHog[0] > 0n, "the busy child's vruntime");
-    fromHog.forEach((v, i) => assert(i === 0 || v >= fromHog[i - 1], `vruntime fell: ${fromHog}`));
+    // A vruntime is renormalized when its task migrates (the busy child pins itself once it
+    // runs) and, under EEVDF, when its weight changes; it grows otherwise: over most of the run.
+    let settled = 0;
+    fromHog.forEach((v, i) => {
+      if (i > 0 && v < fromHog[i - 1]) settled = i;
+    });
+    assert(fromHog.length - settled >= fromHog.length / 2, `vruntime fell late: ${fromHog}`);
     assert(fromHog.at(-1)! <= hogNow, `${fromHog.at(-1)} read, ${hogNow} in /proc afterwards`);
   } finally {
     await child.stdin.close().catch(() => {});
