@@ -9,7 +9,14 @@
  *   deno run -A scripts/aio_latency.ts -c "fio job.fio" --by fd
  */
 import { parseArgs } from "node:util";
-import { type AggregationData, aio, AIO_COUNTERS, run, type RunSummary } from "../mod.ts";
+import {
+  type AggregationData,
+  aio,
+  AIO_COUNTERS,
+  printable,
+  run,
+  type RunSummary,
+} from "../mod.ts";
 import { formatAggregation } from "../runtime/aggregate/print.ts";
 import { quantile } from "../runtime/aggregate/data.ts";
 import { micros } from "../runtime/aggregate/summary.ts";
@@ -183,7 +190,8 @@ function groups(kind: "aio" | "uring", data: AggregationData | undefined): Group
   return (data?.rows ?? []).flatMap((row) => {
     if (row.value.kind !== "hist" || !row.value.stats) return [];
     const { buckets, stats } = row.value;
-    const name = `${kind} usecs, ${label(row.key, kind)}`;
+    // The text names the histogram after the comm or path: escaped there (JSON escapes its own).
+    const name = `${kind} usecs, ${printable(label(row.key, kind))}`;
     return [{
       kind,
       key: label(row.key, kind),

@@ -38,7 +38,7 @@
  *
  * @module
  */
-import { B, type DevInfo, io, requestCreated, type Stream } from "../mod.ts";
+import { B, type DevInfo, io, printable, requestCreated, type Stream } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /** How `b_flags & (B_READ | B_WRITE | B_ASYNC)` prints. */
@@ -215,11 +215,13 @@ await recipe({
         return;
       }
       console.log(
-        `${time.toFixed(6).padEnd(11)} ${(submitter?.comm ?? "?").padEnd(16)} ` +
-          `${String(submitter?.pid ?? "?").padStart(7)} ${e.dev.dev_statname.padEnd(8)} ` +
+        `${time.toFixed(6).padEnd(11)} ${printable(submitter?.comm ?? "?").padEnd(16)} ` +
+          `${String(submitter?.pid ?? "?").padStart(7)} ${
+            printable(e.dev.dev_statname).padEnd(8)
+          } ` +
           `${rw.padEnd(2)} ${String(e.buf.b_blkno).padStart(12)} ` +
           `${String(e.buf.b_bcount).padStart(8)} ${(e.latencyNs / 1e6).toFixed(3).padStart(9)} ` +
-          `${e.file.fi_pathname}${e.buf.b_error ? ` (error ${e.buf.b_error})` : ""}`,
+          `${printable(e.file.fi_pathname)}${e.buf.b_error ? ` (error ${e.buf.b_error})` : ""}`,
       );
     });
     return (summary) => {

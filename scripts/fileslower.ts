@@ -9,7 +9,7 @@
  *   tools/run scripts/fileslower.ts -a --min-ms 1     every process, I/O over 1 ms
  *   tools/run scripts/fileslower.ts -p 1234 --json
  */
-import { syscall, type SyscallReturnEvent } from "../mod.ts";
+import { printable, syscall, type SyscallReturnEvent } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /**
@@ -102,9 +102,11 @@ await recipe({
         return;
       }
       console.log(
-        `${io.time_s.toFixed(3).padEnd(8)} ${io.comm.padEnd(16)} ${String(io.pid).padStart(7)} ` +
+        `${io.time_s.toFixed(3).padEnd(8)} ${printable(io.comm).padEnd(16)} ${
+          String(io.pid).padStart(7)
+        } ` +
           `${dir} ${String(io.bytes).padStart(8)} ${io.latency_ms.toFixed(2).padStart(9)} ` +
-          (path ?? `fd ${io.fd} (closed)`),
+          (path === null ? `fd ${io.fd} (closed)` : printable(path)),
       );
     };
     const slowOnly = (e: IoEvent, p: typeof params) => e.latencyNs! >= p.minNs && e.pid !== p.self;

@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { type AggregationData, B, type DevInfo, io, type Stream } from "../mod.ts";
+import { type AggregationData, B, type DevInfo, io, printable, type Stream } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /** The bits the sums are split by: a read, a write, or neither. */
@@ -146,10 +146,12 @@ await recipe({
         `${"OTHER_KB".padStart(9)}`;
       console.log(`${"PID".padStart(7)} ${"COMM".padEnd(16)} ${head}`);
       for (const p of processes) {
-        console.log(`${String(p.pid).padStart(7)} ${p.comm.padEnd(16)} ${cols(p)}`);
+        console.log(`${String(p.pid).padStart(7)} ${printable(p.comm).padEnd(16)} ${cols(p)}`);
       }
       console.log(`\n${"DISK".padEnd(8)} ${head} FILE`);
-      for (const f of files) console.log(`${f.disk.padEnd(8)} ${cols(f)} ${f.file}`);
+      for (const f of files) {
+        console.log(`${printable(f.disk).padEnd(8)} ${cols(f)} ${printable(f.file)}`);
+      }
       if (lost > 0) console.log(`iotop: ${lost} updates lost: more keys than the maps hold`);
     };
     intervalReport = (data) => {

@@ -27,7 +27,13 @@
  *
  * @module
  */
-import { type AggregationData, type AggregationRow, formatAggregation, io } from "../mod.ts";
+import {
+  type AggregationData,
+  type AggregationRow,
+  formatAggregation,
+  io,
+  printable,
+} from "../mod.ts";
 import { recipe } from "../recipe.ts";
 import { micros, summarize } from "../runtime/aggregate/summary.ts";
 
@@ -152,8 +158,10 @@ await recipe({
         );
         for (const f of fileRows(files)) {
           console.log(
-            `${f.comm.padEnd(16)} ${String(f.pid).padStart(7)} ${String(f.count).padStart(7)} ` +
-              `${micros(f.total_us).padStart(10)} ${f.file}`,
+            `${printable(f.comm).padEnd(16)} ${String(f.pid).padStart(7)} ${
+              String(f.count).padStart(7)
+            } ` +
+              `${micros(f.total_us).padStart(10)} ${printable(f.file)}`,
           );
         }
       }

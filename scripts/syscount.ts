@@ -7,7 +7,7 @@
  *   tools/run scripts/syscount.ts -p 1234 -d 5s --top 20
  *   tools/run scripts/syscount.ts -a -i 1s --per-process
  */
-import { type AggregationData, tracepoint } from "../mod.ts";
+import { type AggregationData, printable, tracepoint } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 import { syscallName } from "../runtime/providers/syscall_numbers.ts";
 
@@ -62,7 +62,9 @@ function report(o: Report, data: AggregationData | undefined, elapsedMs?: number
   const head = o.perProcess ? `${"PID".padStart(7)} ${"COMM".padEnd(16)} ` : "";
   console.log(`${head}${"SYSCALL".padEnd(24)} ${"COUNT".padStart(10)}`);
   for (const r of top) {
-    const who = o.perProcess ? `${String(r.pid).padStart(7)} ${r.comm!.padEnd(16)} ` : "";
+    const who = o.perProcess
+      ? `${String(r.pid).padStart(7)} ${printable(r.comm!).padEnd(16)} `
+      : "";
     console.log(`${who}${r.name.padEnd(24)} ${String(r.count).padStart(10)}`);
   }
   const kinds = o.perProcess ? "process and syscall pairs" : "different syscalls";

@@ -10,7 +10,7 @@
  *   tools/run scripts/syslat.ts -p 1234 -d 5s --top 20
  *   tools/run scripts/syslat.ts -a -i 1s --per-process
  */
-import { type AggregationData, type RunSummary, span, tracepoint } from "../mod.ts";
+import { type AggregationData, printable, type RunSummary, span, tracepoint } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 import { syscallName } from "../runtime/providers/syscall_numbers.ts";
 
@@ -97,7 +97,9 @@ function report(o: Report, data: AggregationData | undefined, summary?: RunSumma
       `${"AVG us".padStart(10)} ${"MAX us".padStart(10)}`,
   );
   for (const r of top) {
-    const who = o.perProcess ? `${String(r.pid).padStart(7)} ${r.comm!.padEnd(16)} ` : "";
+    const who = o.perProcess
+      ? `${String(r.pid).padStart(7)} ${printable(r.comm!).padEnd(16)} `
+      : "";
     console.log(
       `${who}${r.name.padEnd(24)} ${String(r.count).padStart(9)} ${ms(r.total_ns).padStart(12)} ` +
         `${us(r.avg_ns).padStart(10)} ${us(r.max_ns).padStart(10)}`,
