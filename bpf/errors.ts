@@ -46,8 +46,8 @@ export class BpfError extends Error {
 export class NotSupportedError extends Error {
   /** The feature, as users name it (e.g. "kprobe"). */
   readonly feature: string;
-  constructor(feature: string, detail: string) {
-    super(`${feature} is not supported by this kernel (${detail}); use a tracepoint instead`);
+  constructor(feature: string, detail: string, remedy = "use a tracepoint instead") {
+    super(`${feature} is not supported by this kernel (${detail}); ${remedy}`);
     this.name = "NotSupportedError";
     this.feature = feature;
   }

@@ -5,7 +5,21 @@
  * @module
  */
 import { BpfError, NotSupportedError } from "./errors.ts";
-import { exit, imm, type Item, mov64, R0, sdiv64 } from "./asm/mod.ts";
+import {
+  call,
+  exit,
+  imm,
+  type Item,
+  label,
+  ldFunc,
+  mov64,
+  R0,
+  R1,
+  R2,
+  R3,
+  R4,
+  sdiv64,
+} from "./asm/mod.ts";
 import {
   AttachType,
   Program,
@@ -64,6 +78,34 @@ export function haveSignedDivision(): boolean {
       sdiv64("MOD", R0, imm(2)),
       exit(),
     ]));
+}
+
+/** True when the `loop` helper (5.17+) and its callback load: one round that returns 0. */
+export function haveLoop(): boolean {
+  return cached("loop", () =>
+    loads({ type: "tracepoint" }, [
+      mov64(R1, imm(1)),
+      ldFunc(R2, "callback"),
+      mov64(R3, imm(0)),
+      mov64(R4, imm(0)),
+      call("loop"),
+      mov64(R0, imm(0)),
+      exit(),
+      label("callback"),
+      mov64(R0, imm(0)),
+      exit(),
+    ]));
+}
+
+/** Throws {@link NotSupportedError} unless the `loop` helper can be used. */
+export function requireLoop(): void {
+  if (!haveLoop()) {
+    throw new NotSupportedError(
+      "bpf_loop",
+      "AIO requests are tracked in batches with the loop helper, which needs kernel 5.17+",
+      "trace the AIO syscalls (syscall:io_submit, syscall:io_getevents) instead",
+    );
+  }
 }
 
 /**

@@ -32,6 +32,7 @@ const LIBBPF_SYMBOLS = {
     parameters: ["u32", "buffer", "buffer", "buffer", "usize", "buffer"],
     result: "i32",
   },
+  bpf_btf_load: { parameters: ["buffer", "usize", "pointer"], result: "i32" },
   bpf_link_create: { parameters: ["i32", "i32", "u32", "buffer"], result: "i32" },
   bpf_raw_tracepoint_open: { parameters: ["buffer", "i32"], result: "i32" },
   bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" },

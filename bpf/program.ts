@@ -7,7 +7,8 @@
  */
 import { closeFd, cstr, libbpf } from "./ffi.ts";
 import { BpfError } from "./errors.ts";
-import { encode, formatProgram, type Item, link, type Linked } from "./asm/mod.ts";
+import { encode, formatProgram, type Item, link, type Linked, subprogramSlots } from "./asm/mod.ts";
+import { funcInfo, loadFunctionBtf } from "./func_btf.ts";
 import type { BpfMap } from "./map.ts";
 
 /** Program types the runtime loads (`enum bpf_prog_type`). */
@@ -106,13 +107,14 @@ export class Program implements Disposable {
       if (!map) throw new Error(`Program for '${spec.probe}' refers to unknown map '${name}'`);
       return map.fd;
     });
-    let fd = loadRaw(spec, code, 0);
+    using functions = functionsOf(linked);
+    let fd = loadRaw(spec, code, functions, 0);
     if (fd >= 0) return new Program(fd, spec, linked);
     if (fd !== -13 && fd !== -22 && fd !== -7 && fd !== -28) {
       throw new BpfError(`load program for probe '${spec.probe}'`, -fd);
     }
     const log = new Uint8Array(LOG_SIZE);
-    fd = loadRaw(spec, code, 1, log);
+    fd = loadRaw(spec, code, functions, 1, log);
     if (fd >= 0) return new Program(fd, spec, linked); // passed with the log on: a transient refusal
     const end = log.indexOf(0);
     const text = new TextDecoder().decode(log.subarray(0, end < 0 ? log.length : end));
@@ -137,9 +139,27 @@ export class Program implements Disposable {
   }
 }
 
+/** A program's `func_info` and the BTF it refers to, when the program has subprograms. */
+interface Functions extends Disposable {
+  btfFd?: number;
+  info?: Uint8Array<ArrayBuffer>;
+}
+
+function functionsOf(linked: Linked): Functions {
+  const starts = subprogramSlots(linked);
+  if (!starts.length) return { [Symbol.dispose]: () => {} };
+  const btfFd = loadFunctionBtf(starts.length);
+  return { btfFd, info: funcInfo(starts), [Symbol.dispose]: () => closeFd(btfFd) };
+}
+
+function pointerTo(buffer: Uint8Array<ArrayBuffer>): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+}
+
 function loadRaw(
   spec: ProgramSpec,
   code: Uint8Array<ArrayBuffer>,
+  functions: Functions,
   logLevel: number,
   log?: Uint8Array<ArrayBuffer>,
 ): number {
@@ -148,10 +168,16 @@ function loadRaw(
   view.setBigUint64(0, 104n, true); // sz
   view.setUint32(12, spec.expectedAttachType ?? 0, true);
   view.setUint32(32, spec.attachBtfId ?? 0, true);
+  if (functions.info) {
+    view.setUint32(16, functions.btfFd!, true); // prog_btf_fd
+    view.setBigUint64(56, pointerTo(functions.info), true);
+    view.setUint32(64, functions.info.length / 8, true); // func_info_cnt
+    view.setUint32(68, 8, true); // func_info_rec_size
+  }
   if (log) {
     view.setUint32(88, logLevel, true);
     view.setUint32(92, log.length, true);
-    view.setBigUint64(96, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(log))), true);
+    view.setBigUint64(96, pointerTo(log), true);
   }
   return libbpf().bpf_prog_load(
     ProgramType[spec.type],

@@ -74,6 +74,42 @@ Deno.test("fio libaio randread: every request is reaped and timed, the mean with
   });
 });
 
+Deno.test("fio libaio, hundreds of requests per io_submit and io_getevents: every request is timed", async () => {
+  await withFilesystem("ext4", 256, async (m) => {
+    let reaps = 0;
+    let latencies = 0;
+    const { job, summary } = await tracedFio([
+      `--filename=${m.mountPoint}/data`,
+      "--size=64m",
+      "--rw=randread",
+      "--bs=4k",
+      "--iodepth=1024",
+      "--iodepth_batch_submit=512",
+      "--iodepth_batch_complete_min=384",
+      "--iodepth_batch_complete_max=1024",
+      "--ioengine=libaio",
+      "--direct=1",
+      `--number_ios=${4 * IOS}`,
+    ], () => {
+      aio.on("reap", (e) => {
+        reaps++;
+        if (e.latencyNs !== undefined && e.latencyNs > 0) latencies++;
+      });
+    });
+    const total = job.read.total_ios;
+    ok(total >= 4 * IOS, `fio did ${total} requests`);
+    const c = summary.counters;
+    equal(c[AIO_COUNTERS.submitted], total, "submitted");
+    equal([reaps, latencies, c[AIO_COUNTERS.reaped]], [total, total, total], "all timed");
+    equal([c[AIO_COUNTERS.unmatched], c[AIO_COUNTERS.overflow], c[AIO_COUNTERS.replaced]], [
+      0,
+      0,
+      0,
+    ]);
+    equal(c[AIO_COUNTERS.inflight], 0, "nothing left in flight");
+  });
+});
+
 Deno.test("fio libaio randrw: requests split right per opcode, in the kernel", async () => {
   await withFilesystem("ext4", 256, async (m) => {
     let byOp: Aggregation | undefined;

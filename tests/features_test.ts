@@ -1,10 +1,12 @@
 import { deepStrictEqual as equal, ok, throws } from "node:assert/strict";
 import {
   haveFentry,
+  haveLoop,
   havePmu,
   haveProgramType,
   requireFentry,
   requireKprobes,
+  requireLoop,
   requireUprobes,
 } from "../bpf/features.ts";
 import { NotSupportedError } from "../bpf/errors.ts";
@@ -13,6 +15,11 @@ Deno.test("haveProgramType() finds the program types this runtime loads", () => 
   ok(haveProgramType("tracepoint"));
   ok(haveProgramType("raw_tracepoint"));
   ok(haveProgramType("perf_event"));
+});
+
+Deno.test("the loop helper and its callback load on every kernel of the matrix (5.17+)", () => {
+  ok(haveLoop());
+  requireLoop();
 });
 
 Deno.test("requireUprobes() passes: the uprobe PMU exists", () => {

@@ -5,13 +5,24 @@
  * @module
  */
 import { Class, JumpOp } from "./opcode.ts";
-import { type Instruction, isLabel, isWide, type Item } from "./instruction.ts";
+import { type Instruction, isFuncLoad, isLabel, isWide, type Item } from "./instruction.ts";
 
 /** A program whose labels are attached and whose slot offsets are known. */
 export interface Linked {
   instructions: Instruction[];
   /** Slot index of each instruction (wide loads take two slots). */
   slots: number[];
+}
+
+/** The first slot of each subprogram (the targets of `ldFunc`), in order. */
+export function subprogramSlots(linked: Linked): number[] {
+  const { instructions, slots } = linked;
+  const targets = new Set(instructions.filter(isFuncLoad).map((i) => i.target!));
+  const starts: number[] = [];
+  instructions.forEach((i, n) => {
+    if (i.labels?.some((l) => targets.has(l))) starts.push(slots[n]);
+  });
+  return starts;
 }
 
 /** Raised for a jump to a label that no instruction carries, or a label used twice. */
@@ -72,7 +83,7 @@ function reachable(instructions: readonly Instruction[]): Instruction[] {
     const i = instructions[n];
     const cls = i.opcode & 0x07;
     const op = i.opcode & 0xf0;
-    const jumps = cls === Class.JMP || cls === Class.JMP32;
+    const jumps = cls === Class.JMP || cls === Class.JMP32 || isFuncLoad(i);
     if (jumps && i.target !== undefined) {
       const to = byLabel.get(i.target);
       if (to !== undefined) todo.push(to);
@@ -98,10 +109,12 @@ export function encode(
   const view = new DataView(out.buffer);
   instructions.forEach((i, n) => {
     let off = i.off;
+    let distance: number | undefined;
     if (i.target !== undefined) {
       const dest = at.get(i.target);
       if (dest === undefined) throw new AssemblyError(`Jump to undefined label '${i.target}'`);
-      off = dest - slots[n] - 1;
+      distance = dest - slots[n] - 1;
+      if (!isFuncLoad(i)) off = distance;
       if (off < -0x8000 || off > 0x7fff) {
         throw new AssemblyError(`Jump to '${i.target}' is out of range (${off})`);
       }
@@ -109,6 +122,8 @@ export function encode(
     let imm = i.imm;
     let hi = 0;
     if (i.map !== undefined) imm = mapFd(i.map);
+    // A subprogram's address is its distance, carried in the immediate.
+    else if (isFuncLoad(i)) imm = distance!;
     else if (i.imm64 !== undefined) {
       imm = Number(i.imm64 & 0xffff_ffffn) | 0;
       hi = Number(i.imm64 >> 32n) | 0;

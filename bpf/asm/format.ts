@@ -6,7 +6,7 @@
  */
 import { AluOp, Class, JumpOp, Mode, Size, SIZE_BYTES, Source } from "./opcode.ts";
 import { HELPER_NAMES } from "./helpers.ts";
-import type { Instruction } from "./instruction.ts";
+import { type Instruction, isFuncLoad } from "./instruction.ts";
 import type { Linked } from "./assemble.ts";
 
 const ALU_SYMBOL: Record<number, string> = {
@@ -84,6 +84,7 @@ export function formatInstruction(i: Instruction, target?: string): string {
       return `*(${sizeName(i.opcode)} *)(${dst} ${signed(i.off)}) = ${i.imm}`;
     case Class.LD:
       if (i.map !== undefined) return `${dst} = map[${i.map}] ll`;
+      if (isFuncLoad(i)) return `${dst} = ${target ?? i.target} ll`;
       return `${dst} = 0x${(i.imm64 ?? 0n).toString(16)} ll`;
   }
   return `.byte 0x${i.opcode.toString(16)}`;

@@ -166,6 +166,23 @@ export function ldMap(dst: Reg, map: string): Instruction {
   return { ...ins(Class.LD | Mode.IMM | Size.DW, dst, PseudoSrc.MAP_FD), imm64: 0n, map };
 }
 
+/**
+ * `dst = &function`: the address of the subprogram at `target`, for helpers that take a
+ * callback (`loop`). The kernel wants BTF for such a program: see `Program.load`.
+ */
+export function ldFunc(dst: Reg, target: string): Instruction {
+  return {
+    ...ins(Class.LD | Mode.IMM | Size.DW, dst, PseudoSrc.FUNC),
+    imm64: 0n,
+    target,
+  };
+}
+
+/** True for a `ldFunc`: a 64-bit load of a subprogram's address. */
+export function isFuncLoad(i: Instruction): boolean {
+  return isWide(i) && i.src === PseudoSrc.FUNC;
+}
+
 /** True for the two-slot 64-bit immediate load. */
 export function isWide(i: Instruction): boolean {
   return i.opcode === (Class.LD | Mode.IMM | Size.DW);

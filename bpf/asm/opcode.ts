@@ -76,7 +76,7 @@ export const SIZE_BYTES: Record<Size, number> = { B: 1, H: 2, W: 4, DW: 8 };
 export const Mode = { IMM: 0x00, ABS: 0x20, IND: 0x40, MEM: 0x60, ATOMIC: 0xc0 } as const;
 
 /** `src` register values of a 64-bit immediate load that make the loader substitute an object. */
-export const PseudoSrc = { MAP_FD: 1, MAP_VALUE: 2 } as const;
+export const PseudoSrc = { MAP_FD: 1, MAP_VALUE: 2, FUNC: 4 } as const;
 
 /** Atomic operations carried in the immediate of a `Mode.ATOMIC` store. */
 export const AtomicOp = { ADD: 0x00, FETCH: 0x01, XCHG: 0xe1, CMPXCHG: 0xf1 } as const;

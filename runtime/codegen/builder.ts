@@ -26,32 +26,70 @@ import {
 } from "../../bpf/asm/mod.ts";
 
 const STACK_SIZE = 512;
+/**
+ * Bytes a `loop` call may take in its caller's frame: the verifier inlines the helper (6.0+)
+ * and keeps its counter and arguments there.
+ */
+const LOOP_INLINING = 24;
 
 /** Raised when generated code would not fit the BPF stack. */
 export class StackOverflowError extends Error {
-  constructor(requested: number, used: number) {
+  constructor(requested: number, left: number) {
     super(
-      `Generated program needs ${requested} more stack bytes but only ${
-        STACK_SIZE - used
-      } of 512 are left: capture fewer or shorter strings`,
+      `Generated program needs ${requested} more stack bytes but only ${left} of 512 are ` +
+        `left: capture fewer or shorter strings`,
     );
     this.name = "StackOverflowError";
   }
 }
 
-/** Builds one program's instructions. */
+/** Builds one program's instructions: the main function, then any callbacks. */
 export class ProgramBuilder {
-  readonly items: Item[] = [];
   /** Stack slot of the current element's index while a repeated body runs (see HookPlan). */
   loopIndex: number | undefined;
   #labels = 0;
+  /** The function being written: the main program's, or a callback's while one is. */
+  #current: Item[] = [];
+  readonly #main = this.#current;
+  readonly #callbacks: Item[] = [];
+  /** Stack bytes the current function uses, and may use (its frame shares the 512). */
   #stack = 0;
+  #limit = STACK_SIZE;
   #counterKey: number | undefined;
+
+  /** The program: the main function, then the callbacks. */
+  get items(): Item[] {
+    return [...this.#main, ...this.#callbacks];
+  }
 
   /** Appends instructions and label markers. */
   emit(...items: Item[]): this {
-    this.items.push(...items);
+    this.#current.push(...items);
     return this;
+  }
+
+  /**
+   * Writes a callback (a subprogram for the `loop` helper) with `body`, in a frame of its own:
+   * R10 is its stack, which shares the 512 bytes with the caller's; registers are not shared.
+   * Returns its entry label, for `ldFunc`.
+   */
+  callback(body: (b: this) => void): string {
+    const entry = this.fresh("callback");
+    const caller = { items: this.#current, stack: this.#stack, limit: this.#limit };
+    const counterKey = this.#counterKey;
+    this.#current = [];
+    this.#stack = 0;
+    this.#limit = caller.limit - caller.stack - LOOP_INLINING;
+    this.#counterKey = undefined;
+    this.mark(entry);
+    body(this);
+    this.#callbacks.push(...this.#current);
+    const used = this.#stack;
+    this.#current = caller.items;
+    this.#stack = caller.stack;
+    this.#limit = caller.limit - used - LOOP_INLINING;
+    this.#counterKey = counterKey;
+    return entry;
   }
 
   /** A label name unique within this program. */
@@ -67,7 +105,9 @@ export class ProgramBuilder {
   /** Reserves `size` bytes of stack aligned to 8; returns the R10-relative offset (negative). */
   alloc(size: number): number {
     const aligned = Math.ceil(size / 8) * 8;
-    if (this.#stack + aligned > STACK_SIZE) throw new StackOverflowError(aligned, this.#stack);
+    if (this.#stack + aligned > this.#limit) {
+      throw new StackOverflowError(aligned, this.#limit - this.#stack);
+    }
     this.#stack += aligned;
     return -this.#stack;
   }

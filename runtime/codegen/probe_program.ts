@@ -10,8 +10,11 @@
 import {
   alu64,
   call,
+  exit,
   imm,
+  ja,
   jmp,
+  ldFunc,
   ldImm64,
   ldMap,
   ldx,
@@ -21,6 +24,7 @@ import {
   R10,
   R2,
   R3,
+  R4,
   R6,
   R7,
   R8,
@@ -144,6 +148,69 @@ export interface ProbeProgramSpec {
   body?: (b: ProgramBuilder) => void;
   /** false: nothing reads the probe time, so R9 is 0 and the helper call is saved. */
   time?: false;
+}
+
+/** The frame's registers a callback sets up again (see {@link emitEach}). */
+export type Frame = Pick<ProbeProgramSpec, "scratch" | "state">;
+
+/** How many rounds {@link emitEach} runs, and where it counts those it cannot. */
+export interface Rounds {
+  /** Leaves the wanted count in R0 (negative: none); may clobber R1-R5. */
+  count(b: ProgramBuilder): void;
+  /** Most rounds run (at most 2^23, the helper's limit). */
+  max: number;
+  /** Entry of a per-CPU counter array that gets the rounds beyond `max`. */
+  overflow: { map: string; index: number };
+}
+
+/**
+ * Runs `body` for each i below `rounds.count` through the `loop` helper (5.17+): the verifier
+ * checks the body once, not once per round, so thousands of rounds cost what one does. In the
+ * body, as in the frame, R7 is the record, R8 the state and R9 the probe time, and i is in the
+ * stack slot `loopIndex`; the context (R6) is not available.
+ */
+export function emitEach(
+  b: ProgramBuilder,
+  frame: Frame,
+  rounds: Rounds,
+  body: (b: ProgramBuilder) => void,
+): void {
+  const time = b.alloc(8);
+  const n = b.alloc(8);
+  b.emit(stx("DW", R10, time, R9));
+  const entry = b.callback((cb) => {
+    const stop = cb.fresh("stop");
+    const index = cb.alloc(8);
+    cb.emit(stx("DW", R10, index, R1), ldx("DW", R9, R2, 0));
+    if (frame.scratch) {
+      const key = cb.alloc(8);
+      cb.emit(st("DW", R10, key, 0)).lookup(frame.scratch, key, stop).emit(mov64(R7, R0));
+    }
+    if (frame.state?.mode === "load") {
+      const key = cb.alloc(8);
+      const none = cb.fresh("no_state");
+      const found = cb.fresh("state");
+      emitKey(cb, frame.state);
+      cb.emit(stx("DW", R10, key, R0)).lookup(frame.state.map, key, none);
+      cb.emit(mov64(R8, R0), ja(found)).mark(none);
+      if (frame.state.required) cb.emit(ja(stop));
+      cb.emit(mov64(R8, imm(0))).mark(found);
+    }
+    cb.loopIndex = index;
+    body(cb);
+    cb.loopIndex = undefined;
+    cb.emit(mov64(R0, imm(0)), exit()).mark(stop).emit(mov64(R0, imm(1)), exit());
+  });
+  const positive = b.fresh("positive");
+  const fits = b.fresh("fits");
+  rounds.count(b);
+  b.emit(jmp("JSGT", R0, imm(0), positive), mov64(R0, imm(0))).mark(positive);
+  b.emit(stx("DW", R10, n, R0), jmp("JSLE", R0, imm(rounds.max), fits));
+  b.emit(alu64("SUB", R0, imm(rounds.max)), stx("DW", R10, n, R0));
+  b.increment(rounds.overflow.map, rounds.overflow.index, n);
+  b.emit(st("DW", R10, n, rounds.max)).mark(fits);
+  b.emit(ldx("DW", R1, R10, n), ldFunc(R2, entry)).stackPtr(R3, time);
+  b.emit(mov64(R4, imm(0)), call("loop"));
 }
 
 /** Generates the instructions of a probe program. */

@@ -20,7 +20,6 @@ import {
   mov64,
   R0,
   R1,
-  R10,
   R2,
   R3,
   R4,
@@ -41,7 +40,7 @@ import {
 import { eventDecoder, type PlacedField } from "../codegen/decode.ts";
 import { ExprCompiler, type FieldSlot } from "../codegen/expr.ts";
 import { type EventField, field } from "../codegen/fields.ts";
-import { type Filter, probeProgram } from "../codegen/probe_program.ts";
+import { emitEach, type Filter, type Frame, probeProgram } from "../codegen/probe_program.ts";
 import { RecordLayout, TAG_OFFSET } from "../codegen/record.ts";
 import { children, type Expr } from "../lambda/ir.ts";
 import type { ProbeSite, ProgramPlan } from "../providers/provider.ts";
@@ -214,28 +213,12 @@ export function compileSite(
   );
   const scratchSize = keyArea + keyRoom;
 
+  const frame: Frame = { scratch: maps.scratch, state: site.hook.state };
   const body = (b: ProgramBuilder) => {
     const repeat = site.hook.repeat;
     if (!repeat) return once(b);
     capture(b, false);
-    // for (i = 0; i < min(count, max); i++) once(); the verifier walks each of max rounds.
-    const index = b.alloc(8);
-    const count = b.alloc(8);
-    const top = b.fresh("each");
-    const end = b.fresh("each_end");
-    repeat.count(b);
-    b.emit(stx("DW", R10, count, R0), st("DW", R10, index, 0)).mark(top);
-    b.emit(
-      ldx("DW", R1, R10, index),
-      ldx("DW", R2, R10, count),
-      jmp("JSGE", R1, R2, end),
-      jmp("JSGE", R1, imm(repeat.max), end),
-    );
-    b.loopIndex = index;
-    once(b);
-    b.loopIndex = undefined;
-    b.emit(ldx("DW", R1, R10, index), alu64("ADD", R1, imm(1)), stx("DW", R10, index, R1));
-    b.emit(ja(top)).mark(end);
+    emitEach(b, frame, repeat, once);
   };
   const derivedNames = new Set(derived.map((f) => key(f.path)));
   /** Captures the fields that are the same for every element (all, when `each` is unset). */
@@ -268,8 +251,7 @@ export function compileSite(
     filter,
     guard: site.hook.guard,
     subject: site.hook.subject,
-    scratch: maps.scratch,
-    state: site.hook.state,
+    ...frame,
     body,
   });
   const decoders = new Map<number, (view: DataView, base: number) => unknown>();

@@ -13,7 +13,7 @@ import type { ProgramBuilder } from "../codegen/builder.ts";
 import type { Expr } from "../lambda/ir.ts";
 import type { Program, ProgramType } from "../../bpf/program.ts";
 import type { ConstantField, EventField } from "../codegen/fields.ts";
-import type { Filter, FilterSubject, ThreadState } from "../codegen/probe_program.ts";
+import type { Filter, FilterSubject, Rounds, ThreadState } from "../codegen/probe_program.ts";
 
 /** What the session hands a provider when it sets up one probe. */
 export interface SiteContext {
@@ -53,10 +53,10 @@ export interface HookPlan {
   subject?: FilterSubject;
   /**
    * Runs the consumers once per element of something the event carries (the io_events one
-   * io_getevents reaped): `count` leaves the number in R0, at most `max` are handled, and
-   * the element's index is in the stack slot `ProgramBuilder.loopIndex` while captures run.
+   * io_getevents reaped), in a `loop` callback (see `emitEach`): the element's index is in the
+   * stack slot `ProgramBuilder.loopIndex` while captures run, and the context is not.
    */
-  repeat?: { max: number; count(b: ProgramBuilder): void };
+  repeat?: Rounds;
 }
 
 /** A probe ready to compile. */

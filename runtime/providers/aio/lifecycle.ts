@@ -34,22 +34,34 @@ import {
   st,
   stx,
 } from "../../../bpf/asm/mod.ts";
+import { requireLoop } from "../../../bpf/features.ts";
 import { attachTracepoint } from "../../../bpf/link.ts";
 import type { BpfMap } from "../../../bpf/map.ts";
 import { pathExists } from "../../../bpf/sysinfo.ts";
 import type { Program } from "../../../bpf/program.ts";
 import { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, headerFields } from "../../codegen/fields.ts";
-import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/probe_program.ts";
+import {
+  emitEach,
+  probeProgram,
+  type Rounds,
+  stateValueSize,
+  type ThreadState,
+} from "../../codegen/probe_program.ts";
 import type { Expr } from "../../lambda/ir.ts";
 import type { ProbeSite, ProgramPlan, SiteContext } from "../provider.ts";
 import { tracepointFormat } from "../tracepoint.ts";
 import { fdPath, forgetPaths, IO_EVENT, IOCB, OPCODES } from "./abi.ts";
 import { loadArg } from "./decoded.ts";
 
-/** Most iocbs recorded per io_submit, and io_events timed per reaping call. */
-export const MAX_BATCH = 64;
+/**
+ * Most iocbs recorded per io_submit, and io_events timed per reaping call (more are counted
+ * in `aio.batch_overflow`): aio-max-nr's default, the most one context holds unless raised.
+ */
+export const MAX_BATCH = 65536;
 const RET = 16;
+const BPF_NOEXIST = 1;
+const EEXIST = 17;
 const INFLIGHT = "aio_inflight";
 const DESTROYED = "aio_destroyed";
 
@@ -61,6 +73,11 @@ export const AIO_COUNTERS = {
   lost: "aio.lost",
   cancelled: "aio.cancelled",
   overflow: "aio.batch_overflow",
+  /**
+   * In-flight requests whose iocb address was submitted again before their reap was seen
+   * (reaped from the ring in user space, or by a reap this provider could not time).
+   */
+  replaced: "aio.replaced",
   /** Requests removed because their context was destroyed or their process exited. */
   swept: "aio.swept",
   /** Requests submitted and neither reaped nor swept when the session ended. */
@@ -130,56 +147,59 @@ function emitKey(b: ProgramBuilder, key: number): void {
 /** io_submit's return: records the first `ret` iocbs. */
 function submitRecorder(ctx: SiteContext): ProgramPlan[] {
   return onReturn("aio_submit", "io_submit", ctx, (b) => {
-    const counters = ctx.counters;
     const n = b.alloc(8);
-    const i = b.alloc(8);
-    const iocb = b.alloc(IOCB.size);
-    const key = b.alloc(KEY_SIZE);
-    const value = b.alloc(VALUE_SIZE);
-    const top = b.fresh("submit_each");
     const end = b.fresh("submit_end");
     b.emit(ldx("DW", R0, R6, RET), jmp("JSLE", R0, imm(0), end), stx("DW", R10, n, R0));
-    b.increment(counters, ctx.counter(AIO_COUNTERS.submitted), n);
-    const fits = b.fresh("fits");
-    b.emit(ldx("DW", R0, R10, n), jmp("JSLE", R0, imm(MAX_BATCH), fits));
-    b.emit(alu64("SUB", R0, imm(MAX_BATCH)), stx("DW", R10, i, R0));
-    b.increment(counters, ctx.counter(AIO_COUNTERS.overflow), i);
-    b.mark(fits);
-    // The key's tgid and ctx_id are the same for every iocb: written once.
-    b.emit(mov64(R3, imm(0)));
-    emitKey(b, key);
-    b.emit(st("DW", R10, i, 0)).mark(top);
-    b.emit(
-      ldx("DW", R1, R10, i),
-      ldx("DW", R2, R10, n),
-      jmp("JSGE", R1, R2, end),
-      jmp("JSGE", R1, imm(MAX_BATCH), end),
-    );
-    // The iocb pointer iocbpp[i], then the iocb it points to.
-    loadArg(b, "state", 2, R3);
-    b.emit(alu64("LSH", R1, imm(3)), alu64("ADD", R3, R1), st("DW", R10, key + 16, 0));
-    b.stackPtr(R1, key + 16).emit(mov64(R2, imm(8)), call("probe_read_user"));
-    // The iocb up to its offset: all the record needs.
-    b.stackPtr(R1, iocb).emit(mov64(R2, imm(IOCB.offset + 8)), ldx("DW", R3, R10, key + 16));
-    b.emit(call("probe_read_user"));
-    b.emit(
-      stx("DW", R10, value, R9),
-      ldx("W", R0, R10, iocb + IOCB.fd),
-      stx("W", R10, value + 8, R0),
-      ldx("H", R0, R10, iocb + IOCB.opcode),
-      stx("W", R10, value + 12, R0),
-      ldx("DW", R0, R10, iocb + IOCB.nbytes),
-      stx("DW", R10, value + 16, R0),
-      ldx("DW", R0, R10, iocb + IOCB.offset),
-      stx("DW", R10, value + 24, R0),
-    );
-    const stored = b.fresh("stored");
-    b.update(INFLIGHT, key, value);
-    b.emit(jmp("JEQ", R0, imm(0), stored));
-    b.increment(counters, ctx.counter(AIO_COUNTERS.lost));
-    b.mark(stored).emit(ldx("DW", R1, R10, i), alu64("ADD", R1, imm(1)), stx("DW", R10, i, R1));
-    b.emit(ja(top)).mark(end);
+    b.increment(ctx.counters, ctx.counter(AIO_COUNTERS.submitted), n);
+    emitEach(b, { state: SAVED_ARGS }, rounds(ctx), (b) => recordSubmit(b, ctx));
+    b.mark(end);
   });
+}
+
+/** One round per iocb submitted or io_event reaped (the syscall's return value). */
+function rounds(ctx: SiteContext): Rounds {
+  return {
+    count: (b) => b.emit(ldx("DW", R0, R6, RET)),
+    max: MAX_BATCH,
+    overflow: { map: ctx.counters, index: ctx.counter(AIO_COUNTERS.overflow) },
+  };
+}
+
+/** Records submitted iocb i in the in-flight map. */
+function recordSubmit(b: ProgramBuilder, ctx: SiteContext): void {
+  const counters = ctx.counters;
+  const iocb = b.alloc(IOCB.size);
+  const key = b.alloc(KEY_SIZE);
+  const value = b.alloc(VALUE_SIZE);
+  b.emit(mov64(R3, imm(0)));
+  emitKey(b, key);
+  // The iocb pointer iocbpp[i], then the iocb it points to.
+  b.emit(ldx("DW", R1, R10, b.loopIndex!));
+  loadArg(b, "state", 2, R3);
+  b.emit(alu64("LSH", R1, imm(3)), alu64("ADD", R3, R1));
+  b.stackPtr(R1, key + 16).emit(mov64(R2, imm(8)), call("probe_read_user"));
+  // The iocb up to its offset: all the record needs.
+  b.stackPtr(R1, iocb).emit(mov64(R2, imm(IOCB.offset + 8)), ldx("DW", R3, R10, key + 16));
+  b.emit(call("probe_read_user"));
+  b.emit(
+    stx("DW", R10, value, R9),
+    ldx("W", R0, R10, iocb + IOCB.fd),
+    stx("W", R10, value + 8, R0),
+    ldx("H", R0, R10, iocb + IOCB.opcode),
+    stx("W", R10, value + 12, R0),
+    ldx("DW", R0, R10, iocb + IOCB.nbytes),
+    stx("DW", R10, value + 16, R0),
+    ldx("DW", R0, R10, iocb + IOCB.offset),
+    stx("DW", R10, value + 24, R0),
+  );
+  const stored = b.fresh("stored");
+  const lost = b.fresh("lost");
+  b.update(INFLIGHT, key, value, BPF_NOEXIST);
+  b.emit(jmp("JEQ", R0, imm(0), stored), jmp("JNE", R0, imm(-EEXIST), lost));
+  b.increment(counters, ctx.counter(AIO_COUNTERS.replaced));
+  b.update(INFLIGHT, key, value);
+  b.emit(jmp("JEQ", R0, imm(0), stored)).mark(lost);
+  b.increment(counters, ctx.counter(AIO_COUNTERS.lost)).mark(stored);
 }
 
 /** io_cancel's return: a cancelled request will not be reaped. */
@@ -353,6 +373,7 @@ function reapFields(ctx: SiteContext): EventField[] {
 
 /** The reaping calls: one site each, one event per reaped request that was seen submitted. */
 export function reapSites(ctx: SiteContext): ProbeSite[] {
+  requireLoop();
   ctx.map({
     name: INFLIGHT,
     type: "hash",
@@ -378,7 +399,7 @@ export function reapSites(ctx: SiteContext): ProbeSite[] {
       type: "tracepoint" as const,
       attach: exitAttach(syscall),
       state: SAVED_ARGS,
-      repeat: { max: MAX_BATCH, count: (b: ProgramBuilder) => b.emit(ldx("DW", R0, R6, RET)) },
+      repeat: rounds(ctx),
     },
     companions: [argsSaver(`aio_reap_${i}_e`, syscall, ctx), ...(i === 0 ? recorders : [])],
     requires: [matched],
