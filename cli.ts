@@ -25,8 +25,9 @@ import { TargetError } from "./runtime/process_tree.ts";
 import { DurationError } from "./runtime/duration.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
-import { oneLinerModule } from "./cli/oneliner.ts";
+import { oneLinerUrl } from "./cli/oneliner.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
+import { unlinkedFile } from "./cli/unlinked_file.ts";
 
 const USAGE = `usage:
   probe -e CODE [options]        run a one-liner; every provider (syscall, tracepoint, io, aio,
@@ -108,41 +109,36 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     throw new Usage(`--pid '${o.pid}' is not a process id (an integer from 1 to 4194304)`);
   }
   const pid = o.pid === undefined ? undefined : Number(o.pid);
-  const path = await oneLinerModule(o.eval!);
   try {
-    try {
-      await import(`file://${path}`);
-    } catch (e) {
-      if (e instanceof SyntaxError || e instanceof TypeError) {
-        throw new Usage(`the one-liner does not run: ${e.message.split("\n")[0]}`);
-      }
-      throw e;
+    await import(oneLinerUrl(o.eval!));
+  } catch (e) {
+    if (e instanceof SyntaxError || e instanceof TypeError) {
+      throw new Usage(`the one-liner does not run: ${e.message.split("\n")[0]}`);
     }
-    if (o.explain) {
-      writer(o.output)(await explain());
-      return;
-    }
-    const out = writer(o.output);
-    const summary = await run({
-      pid,
-      command: o.command === undefined ? undefined : ["sh", "-c", o.command],
-      duration: o.duration,
-      interval: o.interval,
-      onInterval: o.interval === undefined ? undefined : (data) => {
-        const when = new Date().toTimeString().slice(0, 8);
-        if (o.format === "text") out(when);
-        printSummary(
-          { aggregations: data } as RunSummary,
-          o.format === "text" ? "text" : "ndjson",
-          out,
-        );
-      },
-      printAggregations: false,
-    });
-    printSummary(summary, o.format!, out);
-  } finally {
-    await Deno.remove(path);
+    throw e;
   }
+  if (o.explain) {
+    writer(o.output)(await explain());
+    return;
+  }
+  const out = writer(o.output);
+  const summary = await run({
+    pid,
+    command: o.command === undefined ? undefined : ["sh", "-c", o.command],
+    duration: o.duration,
+    interval: o.interval,
+    onInterval: o.interval === undefined ? undefined : (data) => {
+      const when = new Date().toTimeString().slice(0, 8);
+      if (o.format === "text") out(when);
+      printSummary(
+        { aggregations: data } as RunSummary,
+        o.format === "text" ? "text" : "ndjson",
+        out,
+      );
+    },
+    printAggregations: false,
+  });
+  printSummary(summary, o.format!, out);
 }
 
 async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]): Promise<number> {
@@ -157,34 +153,34 @@ async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]
     throw new Usage(`--integrity '${o.integrity}' is not sha256-<base64> (or sha256-<hex>)`);
   }
   const graph = await lockGraph(target);
+  if (o.integrity !== undefined && !integrityMatches(o.integrity, graph.integrity)) {
+    throw new Usage(
+      `${target} does not match --integrity ${o.integrity}: it or a module it imports ` +
+        `changed (its graph is now ${graph.integrity}); not run`,
+    );
+  }
+  if (o.integrity === undefined && !o.trust) {
+    // Nothing of it runs: what it would load, and how to pin it.
+    for (const [module, hash] of graph.modules) console.log(`${hash}  ${module}`);
+    console.error(
+      `probe: not run: ${target} is not pinned (its ${graph.modules.length} modules are ` +
+        `listed above); to run it: probe run ${target} --integrity ${graph.integrity}`,
+    );
+    return 2;
+  }
+  // The lockfile has no name while the recipe runs: a killed probe leaves nothing behind.
+  const lock = await unlinkedFile(graph.lock);
   try {
-    if (o.integrity !== undefined && !integrityMatches(o.integrity, graph.integrity)) {
-      throw new Usage(
-        `${target} does not match --integrity ${o.integrity}: it or a module it imports ` +
-          `changed (its graph is now ${graph.integrity}); not run`,
-      );
-    }
-    if (o.integrity === undefined && !o.trust) {
-      // Nothing of it runs: what it would load, and how to pin it.
-      for (const [module, hash] of graph.modules) console.log(`${hash}  ${module}`);
-      console.error(
-        `probe: not run: ${target} is not pinned (its ${graph.modules.length} modules are ` +
-          `listed above); to run it: probe run ${target} --integrity ${graph.integrity}`,
-      );
-      return 2;
-    }
-    return await runDeno([...lockedRunArgs(target, graph.lock), ...rest], env);
+    return await runDeno([...lockedRunArgs(target, lock.path), ...rest], env);
   } finally {
-    await Deno.remove(graph.dir, { recursive: true });
+    lock.close();
   }
 }
 
 /** `probe pin URL`: the integrity value that pins a remote recipe and everything it imports. */
 async function pinRecipe(args: string[]): Promise<number> {
   if (args.length !== 1 || !isUrl(args[0])) throw new Usage("pin needs one recipe URL");
-  const graph = await lockGraph(args[0]);
-  await Deno.remove(graph.dir, { recursive: true });
-  console.log(graph.integrity);
+  console.log((await lockGraph(args[0])).integrity);
   return 0;
 }
 

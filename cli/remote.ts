@@ -7,14 +7,21 @@
  * against the same lockfile (`--frozen`), so the bytes that run are the bytes that were pinned
  * and nothing is downloaded twice. Unpinned, nothing of it runs: its modules and pin are shown.
  *
+ * Nothing is left in the temporary directory: the lockfile's directory lives while `deno
+ * cache` writes it (one a killed run left is removed by the next: owned_temp.ts), and the
+ * run reads the lockfile from a file with no name (unlinked_file.ts).
+ *
  * @module
  */
+import { makeOwnedTempDir, removeOrphans } from "./owned_temp.ts";
+
+/** Prefix of the directories the lockfiles are written in. */
+const LOCK_DIR_PREFIX = "probe-remote-";
 
 /** A remote recipe's module graph, fetched into Deno's cache and locked. */
 export interface LockedGraph {
-  /** The lockfile, in a directory of its own (remove it with {@link LockedGraph.dir}). */
+  /** The lockfile's text (Deno's deno.lock format), for `deno run --lock --frozen`. */
   lock: string;
-  dir: string;
   /** Every module of the graph and its SHA-256 (hex), sorted by URL or specifier. */
   modules: Array<[string, string]>;
   /** The pin: `sha256-<base64>` of the graph. */
@@ -53,10 +60,11 @@ export function integrityMatches(value: string, integrity: string): boolean {
 /**
  * Fetches the module graph of `url` once into Deno's cache (`deno cache --reload` for its
  * origin, so the cache holds what the server sends now) and locks it. Throws a one-line
- * error when it cannot be fetched. The caller removes `dir`.
+ * error when it cannot be fetched.
  */
 export async function lockGraph(url: string): Promise<LockedGraph> {
-  const dir = await Deno.makeTempDir({ prefix: "probe-remote-" });
+  await removeOrphans(LOCK_DIR_PREFIX);
+  const dir = await makeOwnedTempDir(LOCK_DIR_PREFIX);
   try {
     const lock = `${dir}/deno.lock`;
     const out = await new Deno.Command(Deno.execPath(), {
@@ -76,7 +84,8 @@ export async function lockGraph(url: string): Promise<LockedGraph> {
       const why = new TextDecoder().decode(out.stderr).split("\n").find((l) => l.trim()) ?? "";
       throw new Error(`cannot fetch ${url}: ${why.replace(/^error:\s*/i, "")}`);
     }
-    const locked = JSON.parse(await Deno.readTextFile(lock)) as {
+    const text = await Deno.readTextFile(lock);
+    const locked = JSON.parse(text) as {
       remote?: Record<string, string>;
       npm?: Record<string, { integrity?: string }>;
       specifiers?: Record<string, string>;
@@ -91,14 +100,13 @@ export async function lockGraph(url: string): Promise<LockedGraph> {
     ].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const canonical = new TextEncoder().encode(JSON.stringify([url, modules]));
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", canonical));
-    return { lock, dir, modules, integrity: sri(digest) };
-  } catch (e) {
+    return { lock: text, modules, integrity: sri(digest) };
+  } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
-    throw e;
   }
 }
 
-/** `deno run` arguments that run `url` from the cache only, checked against `lock`. */
+/** `deno run` arguments that run `url` from the cache only, checked against lockfile `lock`. */
 export function lockedRunArgs(url: string, lock: string): string[] {
   return ["run", "-A", "--no-config", "--cached-only", `--lock=${lock}`, "--frozen", url];
 }
