@@ -11,21 +11,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  aggregationJson,
-  explain,
-  formatAggregation,
-  LambdaError,
-  ProbeNotFoundError,
-  run,
-  type RunSummary,
-} from "./mod.ts";
+import { aggregationJson, explain, formatAggregation, run, type RunSummary } from "./mod.ts";
 import { pathExists } from "./bpf/sysinfo.ts";
-import { TargetError } from "./runtime/process_tree.ts";
-import { DurationError } from "./runtime/duration.ts";
+import { isUsageError } from "./runtime/usage.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
-import { oneLinerUrl } from "./cli/oneliner.ts";
+import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 import { unlinkedFile } from "./cli/unlinked_file.ts";
 
@@ -109,6 +100,10 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     throw new Usage(`--pid '${o.pid}' is not a process id (an integer from 1 to 4194304)`);
   }
   const pid = o.pid === undefined ? undefined : Number(o.pid);
+  // Deno's own parser overflows its stack (and aborts) on brackets about 1000 deep.
+  if (nestingDepth(o.eval!) > MAX_NESTING) {
+    throw new Usage(`the one-liner nests brackets more than ${MAX_NESTING} deep`);
+  }
   try {
     await import(oneLinerUrl(o.eval!));
   } catch (e) {
@@ -239,8 +234,7 @@ async function main(): Promise<number> {
 try {
   Deno.exit(await main());
 } catch (e) {
-  const usage = e instanceof Usage || e instanceof LambdaError || e instanceof ProbeNotFoundError ||
-    e instanceof TargetError || e instanceof DurationError;
+  const usage = e instanceof Usage || isUsageError(e);
   console.error(
     `probe: ${(e as Error).message.split("\n")[0]}${usage ? " (see probe --help)" : ""}`,
   );

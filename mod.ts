@@ -24,6 +24,7 @@ import type { SyscallArgs } from "./runtime/providers/syscall_types.ts";
 import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
 import type { ProbeRequest } from "./runtime/providers/provider.ts";
 import { Stream } from "./runtime/stream.ts";
+import { checkFunction } from "./runtime/arguments.ts";
 import {
   type IoEvents,
   type IoProbe,
@@ -70,6 +71,7 @@ export type {
 export { aggregationJson, formatAggregation } from "./runtime/aggregate/print.ts";
 export { printable } from "./runtime/printable.ts";
 export { DurationError } from "./runtime/duration.ts";
+export { NotAFunctionError, SizeError } from "./runtime/arguments.ts";
 export { TargetError } from "./runtime/process_tree.ts";
 export type {
   SyscallEntryEvent,
@@ -141,6 +143,7 @@ export const syscall = {
     handler?: Handler<SyscallEvent<P>>,
     options?: SyscallProbeOptions,
   ): Stream<SyscallEvent<P>> {
+    if (handler !== undefined) checkFunction(`syscall.on("${probe}")'s handler`, handler);
     const s = stream<SyscallEvent<P>>(syscallRequest(probe, options));
     if (handler) s.on(handler);
     return s;
@@ -154,6 +157,7 @@ export const syscall = {
  */
 export const io = {
   on<P extends IoProbe>(probe: P, handler?: Handler<IoEvents[P]>): Stream<IoEvents[P]> {
+    if (handler !== undefined) checkFunction(`io.on("${probe}")'s handler`, handler);
     const s = stream<IoEvents[P]>(ioRequest(probe));
     if (handler) s.on(handler);
     return s;
@@ -186,6 +190,7 @@ export const aio = {
     handler?: Handler<AioEventOf<P>>,
     options?: AioProbeOptions,
   ): Stream<AioEventOf<P>> {
+    if (handler !== undefined) checkFunction(`aio.on("${probe}")'s handler`, handler);
     const s = stream<AioEventOf<P>>(aioRequest(probe, options));
     if (handler) s.on(handler);
     return s;

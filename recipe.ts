@@ -18,8 +18,7 @@
  */
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
-import { TargetError } from "./runtime/process_tree.ts";
-import { DurationError } from "./runtime/duration.ts";
+import { isUsageError } from "./runtime/usage.ts";
 
 /** One option a recipe declares. */
 export type OptionSpec =
@@ -204,8 +203,7 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     if (report) report(summary);
   } catch (e) {
     console.error(`${r.name}: ${e instanceof Error ? e.message : e}`);
-    const usage = e instanceof UsageError || e instanceof TargetError ||
-      e instanceof DurationError;
+    const usage = e instanceof UsageError || isUsageError(e);
     Deno.exit(usage ? 2 : 1);
   }
 }

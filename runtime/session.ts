@@ -32,6 +32,29 @@ import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
 import { checkTargets, killDescendants } from "./process_tree.ts";
+import { checkSize } from "./arguments.ts";
+
+const DEFAULT_STRING_SIZE = 256;
+const DEFAULT_RING_BYTES = 8 << 20;
+/** Longest string a session reads: PATH_MAX. */
+const MAX_STRING_SIZE = 4096;
+/** Ring buffer sizes: a page to 1 GiB. */
+const MIN_RING_BYTES = 4096;
+const MAX_RING_BYTES = 1 << 30;
+
+/** Sizes of run() options, checked before anything loads. */
+function checkRunSizes(options: RunOptions): void {
+  if (options.stringSize !== undefined) {
+    checkSize("stringSize", options.stringSize, { max: MAX_STRING_SIZE });
+  }
+  if (options.ringBufferBytes !== undefined) {
+    checkSize("ringBufferBytes", options.ringBufferBytes, {
+      min: MIN_RING_BYTES,
+      max: MAX_RING_BYTES,
+      powerOfTwo: true,
+    });
+  }
+}
 /** How a session runs. */
 export interface RunOptions {
   /** Stop after this long ("5s", "2m", or milliseconds). Default: until Ctrl-C. */
@@ -42,9 +65,9 @@ export interface RunOptions {
   comm?: string;
   /** Start this command, trace it and its descendants, and stop when it exits. */
   command?: string[];
-  /** Ring buffer size in bytes, a power of two (default 8 MiB). */
+  /** Ring buffer size in bytes, a power of two from 4096 to 2^30 (default 8 MiB). */
   ringBufferBytes?: number;
-  /** Bytes kept of each string read in the kernel (default 256). */
+  /** Bytes kept of each string read in the kernel, 1 to 4096 (default 256). */
   stringSize?: number;
   /** Stops the session when aborted. */
   signal?: AbortSignal;
@@ -146,10 +169,11 @@ export class Session {
     }
     const pids = [options.pid ?? []].flat();
     checkTargets(pids, options.command);
+    checkRunSizes(options);
     const traced = pids.length > 0 || options.command !== undefined;
     return plan(this.#requests, {
       filter: { comm: options.comm, pidsMap: traced ? SessionMaps.pids : undefined },
-      stringSize: options.stringSize ?? 256,
+      stringSize: options.stringSize ?? DEFAULT_STRING_SIZE,
       follow: options.command !== undefined,
     });
   }
@@ -205,7 +229,9 @@ export class Session {
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     try {
       const ring = p.streams.length
-        ? resources.own(new RingBuffer(SessionMaps.events, options.ringBufferBytes ?? 8 << 20))
+        ? resources.own(
+          new RingBuffer(SessionMaps.events, options.ringBufferBytes ?? DEFAULT_RING_BYTES),
+        )
         : undefined;
       if (ring) maps.set(SessionMaps.events, ring.map);
       for (const spec of p.maps) maps.set(spec.name, resources.own(BpfMap.create(spec)));
@@ -428,7 +454,9 @@ function report(s: RunSummary, options: RunOptions): void {
   if (s.dropped > 0) {
     console.error(
       `tsprobe: ${s.dropped} events were dropped because the ring buffer was full; ` +
-        `raise ringBufferBytes (now ${options.ringBufferBytes ?? 8 << 20}) or filter in the kernel`,
+        `raise ringBufferBytes (now ${
+          options.ringBufferBytes ?? DEFAULT_RING_BYTES
+        }) or filter in the kernel`,
     );
   }
   const unfollowed = s.counters[FOLLOW_LOST] ?? 0;

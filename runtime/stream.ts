@@ -10,6 +10,7 @@ import type { AggregationData, AggregationKind } from "./aggregate/data.ts";
 import { formatAggregation } from "./aggregate/print.ts";
 import type { AggregationRequest, LambdaRef, SpanRequest, StreamSource } from "./compiler/plan.ts";
 import type { Handler, Session } from "./session.ts";
+import { checkFunction, checkSize, SizeError } from "./arguments.ts";
 
 /** Params a lambda receives as its second argument: constants inlined when compiled. */
 export type Params = Record<string, unknown>;
@@ -23,13 +24,13 @@ export interface AggregateOptions<E> {
   by?: KernelLambda<E, unknown>;
   /** Name printed with the results (default: the function and its value). */
   title?: string;
-  /** Most keys kept (default 10240); updates for keys beyond are counted as lost. */
+  /** Most keys kept (default 10240, at most 2^20); updates for keys beyond are counted as lost. */
   size?: number;
   /** Values for the lambdas' second argument. */
   params?: Params;
   /** Empty the aggregation after each interval's print. */
   clear?: boolean;
-  /** Print only the N keys with the largest values. */
+  /** Print only the N keys with the largest values (1 to 2^20). */
   top?: number;
 }
 
@@ -41,6 +42,8 @@ export interface LinearOptions<E> extends AggregateOptions<E> {
 }
 
 const DEFAULT_SIZE = 10240;
+/** Most buckets of a linear histogram. */
+const MAX_BUCKETS = 1000;
 
 /** An aggregation of a session: read it as data, print it, or empty it. */
 export class Aggregation {
@@ -103,7 +106,7 @@ export class Stream<E> {
    * reach the predicate as its second argument: `.where((e, p) => e.pid === p.pid, { pid })`.
    */
   where<P extends Params>(predicate: (event: E, params: P) => unknown, params?: P): Stream<E> {
-    const ref: LambdaRef = { fn: predicate, params };
+    const ref: LambdaRef = { fn: checkFunction("where's predicate", predicate), params };
     return new Stream(this.#session, {
       ...this.#source,
       predicates: [...this.#source.predicates, ref],
@@ -115,6 +118,7 @@ export class Stream<E> {
    * handler reads (all of them when its source does not tell).
    */
   on(handler: Handler<E>): void {
+    checkFunction("on's handler", handler);
     this.#session().add({
       source: this.#source,
       kind: "stream",
@@ -160,13 +164,16 @@ export class Stream<E> {
   /** A linear histogram of a value: `.lhist((e) => e.ret, { min: 0, max: 100, step: 10 })`. */
   lhist(value: KernelLambda<E, number | bigint>, options: LinearOptions<E>): Aggregation {
     const { min, max, step } = options;
-    if (![min, max, step].every(Number.isInteger) || step <= 0 || max <= min) {
-      throw new RangeError(
-        `lhist needs integers min < max and step > 0 (got min ${min}, max ${max}, step ${step})`,
+    const safe = { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER };
+    checkSize("lhist min", min, safe);
+    checkSize("lhist max", max, safe);
+    checkSize("lhist step", step, { max: Number.MAX_SAFE_INTEGER });
+    if (max <= min) throw new SizeError(`lhist max ${max} is not valid: give max > min (${min})`);
+    if ((max - min) / step > MAX_BUCKETS) {
+      throw new SizeError(
+        `lhist with ${Math.ceil((max - min) / step)} buckets is too many: give min, max and ` +
+          `step for at most ${MAX_BUCKETS} buckets`,
       );
-    }
-    if ((max - min) / step > 1000) {
-      throw new RangeError(`lhist with ${Math.ceil((max - min) / step)} buckets: use at most 1000`);
     }
     return this.#aggregate("lhist", value, options, { min, max, step });
   }
@@ -177,10 +184,10 @@ export class Stream<E> {
     options: AggregateOptions<E> = {},
     range?: { min: number; max: number; step: number },
   ): Aggregation {
-    const size = options.size ?? DEFAULT_SIZE;
-    if (!Number.isInteger(size) || size < 1) {
-      throw new RangeError(`Aggregation size ${size} must be a positive integer`);
-    }
+    if (kind !== "count") checkFunction(`${kind}'s value`, value);
+    if (options.by !== undefined) checkFunction(`${kind}'s by`, options.by);
+    const size = checkSize(`${kind} size`, options.size ?? DEFAULT_SIZE);
+    if (options.top !== undefined) checkSize(`${kind} top`, options.top);
     const params = options.params;
     const request: AggregationRequest = {
       name: options.title ?? (value ? `${kind}(${body(value)})` : kind),
@@ -212,7 +219,7 @@ export interface SpanOptions<A, B, C extends string> {
   key: KernelLambda<A & B, unknown> | [KernelLambda<A, unknown>, KernelLambda<B, unknown>];
   /** Integers computed at the start and given to the end as `event.start.<name>`. */
   carry?: Record<C, KernelLambda<A, number | bigint>>;
-  /** Most starts waiting for their end (default 10240); starts beyond are counted as lost. */
+  /** Most starts waiting for their end (default 10240, at most 2^20); more are counted as lost. */
   size?: number;
   /** Name for messages. */
   name?: string;
@@ -238,9 +245,13 @@ export function span<A, B, C extends string = never>(
   }
   const params = options.params;
   const keys = Array.isArray(options.key) ? options.key : [options.key, options.key];
+  keys.forEach((k) => checkFunction("span's key", k));
   const carry: Record<string, LambdaRef> = {};
   for (const [name, fn] of Object.entries(options.carry ?? {})) {
-    carry[name] = { fn: fn as KernelLambda<A, unknown>, params };
+    carry[name] = {
+      fn: checkFunction(`span's carry.${name}`, fn as KernelLambda<A, unknown>),
+      params,
+    };
   }
   const request: SpanRequest = {
     name: options.name ?? `${s.request.name} -> ${e.request.name}`,
@@ -248,7 +259,7 @@ export function span<A, B, C extends string = never>(
     end: e,
     key: [{ fn: keys[0], params }, { fn: keys[1], params }],
     carry,
-    size: options.size ?? DEFAULT_SIZE,
+    size: checkSize("span size", options.size ?? DEFAULT_SIZE),
   };
   return new Stream(start.session, { kind: "span", span: request, predicates: [] });
 }

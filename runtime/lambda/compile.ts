@@ -35,6 +35,7 @@ import {
   type ValueType,
 } from "./ir.ts";
 import { type AnyFunction, type ParsedFunction, parseFunction, staticKey } from "./parse.ts";
+import { checkSize, checkSyntaxDepth } from "./limits.ts";
 
 /**
  * Compiles `fn`, whose first parameter is the event and optional second the params, to one
@@ -62,7 +63,9 @@ export function compileLambda(
 ): Lambda {
   const c = new Compiler(parseFunction(fn), resolve, params);
   const body = c.body();
-  return { expr: c.value(c.term(body), body), source: c.source };
+  const expr = c.value(c.term(body), body);
+  checkSize([expr], c.source);
+  return { expr, source: c.source };
 }
 
 /**
@@ -81,7 +84,9 @@ export function compileKeyLambda(
   const body = c.body();
   const nodes = body.type === "ArrayExpression" ? c.list(body.elements, body) : [body];
   if (nodes.length === 0) throw c.error("a key needs at least one part", body);
-  return { parts: nodes.map((n) => c.keyPart(n)), source: c.source };
+  const parts = nodes.map((n) => c.keyPart(n));
+  checkSize(parts, c.source);
+  return { parts, source: c.source };
 }
 
 /** A string field: only ever compared with a constant, or a key part. */
@@ -152,6 +157,8 @@ class Compiler {
 
   constructor(parsed: ParsedFunction, resolve: FieldResolver, params?: Record<string, unknown>) {
     this.source = parsed.source;
+    // Before the recursive descent below, which a deep enough tree would overflow.
+    checkSyntaxDepth(parsed.node, parsed.source);
     this.#parsed = parsed;
     this.#resolve = resolve;
     this.#params = params;

@@ -16,6 +16,7 @@ export async function loadParser(): Promise<void> {
   parser ??= await import("npm:acorn@8.19.0");
 }
 import { LambdaError } from "./ir.ts";
+import { tooDeepSyntax } from "./limits.ts";
 
 /** Any function value: its source is all this module looks at. */
 export type AnyFunction = (...args: never[]) => unknown;
@@ -61,19 +62,21 @@ export function parseFunction(fn: AnyFunction): ParsedFunction {
   // The newline keeps a trailing line comment from swallowing the closing bracket.
   for (const [open, close] of [["(", "\n)"], ["({", "\n})"]]) {
     const text = open + source + close;
-    const node = functionIn(text);
+    const node = functionIn(text, source);
     if (node) return { source, node, text: (n) => text.slice(n.start, n.end) };
   }
   throw new LambdaError("the function's source does not parse", source);
 }
 
 /** The function that `text` consists of (bare or as an object's only method), if it does. */
-function functionIn(text: string): FunctionNode | undefined {
+function functionIn(text: string, source: string): FunctionNode | undefined {
   let program: acorn.Program;
   try {
     if (!parser) throw new Error("internal: the lambda parser was not loaded (await loadParser())");
     program = parser.parse(text, { ecmaVersion: "latest", sourceType: "script" });
-  } catch {
+  } catch (e) {
+    // The parser recurses: source nested deep enough overflows the stack (acorn says so).
+    if (/call stack|stack space/.test((e as Error).message)) throw tooDeepSyntax(source);
     return undefined;
   }
   const [statement] = program.body;

@@ -33,6 +33,7 @@ import type { FieldDecoding } from "../codegen/record.ts";
 import { probeProgram, stateValueSize } from "../codegen/probe_program.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
 import { tracepointFormat } from "./tracepoint.ts";
+import { checkSize } from "../arguments.ts";
 
 /** The entry of a system call. */
 export interface SyscallEntryEvent<A = Record<string, unknown>> extends EventHeader {
@@ -139,6 +140,8 @@ export interface SyscallProbeOptions {
   buffers?: Record<string, number>;
 }
 
+/** Most bytes a `buffers` entry reads. */
+const MAX_BUFFER = 4096;
 const LENGTH_ARG = /^(count|len|size|nbytes|bufsiz|buflen|length)$/;
 
 /** The `buffers` fields: user memory behind pointer arguments, as many bytes as asked. */
@@ -157,9 +160,6 @@ function bufferFields(
         `${probe} has no pointer argument '${name}' to read a buffer from` +
           ` (pointer arguments: ${pointers.join(", ") || "none"})`,
       );
-    }
-    if (!Number.isInteger(size) || size <= 0 || size > 4096) {
-      throw new RangeError(`Buffer size ${size} for '${name}' must be an integer in 1..4096`);
     }
     const lengthArg = fields.findIndex((f, j) => j > i && LENGTH_ARG.test(f.name));
     const length = from === "state"
@@ -269,6 +269,10 @@ export function syscallRequest(
 ): ProbeRequest {
   const { syscall, side } = parseSyscallProbe(spec);
   const name = `syscall:${syscall}:${side}`;
+  // Checked now, so a bad size fails where it is written.
+  for (const [arg, size] of Object.entries(options.buffers ?? {})) {
+    checkSize(`${spec} buffers.${arg}`, size, { max: MAX_BUFFER });
+  }
   return {
     name,
     key: `${name} ${JSON.stringify(options.buffers ?? {})}`,
