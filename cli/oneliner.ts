@@ -19,29 +19,19 @@ export const IN_SCOPE = [
 
 /**
  * The one-liner as a module importing mod.ts, in a `data:` URL to import: no file is written,
- * so none can outlive the process however it ends (Deno.exit() in the code, SIGKILL).
+ * so none can outlive the process however it ends (Deno.exit() in the code, SIGKILL). Its
+ * `console` escapes the text it prints (see escaped_console.ts).
  */
 export function oneLinerUrl(code: string): string {
   const mod = new URL("../mod.ts", import.meta.url).href;
+  const escaped = new URL("./escaped_console.ts", import.meta.url).href;
   const source = `import { ${IN_SCOPE.join(", ")} } from ${JSON.stringify(mod)};\n` +
-    `void [${IN_SCOPE.join(", ")}];\n${code}\n`;
+    `import { escapedConsole as console } from ${JSON.stringify(escaped)};\n` +
+    `void [${IN_SCOPE.join(", ")}, console];\n${code}\n`;
   const bytes = new TextEncoder().encode(source);
   return `data:application/typescript;base64,${
     btoa(Array.from(bytes, (c) => String.fromCharCode(c)).join(""))
   }`;
-}
-
-/** Most brackets a one-liner may nest: Deno aborted parsing 1000, not 600 (Linux 6.18, 2.9.6). */
-export const MAX_NESTING = 256;
-
-/** How deep `code`'s brackets nest, strings and comments counted too (an overestimate). */
-export function nestingDepth(code: string): number {
-  let depth = 0, max = 0;
-  for (const ch of code) {
-    if (ch === "(" || ch === "[" || ch === "{") max = Math.max(max, ++depth);
-    else if (ch === ")" || ch === "]" || ch === "}") depth--;
-  }
-  return max;
 }
 
 /** Most brackets a one-liner may nest: Deno aborted parsing 1000, not 600 (Linux 6.18, 2.9.6). */

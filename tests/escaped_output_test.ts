@@ -1,8 +1,8 @@
 /**
  * Names chosen by a traced process reach the terminal escaped: every recipe that prints a
- * comm, a file name or a path, run on a process whose comm and files carry terminal escapes
- * (clear the screen, set the window title). Nothing of them may reach stdout raw; their
- * escaped form (printable()) must be there.
+ * comm, a file name or a path, and a one-liner's console.log, run on a process whose comm and
+ * files carry terminal escapes (clear the screen, set the window title). Nothing of them may
+ * reach stdout raw; their escaped form (printable()) must be there.
  *
  * Needs root, libbpf, perl, fio, and ext4 on a loop device.
  *
@@ -112,4 +112,12 @@ Deno.test("aio_latency shows a hostile comm (--by process) and file name (--by f
     await shows([`${SHOWN} (pid `], "scripts/aio_latency.ts", "-c", fio);
     await shows([`${dir}/${printable(file)}`], "scripts/aio_latency.ts", "--by", "fd", "-c", fio);
   });
+});
+
+Deno.test("a one-liner's console.log shows a hostile comm escaped", async () => {
+  const perl = `perl -e '$0 = "${PERL_HOSTILE}"; getppid()'`;
+  const printer =
+    `syscall.on("getppid:entry", (e) => console.log("comm", e.comm, { comm: e.comm }))`;
+  const out = await shows([`comm ${SHOWN}`], "cli.ts", "-e", printer, "-c", perl);
+  ok(out.includes(`comm: "${SHOWN}"`), out); // objects: as Deno.inspect escapes them
 });
