@@ -17,6 +17,7 @@ import { isUsageError } from "./runtime/usage.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
+import { missingProgram } from "./cli/command.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 import { unlinkedFile } from "./cli/unlinked_file.ts";
 
@@ -67,6 +68,15 @@ function options() {
   }
 }
 
+/** Fails with a usage error when `path` cannot be opened for writing (created if missing). */
+function checkWritable(path: string): void {
+  try {
+    Deno.openSync(path, { write: true, create: true }).close();
+  } catch (e) {
+    throw new Usage(`-o '${path}' cannot be written: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
 /** Where output goes: stdout or the -o file. */
 function writer(path: string | undefined): (text: string) => void {
   if (!path) return (text) => console.log(text);
@@ -83,6 +93,10 @@ function printSummary(
     for (const a of summary.aggregations) out(formatAggregation(a) + "\n");
   } else if (format === "ndjson") {
     for (const a of summary.aggregations) out(JSON.stringify(aggregationJson(a)));
+    // The run's end, after its aggregations (not for interval prints).
+    if (summary.reason !== undefined) {
+      out(JSON.stringify({ reason: summary.reason, commandExitCode: summary.commandExitCode }));
+    }
   } else {
     out(JSON.stringify({
       aggregations: summary.aggregations.map(aggregationJson),
@@ -90,6 +104,7 @@ function printSummary(
       dropped: summary.dropped,
       counters: summary.counters,
       reason: summary.reason,
+      commandExitCode: summary.commandExitCode,
     }));
   }
 }
@@ -134,6 +149,9 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     printAggregations: false,
   });
   printSummary(summary, o.format!, out);
+  if (summary.commandExitCode) {
+    console.error(`probe: the command exited with status ${summary.commandExitCode}`);
+  }
 }
 
 async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]): Promise<number> {
@@ -202,6 +220,11 @@ async function main(): Promise<number> {
   }
   if (!["text", "json", "ndjson"].includes(o.format!)) {
     throw new Usage(`--format '${o.format}' is not one of text, json, ndjson`);
+  }
+  if (o.output !== undefined) checkWritable(o.output);
+  if (o.command !== undefined) {
+    const missing = await missingProgram(o.command);
+    if (missing) throw new Usage(`-c '${o.command}': no such command '${missing}'`);
   }
   if (o.list) {
     if (positionals.length > 1) throw new Usage("-l takes at most one PATTERN (quote it)");

@@ -19,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { isUsageError } from "./runtime/usage.ts";
+import { missingProgram } from "./cli/command.ts";
 
 /** One option a recipe declares. */
 export type OptionSpec =
@@ -183,6 +184,11 @@ export async function recipe<O extends Record<string, OptionSpec>>(
   if (options.help) {
     console.log(helpText(r));
     Deno.exit(0);
+  }
+  const missing = options.command === undefined ? undefined : await missingProgram(options.command);
+  if (missing) {
+    console.error(`${r.name}: --command '${options.command}': no such command '${missing}'`);
+    Deno.exit(2);
   }
   try {
     const report = await r.setup(options);

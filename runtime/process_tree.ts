@@ -89,3 +89,29 @@ export function checkTargets(pids: readonly unknown[], command: unknown): void {
     if (parentOf(pid) === undefined) throw new TargetError(`pid ${pid}: no such process`);
   }
 }
+
+/**
+ * The `pid` processes of a session, each held by a pidfd from the start, so that a pid reused
+ * after its process exited is not taken for it: the session ends when none is left.
+ */
+export class PidWatch implements Disposable {
+  readonly #fds: number[] = [];
+
+  constructor(pids: readonly number[]) {
+    for (const pid of pids) {
+      const fd = Number(libc().syscall(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n, 0n, 0n));
+      if (fd >= 0) this.#fds.push(fd);
+    }
+  }
+
+  /** True while one of the processes still runs (signal 0 through its pidfd finds it). */
+  anyAlive(): boolean {
+    return this.#fds.some((fd) =>
+      libc().syscall(SYS_PIDFD_SEND_SIGNAL, BigInt(fd), 0n, 0n, 0n, 0n) === 0n || errno() !== 3
+    );
+  }
+
+  [Symbol.dispose](): void {
+    while (this.#fds.length) closeFd(this.#fds.pop()!);
+  }
+}

@@ -31,7 +31,7 @@ import { loadParser } from "./lambda/parse.ts";
 import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
-import { checkTargets, killDescendants } from "./process_tree.ts";
+import { checkTargets, killDescendants, PidWatch } from "./process_tree.ts";
 import { checkSize } from "./arguments.ts";
 
 const DEFAULT_STRING_SIZE = 256;
@@ -59,7 +59,7 @@ function checkRunSizes(options: RunOptions): void {
 export interface RunOptions {
   /** Stop after this long ("5s", "2m", or milliseconds). Default: until Ctrl-C. */
   duration?: string | number;
-  /** Trace only these processes (thread group ids). */
+  /** Trace only these processes (thread group ids); the session ends once all have exited. */
   pid?: number | number[];
   /** Trace only tasks with this command name (at most 15 characters). */
   comm?: string;
@@ -98,8 +98,8 @@ export interface SpanSummary {
   lost: number;
 }
 
-/** Why a session ended. */
-export type StopReason = "duration" | "signal" | "exit" | "command" | "aborted";
+/** Why a session ended ("exited": every `pid` process exited). */
+export type StopReason = "duration" | "signal" | "exit" | "command" | "exited" | "aborted";
 
 /** What a session did. */
 export interface RunSummary {
@@ -244,7 +244,9 @@ export class Session {
       const one = new Uint8Array(8);
       one[0] = 1;
       const pidKey = (pid: number) => new Uint8Array(new Uint32Array([pid]).buffer);
-      for (const pid of [options.pid ?? []].flat()) pidsMap!.update(pidKey(pid), one);
+      const pids = [options.pid ?? []].flat();
+      for (const pid of pids) pidsMap!.update(pidKey(pid), one);
+      const watched = pids.length ? resources.own(new PidWatch(pids)) : undefined;
       if (options.command) {
         child = await startStopped(options.command);
         pidsMap!.update(pidKey(child.pid), one);
@@ -284,6 +286,10 @@ export class Session {
         }
         if (child?.exited) {
           this.stop("command");
+          break;
+        }
+        if (watched && !watched.anyAlive()) {
+          this.stop("exited");
           break;
         }
         if (now >= nextTick) {
@@ -451,6 +457,7 @@ function killTraced(pids: BpfMap | undefined, child: StoppedChild): void {
 }
 
 function report(s: RunSummary, options: RunOptions): void {
+  if (s.reason === "exited") console.error("tsprobe: all traced processes exited");
   if (s.dropped > 0) {
     console.error(
       `tsprobe: ${s.dropped} events were dropped because the ring buffer was full; ` +

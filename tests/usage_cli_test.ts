@@ -1,0 +1,54 @@
+/**
+ * The CLI's usage errors that depend on the machine: an output file that cannot be written, a
+ * command that cannot start, and what a session says when what it traced is gone.
+ *
+ * Needs root, libbpf and perl.
+ */
+import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { lines, probe } from "./fixtures/subprocess.ts";
+
+const COUNT = "syscall.on('getppid:entry').count()";
+
+Deno.test("-o to a path that cannot be written: one line, exit 2, before tracing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const path of ["/proc/nope/x", dir, "/nonexistent-dir/out.json"]) {
+      const r = await probe(["-e", COUNT, "-d", "10s", "-o", path]);
+      equal(r.code, 2, `${path}: ${r.stderr}`);
+      equal(lines(r.stderr).length, 1, r.stderr);
+      ok(r.stderr.includes(`-o '${path}'`), r.stderr);
+    }
+  } finally {
+    await Deno.remove(dir);
+  }
+});
+
+Deno.test("-c with a command that does not exist: one line, exit 2", async () => {
+  const r = await probe(["-e", COUNT, "-c", "no-such-command-xyz --flag"]);
+  equal(r.code, 2, r.stderr);
+  equal(lines(r.stderr).length, 1, r.stderr);
+  ok(r.stderr.includes("no-such-command-xyz"), r.stderr);
+});
+
+Deno.test("a traced command's nonzero exit status is said, and is in JSON and NDJSON", async () => {
+  const text = await probe(["-e", COUNT, "-c", "exit 3"]);
+  equal(text.code, 0, text.stderr);
+  ok(text.stderr.includes("exited with status 3"), text.stderr);
+  const json = await probe(["-e", COUNT, "-c", "exit 3", "--format", "json"]);
+  equal(JSON.parse(json.stdout).commandExitCode, 3, json.stdout);
+  const nd = await probe(["-e", COUNT, "-c", "exit 3", "--format", "ndjson"]);
+  const last = JSON.parse(lines(nd.stdout).at(-1)!);
+  equal(last.commandExitCode, 3, nd.stdout);
+  const ok0 = await probe(["-e", COUNT, "-c", "true", "--format", "json"]);
+  equal(JSON.parse(ok0.stdout).commandExitCode, 0, ok0.stdout);
+  ok(!ok0.stderr.includes("exited with status"), ok0.stderr);
+});
+
+Deno.test("when every -p process has exited, the session ends and says so", async () => {
+  const child = new Deno.Command("perl", { args: ["-e", "sleep 1"] }).spawn();
+  const r = await probe(["-e", COUNT, "-p", String(child.pid), "-d", "30s", "--format", "json"]);
+  await child.status;
+  equal(r.code, 0, r.stderr);
+  ok(r.stderr.includes("all traced processes exited"), r.stderr);
+  equal(JSON.parse(r.stdout).reason, "exited");
+});
