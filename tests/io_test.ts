@@ -157,6 +157,56 @@ Deno.test("io:start and io:done on zram, a bio-based device, match /proc/disksta
   });
 });
 
+/** The major and minor numbers of the device node at `path` (glibc's encoding of dev_t). */
+function nodeNumbers(path: string): [number, number] {
+  const rdev = BigInt(Deno.statSync(path).rdev ?? 0);
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return [Number(major), Number(minor)];
+}
+
+Deno.test("flush requests name their disk, and every record's device agrees with /dev", async () => {
+  await withLoopDevice(64, async (loop) => {
+    await settleUdev();
+    type Seen = { dev: IoStartEvent["dev"]; flags: number };
+    const starts: Seen[] = [];
+    const dones: Seen[] = [];
+    io.on("start", (e) => starts.push({ dev: e.dev, flags: e.buf.b_flags }));
+    io.on("done", (e) => dones.push({ dev: e.dev, flags: e.buf.b_flags }));
+    const stop = new AbortController();
+    let attached!: () => void;
+    const ready = new Promise<void>((r) => attached = r);
+    const session = run({ signal: stop.signal, onAttached: attached });
+    await ready;
+    const before = diskstats(loop.name);
+    try {
+      // Each fsync of the block device sends it a flush: it caches writes ("write back").
+      for (let i = 0; i < 4; i++) {
+        await sh(
+          `dd if=/dev/zero of=${loop.path} bs=64k count=4 oflag=direct conv=fsync status=none`,
+        );
+      }
+    } finally {
+      await new Promise((r) => setTimeout(r, 200));
+      stop.abort();
+      await session;
+    }
+    const flushes = diskstats(loop.name).flushesCompleted - before.flushesCompleted;
+    ok(flushes > 0, "the loop device was flushed");
+    const isFlush = (r: Seen) => !(r.flags & (B.B_READ | B.B_WRITE));
+    const mine = (rs: Seen[]) => rs.filter((r) => r.dev.dev_statname === loop.name && isFlush(r));
+    equal([mine(starts).length, mine(dones).length], [flushes, flushes], "flushes, by device name");
+    const nodes = new Map<string, [number, number]>();
+    for (const r of [...starts, ...dones]) {
+      const name = r.dev.dev_statname;
+      ok(name !== "", `a record without a device: ${show(r)}`);
+      if (!nodes.has(name)) nodes.set(name, nodeNumbers(`/dev/${name}`));
+      equal([r.dev.dev_major, r.dev.dev_minor], nodes.get(name), show(r));
+      equal(r.dev.dev_pathname, `/dev/${name}`);
+    }
+  });
+});
+
 Deno.test("a failed write is io:done with B_ERROR and the errno", async () => {
   await withFullLoopDevice(async ({ device }) => {
     const dones: IoDoneEvent["buf"][] = [];

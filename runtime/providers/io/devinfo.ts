@@ -12,7 +12,7 @@ import { blockDevice, blockDeviceByName, kernelDev } from "../../../bpf/sysinfo.
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, field } from "../../codegen/fields.ts";
 import { readMemberBytes } from "../../codegen/struct_read.ts";
-import { type IoSource, loadRoot, loadWord, rootPath, rootType } from "./source.ts";
+import { type IoSource, loadWord, readDevice } from "./source.ts";
 
 /** DTrace's devinfo_t. */
 export interface DevInfo {
@@ -38,10 +38,8 @@ export function devFields(src: IoSource): EventField[] {
     b.emit(stx("DW", R7, dst, R0));
   };
   const int = { type: "int", size: 8, signed: false } as const;
-  const name = (b: ProgramBuilder, dst: number) => {
-    loadRoot(b, src, R1);
-    readMemberBytes(b, R1, rootType(src), rootPath(src, "name"), R7, dst, NAME_SIZE);
-  };
+  const name = (b: ProgramBuilder, dst: number) =>
+    readDevice(b, src, "name", (t, p) => readMemberBytes(b, R1, t, p, R7, dst, NAME_SIZE));
   const minor = dev((b) => b.emit(alu64("AND", R0, imm(0xfffff))));
   const byDev = (dev: unknown) => blockDevice(Number(dev));
   return [

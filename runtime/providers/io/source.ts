@@ -54,6 +54,40 @@ const PATHS: Record<IoSource["level"], Record<IoWord | "name" | "bio", string>> 
   },
 };
 
+/**
+ * A request without a partition (a flush the block layer made, a passthrough command) belongs
+ * to its disk: where `part` is NULL, the device and its name come from the queue's disk.
+ */
+const DISK_OF_REQUEST: Record<"dev" | "name", string> = {
+  dev: "q->disk->part0->bd_dev",
+  name: "q->disk->part0->bd_device.kobj.name",
+};
+
+/**
+ * Emits `read(path)` with the member path of the I/O's device number or name, from the root
+ * in R1; for a request, a branch on its partition picks the partition's or the disk's path.
+ * `read` may clobber R0-R5; R1 is the root again for the second branch.
+ */
+export function readDevice(
+  b: ProgramBuilder,
+  src: IoSource,
+  what: "dev" | "name",
+  read: (type: string, path: string) => void,
+): void {
+  loadRoot(b, src, R1);
+  if (src.level === "bio") return read("bio", PATHS.bio[what]);
+  const disk = b.fresh("whole_disk");
+  const done = b.fresh("device_read");
+  readMember(b, R1, "request", "part", R0);
+  b.emit(jmp("JEQ", R0, imm(0), disk));
+  loadRoot(b, src, R1);
+  read("request", PATHS.rq[what]);
+  b.emit(ja(done)).mark(disk);
+  loadRoot(b, src, R1);
+  read("request", DISK_OF_REQUEST[what]);
+  b.mark(done);
+}
+
 /** Words saved at a bio's start, for its completion: the iterator has moved on by then. */
 export const SAVED_WORDS: readonly IoWord[] = ["bytes", "sector"];
 
@@ -68,7 +102,7 @@ export function rootType(src: IoSource): string {
 }
 
 /** The member path of a value, from the root. */
-export function rootPath(src: IoSource, what: IoWord | "name"): string {
+function rootPath(src: IoSource, what: IoWord | "name"): string {
   return PATHS[src.level][what];
 }
 
@@ -98,6 +132,7 @@ export function loadWord(b: ProgramBuilder, src: IoSource, what: IoWord, dst: Re
     b.mark(done);
     return;
   }
+  if (what === "dev") return readDevice(b, src, "dev", (t, p) => readMember(b, R1, t, p, dst));
   loadRoot(b, src, R1);
   readMember(b, R1, rootType(src), rootPath(src, what), dst);
 }
