@@ -55,7 +55,8 @@ export class ProgramBuilder {
   /** Stack bytes the current function uses, and may use (its frame shares the 512). */
   #stack = 0;
   #limit = STACK_SIZE;
-  #counterKey: number | undefined;
+  /** Slots the current function reuses, by purpose (see {@link slot}). */
+  #slots = new Map<string, number>();
 
   /** The program: the main function, then the callbacks. */
   get items(): Item[] {
@@ -75,12 +76,16 @@ export class ProgramBuilder {
    */
   callback(body: (b: this) => void): string {
     const entry = this.fresh("callback");
-    const caller = { items: this.#current, stack: this.#stack, limit: this.#limit };
-    const counterKey = this.#counterKey;
+    const caller = {
+      items: this.#current,
+      stack: this.#stack,
+      limit: this.#limit,
+      slots: this.#slots,
+    };
     this.#current = [];
     this.#stack = 0;
     this.#limit = caller.limit - caller.stack - LOOP_INLINING;
-    this.#counterKey = undefined;
+    this.#slots = new Map();
     this.mark(entry);
     body(this);
     this.#callbacks.push(...this.#current);
@@ -88,7 +93,7 @@ export class ProgramBuilder {
     this.#current = caller.items;
     this.#stack = caller.stack;
     this.#limit = caller.limit - used - LOOP_INLINING;
-    this.#counterKey = counterKey;
+    this.#slots = caller.slots;
     return entry;
   }
 
@@ -110,6 +115,19 @@ export class ProgramBuilder {
     }
     this.#stack += aligned;
     return -this.#stack;
+  }
+
+  /**
+   * An 8-byte slot of the current function for one `purpose` (a counter's key, a pointer a
+   * kernel read fetches on its way), allocated on first use and shared by later uses.
+   */
+  slot(purpose: string): number {
+    let at = this.#slots.get(purpose);
+    if (at === undefined) {
+      at = this.alloc(8);
+      this.#slots.set(purpose, at);
+    }
+    return at;
   }
 
   /** Zeroes `size` bytes (a multiple of 8) of stack at `off`, as the verifier wants for keys. */
@@ -146,10 +164,10 @@ export class ProgramBuilder {
    * do not interrupt each other.
    */
   increment(map: string, index = 0, by?: number): this {
-    this.#counterKey ??= this.alloc(8);
+    const key = this.slot("counter key");
     const done = this.fresh("inc_done");
-    this.emit(st("DW", R10, this.#counterKey, index));
-    this.lookup(map, this.#counterKey, done);
+    this.emit(st("DW", R10, key, index));
+    this.lookup(map, key, done);
     this.emit(ldx("DW", R1, R0, 0));
     if (by === undefined) this.emit(alu64("ADD", R1, imm(1)));
     else this.emit(ldx("DW", R2, R10, by), alu64("ADD", R1, R2));

@@ -16,16 +16,9 @@ import {
 } from "./kernel_read.ts";
 
 const chains = new Map<string, KernelChain>();
-/** One 8-byte stack slot per program for the pointers a read fetches on its way. */
-const scratchSlots = new WeakMap<ProgramBuilder, number>();
-
+/** The stack slot for the pointers a read fetches on its way. */
 function scratchOf(b: ProgramBuilder): number {
-  let slot = scratchSlots.get(b);
-  if (slot === undefined) {
-    slot = b.alloc(8);
-    scratchSlots.set(b, slot);
-  }
-  return slot;
+  return b.slot("kernel read");
 }
 
 /** The resolved chain of `path` from an address of `struct type`. */
