@@ -10,7 +10,7 @@ import type { AggregationData, AggregationKind } from "./aggregate/data.ts";
 import { formatAggregation } from "./aggregate/print.ts";
 import type { AggregationRequest, LambdaRef, SpanRequest, StreamSource } from "./compiler/plan.ts";
 import type { Handler, Session } from "./session.ts";
-import { checkFunction, checkSize, SizeError } from "./arguments.ts";
+import { checkFunction, checkSize, NotAFunctionError, SizeError } from "./arguments.ts";
 
 /** Params a lambda receives as its second argument: constants inlined when compiled. */
 export type Params = Record<string, unknown>;
@@ -164,11 +164,17 @@ export class Stream<E> {
   /** A linear histogram of a value: `.lhist((e) => e.ret, { min: 0, max: 100, step: 10 })`. */
   lhist(value: KernelLambda<E, number | bigint>, options: LinearOptions<E>): Aggregation {
     const { min, max, step } = options;
-    const safe = { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER };
-    checkSize("lhist min", min, safe);
-    checkSize("lhist max", max, safe);
-    checkSize("lhist step", step, { max: Number.MAX_SAFE_INTEGER });
+    // The bounds are BPF immediates: 32-bit.
+    const int32 = { min: -(2 ** 31), max: 2 ** 31 - 1 };
+    checkSize("lhist min", min, int32);
+    checkSize("lhist max", max, int32);
+    checkSize("lhist step", step, { max: int32.max });
     if (max <= min) throw new SizeError(`lhist max ${max} is not valid: give max > min (${min})`);
+    if (step > max - min) {
+      throw new SizeError(
+        `lhist step ${step} is not valid: give a step up to max - min (${max - min})`,
+      );
+    }
     if ((max - min) / step > MAX_BUCKETS) {
       throw new SizeError(
         `lhist with ${Math.ceil((max - min) / step)} buckets is too many: give min, max and ` +
@@ -245,6 +251,11 @@ export function span<A, B, C extends string = never>(
   }
   const params = options.params;
   const keys = Array.isArray(options.key) ? options.key : [options.key, options.key];
+  if (keys.length !== 2) {
+    throw new NotAFunctionError(
+      "span's key must be a function, or two: [(start) => ..., (end) => ...]",
+    );
+  }
   keys.forEach((k) => checkFunction("span's key", k));
   const carry: Record<string, LambdaRef> = {};
   for (const [name, fn] of Object.entries(options.carry ?? {})) {

@@ -69,6 +69,9 @@ Deno.test("lhist min, max and step: safe integers, step > 0, min < max, at most 
     [{ min: 0, max: 100, step: NaN }, "step"],
     [{ min: 0.5, max: 100, step: 1 }, "min"],
     [{ min: 0, max: 2 ** 64, step: 1 }, "max"],
+    [{ min: 0, max: 2 ** 31, step: 1 }, "max"],
+    [{ min: 0, max: 100, step: 2 ** 32 }, "step"],
+    [{ min: 0, max: 100, step: 101 }, "step"],
     [{ min: 10, max: 10, step: 1 }, "max"],
     [{ min: 0, max: 1_000_000, step: 1 }, "bucket"],
   ];
@@ -142,6 +145,11 @@ Deno.test("a lambda or handler that is not a function is a NotAFunctionError nam
   refused(() => syscall.on("read:return", not), "handler", NotAFunctionError);
   refused(
     () => span(syscall.on("read:entry"), syscall.on("read:return"), { key: not }),
+    "key",
+    NotAFunctionError,
+  );
+  refused(
+    () => span(syscall.on("read:entry"), syscall.on("read:return"), { key: [] as never }),
     "key",
     NotAFunctionError,
   );
