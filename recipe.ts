@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { isUsageError } from "./runtime/usage.ts";
 import { missingProgram } from "./cli/command.ts";
+import { DurationError, parseDuration } from "./runtime/duration.ts";
 
 /** One option a recipe declares. */
 export type OptionSpec =
@@ -184,6 +185,15 @@ export async function recipe<O extends Record<string, OptionSpec>>(
   if (options.help) {
     console.log(helpText(r));
     Deno.exit(0);
+  }
+  try {
+    // Checked before setup(), which may already print (the demo's notice).
+    if (options.duration !== undefined) parseDuration(options.duration);
+    if (options.interval !== undefined) parseDuration(options.interval, true);
+  } catch (e) {
+    if (!(e instanceof DurationError)) throw e;
+    console.error(`${r.name}: ${e.message} (see --help)`);
+    Deno.exit(2);
   }
   const missing = options.command === undefined ? undefined : await missingProgram(options.command);
   if (missing) {

@@ -22,6 +22,8 @@ import { quantile } from "../runtime/aggregate/data.ts";
 import { micros } from "../runtime/aggregate/summary.ts";
 import { fdPath } from "../runtime/providers/aio/abi.ts";
 import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../runtime/workload/libaio.ts";
+import { parseDuration } from "../runtime/duration.ts";
+import { missingProgram } from "../cli/command.ts";
 
 const USAGE = `usage: aio_latency.ts [options]
 Latency of Linux native AIO requests (io_submit to reap) and io_uring requests.
@@ -76,6 +78,12 @@ function parse() {
   if ([o.pid, o.command, o.all, o.demo].filter((x) => x !== undefined).length > 1) {
     usage("give at most one of --pid, --command, --all, --demo");
   }
+  try {
+    if (o.duration !== undefined) parseDuration(o.duration);
+    if (o.interval !== undefined) parseDuration(o.interval, true);
+  } catch (e) {
+    usage((e as Error).message);
+  }
   return { ...o, by: o.by as Mode, pid };
 }
 
@@ -112,6 +120,8 @@ function workload(dir: string): void {
 }
 
 const opts = parse();
+const missing = opts.command === undefined ? undefined : await missingProgram(opts.command);
+if (missing) usage(`--command '${opts.command}': no such command '${missing}'`);
 if (opts.help) {
   console.log(USAGE);
   Deno.exit(0);
