@@ -22,6 +22,17 @@ export class NotAFunctionError extends TypeError {
   }
 }
 
+/**
+ * A use of the public API that cannot be traced as written, such as a buffer asked of an
+ * argument that is not a pointer, or a run with no probe: what was wrong and what to do.
+ */
+export class ArgumentError extends TypeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "ArgumentError";
+  }
+}
+
 /** The most entries a map option (aggregation or span `size`) may ask for: 2^20. */
 export const MAX_ENTRIES = 1 << 20;
 

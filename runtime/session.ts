@@ -32,7 +32,7 @@ import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
 import { checkTargets, killDescendants, PidWatch } from "./process_tree.ts";
-import { checkSize } from "./arguments.ts";
+import { ArgumentError, checkSize } from "./arguments.ts";
 
 const DEFAULT_STRING_SIZE = 256;
 const DEFAULT_RING_BYTES = 8 << 20;
@@ -165,7 +165,7 @@ export class Session {
 
   #plan(options: RunOptions): Plan {
     if (this.#requests.length === 0) {
-      throw new Error("Nothing to trace: add a probe (e.g. syscall.on(...)) before run()");
+      throw new ArgumentError("Nothing to trace: add a probe (e.g. syscall.on(...)) before run()");
     }
     const pids = [options.pid ?? []].flat();
     checkTargets(pids, options.command);

@@ -5,7 +5,7 @@
  * @module
  */
 import { ProbeNotFoundError } from "../bpf/tracefs.ts";
-import { NotAFunctionError, SizeError } from "./arguments.ts";
+import { ArgumentError, NotAFunctionError, SizeError } from "./arguments.ts";
 import { DurationError } from "./duration.ts";
 import { LambdaError } from "./lambda/ir.ts";
 import { TargetError } from "./process_tree.ts";
@@ -17,6 +17,7 @@ const USAGE_ERRORS = [
   DurationError,
   SizeError,
   NotAFunctionError,
+  ArgumentError,
 ];
 
 /** True for the typed errors that mean the input was wrong (exit code 2). */

@@ -83,6 +83,17 @@ const MISSPELLED = [
   "aio.on('read:entry').count()",
 ];
 
+/** One-liners whose mistake shows only when the session is planned. */
+const MISPLANNED = [
+  "",
+  "// nothing",
+  "syscall.on('read:return', undefined, { buffers: { nope: 8 } }).count()",
+  "syscall.on('getppid:entry', undefined, { buffers: { buf: 8 } }).count()",
+  "span(syscall.on('read:entry'), syscall.on('read:return'), { key: [(e) => e.tid, (e) => [e.tid, e.pid]] }).count()",
+  "syscall.on('read:return').where((e) => e.args.nope > 0).count()",
+  "syscall.on('read:return').count((e) => e.nope)",
+];
+
 const RECIPES = [
   "aio_latency",
   "biolatency",
@@ -139,6 +150,7 @@ function cases(): Case[] {
     out.push(oneLiner(`syscall.on('getppid:entry').where(${l}).count()`));
   }
   out.push(...MISSPELLED.map((code) => oneLiner(code)));
+  out.push(...MISPLANNED.map((code) => oneLiner(code)));
   for (const r of RECIPES) {
     for (const args of BAD_RECIPE_ARGS) out.push({ file: `scripts/${r}.ts`, args });
   }

@@ -24,6 +24,7 @@ import {
   SiteUnavailableError,
 } from "../providers/provider.ts";
 import { tracepointFormat } from "../providers/tracepoint.ts";
+import { ArgumentError } from "../arguments.ts";
 import {
   type Action,
   type CompiledSite,
@@ -341,7 +342,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     if (!starts.length || !ends.length) return [];
     const [startKeys, endKeys] = [starts[0].keys, ends[0].keys];
     if (startKeys.length !== endKeys.length) {
-      throw new TypeError(
+      throw new ArgumentError(
         `Span '${span.name}': the start key has ${startKeys.length} parts but the end key has ` +
           `${endKeys.length}; give both the same parts`,
       );

@@ -33,7 +33,7 @@ import type { FieldDecoding } from "../codegen/record.ts";
 import { probeProgram, stateValueSize } from "../codegen/probe_program.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
 import { tracepointFormat } from "./tracepoint.ts";
-import { checkSize } from "../arguments.ts";
+import { ArgumentError, checkSize } from "../arguments.ts";
 
 /** The entry of a system call. */
 export interface SyscallEntryEvent<A = Record<string, unknown>> extends EventHeader {
@@ -108,7 +108,7 @@ function syscallNames(): string[] {
 export function parseSyscallProbe(spec: string): { syscall: string; side: "entry" | "return" } {
   const [syscall, side = "entry", extra] = spec.split(":");
   if (extra !== undefined || (side !== "entry" && side !== "return")) {
-    throw new TypeError(
+    throw new ArgumentError(
       `Syscall probe '${spec}' is not of the form name:entry or name:return (e.g. openat:entry)`,
     );
   }
@@ -156,7 +156,7 @@ function bufferFields(
     const i = fields.findIndex((f) => f.name === name);
     if (i < 0 || argDecoding(fields[i]).type !== "pointer") {
       const pointers = fields.filter((f) => argDecoding(f).type === "pointer").map((f) => f.name);
-      throw new TypeError(
+      throw new ArgumentError(
         `${probe} has no pointer argument '${name}' to read a buffer from` +
           ` (pointer arguments: ${pointers.join(", ") || "none"})`,
       );
