@@ -68,21 +68,41 @@ function options() {
   }
 }
 
-/** Fails with a usage error when `path` cannot be opened for writing (created if missing). */
+/**
+ * Fails with a usage error when `path` cannot be opened for writing. It is left as it was: a
+ * file created to try is removed, so a usage error found later leaves nothing behind.
+ */
 function checkWritable(path: string): void {
   try {
-    Deno.openSync(path, { write: true, create: true }).close();
+    try {
+      Deno.openSync(path, { write: true, createNew: true }).close();
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      Deno.openSync(path, { write: true }).close();
+    }
   } catch (e) {
     throw new Usage(`-o '${path}' cannot be written: ${(e as Error).message.split("\n")[0]}`);
   }
 }
 
-/** Where output goes: stdout or the -o file. */
-function writer(path: string | undefined): (text: string) => void {
-  if (!path) return (text) => console.log(text);
-  Deno.writeTextFileSync(path, "");
-  return (text) => Deno.writeTextFileSync(path, text + "\n", { append: true });
+/**
+ * Where output goes: stdout or the -o file, which is replaced at the first write, so that a
+ * usage error found once the one-liner is planned leaves an existing file as it was.
+ */
+function writer(path: string | undefined): Writer {
+  if (!path) return Object.assign((text: string) => console.log(text), { finish() {} });
+  let append = false;
+  const write = (text: string) => {
+    Deno.writeTextFileSync(path, text, { append });
+    append = true;
+  };
+  // A run that printed nothing still replaces the file, with an empty one.
+  return Object.assign((text: string) => write(text + "\n"), { finish: () => append || write("") });
 }
+
+/** Writes a line of output; `finish()` once done. */
+type Writer = ((text: string) => void) & { finish(): void };
 
 function printSummary(
   summary: RunSummary,
@@ -149,6 +169,7 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     printAggregations: false,
   });
   printSummary(summary, o.format!, out);
+  out.finish();
   if (summary.commandExitCode) {
     console.error(`probe: the command exited with status ${summary.commandExitCode}`);
   }

@@ -23,6 +23,17 @@ Deno.test("-o to a path that cannot be written: one line, exit 2, before tracing
   }
 });
 
+Deno.test("-o checked for a usage error that follows leaves no file behind", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await probe(["-e", COUNT, "-d", "soon", "-o", `${dir}/out.txt`]);
+    equal(r.code, 2, r.stderr);
+    equal([...Deno.readDirSync(dir)], [], "no output file was created");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("-c with a command that does not exist: one line, exit 2", async () => {
   const r = await probe(["-e", COUNT, "-c", "no-such-command-xyz --flag"]);
   equal(r.code, 2, r.stderr);
