@@ -1,10 +1,39 @@
 # shellcheck shell=bash
-# Sourced by tools/run and tools/test: makes sure a pinned Deno, libbpf and (for tests) the
-# workload tools are present, installing what is missing, then exports DENO.
+# Sourced by tools/run, tools/probe and tools/test: checks the privilege tracing needs
+# (require_privilege), then makes sure a pinned Deno, libbpf and (for tests) the workload
+# tools are present, installing what is missing, and exports DENO.
 DENO_VERSION=2.9.6
 TSPROBE_HOME=${TSPROBE_HOME:-$HOME/.cache/tsprobe}
 
 say() { echo "bootstrap: $*" >&2; }
+
+# has_cap N: whether this shell holds capability N in its effective set (/proc/self/status).
+has_cap() {
+  local key value
+  while read -r key value; do
+    [ "$key" = CapEff: ] && return $(((16#$value >> $1 & 1) == 0))
+  done </proc/self/status
+  return 1
+}
+
+# require_privilege NAME tracing|admin: exits 1 with one line when this user lacks what NAME
+# needs, before anything is installed. Tracing loads BPF programs: CAP_BPF and CAP_PERFMON
+# (or CAP_SYS_ADMIN, which root has). admin: the tests also make loop devices and mount
+# filesystems, which take CAP_SYS_ADMIN.
+require_privilege() {
+  local name=$1 need=$2 who="not root, and" fix="run it as root: sudo $1"
+  has_cap 21 && return 0 # CAP_SYS_ADMIN
+  # Root without them: a container or a bounding set took them away.
+  [ "$(id -u)" -eq 0 ] && who="root, but" fix="give it the capabilities (docker: --privileged)"
+  if [ "$need" = admin ]; then
+    echo "$name: $who without CAP_SYS_ADMIN: the tests load BPF programs, make loop devices" \
+      "and mount filesystems; $fix" >&2
+    exit 1
+  fi
+  has_cap 38 && has_cap 39 && return 0 # CAP_PERFMON, CAP_BPF
+  echo "$name: $who without CAP_BPF and CAP_PERFMON: loading BPF programs needs them; $fix" >&2
+  exit 1
+}
 
 apt_install() {
   local missing=()
