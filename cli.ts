@@ -17,7 +17,7 @@ import { isUsageError } from "./runtime/usage.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
-import { missingProgram } from "./cli/command.ts";
+import { programProblem } from "./cli/command.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 import { unlinkedFile } from "./cli/unlinked_file.ts";
 
@@ -244,8 +244,8 @@ async function main(): Promise<number> {
   }
   if (o.output !== undefined) checkWritable(o.output);
   if (o.command !== undefined) {
-    const missing = await missingProgram(o.command);
-    if (missing) throw new Usage(`-c '${o.command}': no such command '${missing}'`);
+    const problem = await programProblem(o.command);
+    if (problem) throw new Usage(`-c '${o.command}': ${problem}`);
   }
   if (o.list) {
     if (positionals.length > 1) throw new Usage("-l takes at most one PATTERN (quote it)");

@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { isUsageError } from "./runtime/usage.ts";
-import { missingProgram } from "./cli/command.ts";
+import { programProblem } from "./cli/command.ts";
 import { DurationError, parseDuration } from "./runtime/duration.ts";
 
 /** One option a recipe declares. */
@@ -195,9 +195,9 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     console.error(`${r.name}: ${e.message} (see --help)`);
     Deno.exit(2);
   }
-  const missing = options.command === undefined ? undefined : await missingProgram(options.command);
-  if (missing) {
-    console.error(`${r.name}: --command '${options.command}': no such command '${missing}'`);
+  const problem = options.command === undefined ? undefined : await programProblem(options.command);
+  if (problem) {
+    console.error(`${r.name}: --command '${options.command}': ${problem}`);
     Deno.exit(2);
   }
   try {

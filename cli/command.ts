@@ -9,18 +9,30 @@
 const SHELL_SYNTAX = /[\s;&|<>()$`'"\\=*?[\]{}~#!]/;
 
 /**
- * The program `command` (a shell command line) starts when it is not found in PATH nor a
- * shell builtin or function; undefined when it is, or when the first word is shell syntax
- * (a variable assignment, a subshell, a quote...), which only the shell can tell.
+ * Why `command` (a shell command line) cannot start: its program is not found (in PATH, nor a
+ * builtin or function), or a path that is not an executable file; undefined when it can, or
+ * when the first word is shell syntax (an assignment, a subshell, a quote...), which only the
+ * shell can tell.
  */
-export async function missingProgram(command: string): Promise<string | undefined> {
+export async function programProblem(command: string): Promise<string | undefined> {
   const word = command.trimStart().split(/\s+/)[0] ?? "";
   if (word === "" || SHELL_SYNTAX.test(word)) return undefined;
+  if (word.includes("/")) {
+    // sh's `command -v` takes any existing path; the kernel needs an executable file.
+    let info;
+    try {
+      info = Deno.statSync(word);
+    } catch {
+      return `no such command '${word}'`;
+    }
+    const executable = info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
+    return executable ? undefined : `'${word}' is not an executable file`;
+  }
   const found = await new Deno.Command("sh", {
     args: ["-c", 'command -v -- "$1" >/dev/null', "sh", word],
     stdin: "null",
     stdout: "null",
     stderr: "null",
   }).output();
-  return found.success ? undefined : word;
+  return found.success ? undefined : `no such command '${word}'`;
 }

@@ -23,7 +23,7 @@ import { micros } from "../runtime/aggregate/summary.ts";
 import { fdPath } from "../runtime/providers/aio/abi.ts";
 import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../runtime/workload/libaio.ts";
 import { parseDuration } from "../runtime/duration.ts";
-import { missingProgram } from "../cli/command.ts";
+import { programProblem } from "../cli/command.ts";
 
 const USAGE = `usage: aio_latency.ts [options]
 Latency of Linux native AIO requests (io_submit to reap) and io_uring requests.
@@ -120,8 +120,8 @@ function workload(dir: string): void {
 }
 
 const opts = parse();
-const missing = opts.command === undefined ? undefined : await missingProgram(opts.command);
-if (missing) usage(`--command '${opts.command}': no such command '${missing}'`);
+const problem = opts.command === undefined ? undefined : await programProblem(opts.command);
+if (problem) usage(`--command '${opts.command}': ${problem}`);
 if (opts.help) {
   console.log(USAGE);
   Deno.exit(0);

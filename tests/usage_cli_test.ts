@@ -34,11 +34,19 @@ Deno.test("-o checked for a usage error that follows leaves no file behind", asy
   }
 });
 
-Deno.test("-c with a command that does not exist: one line, exit 2", async () => {
-  const r = await probe(["-e", COUNT, "-c", "no-such-command-xyz --flag"]);
-  equal(r.code, 2, r.stderr);
-  equal(lines(r.stderr).length, 1, r.stderr);
-  ok(r.stderr.includes("no-such-command-xyz"), r.stderr);
+Deno.test("-c with a command that cannot start: one line, exit 2", async () => {
+  const cases: Array<[string, string]> = [
+    ["no-such-command-xyz --flag", "no such command 'no-such-command-xyz'"],
+    ["./no-such-file", "no such command './no-such-file'"],
+    ["/etc/passwd x", "'/etc/passwd' is not an executable file"],
+    ["/tmp", "'/tmp' is not an executable file"],
+  ];
+  for (const [command, says] of cases) {
+    const r = await probe(["-e", COUNT, "-c", command]);
+    equal(r.code, 2, r.stderr);
+    equal(lines(r.stderr).length, 1, r.stderr);
+    ok(r.stderr.includes(says), r.stderr);
+  }
 });
 
 Deno.test("a traced command's nonzero exit status is said, and is in JSON and NDJSON", async () => {

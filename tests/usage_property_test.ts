@@ -116,6 +116,7 @@ const BAD_RECIPE_ARGS = [
   ["-a", "-i", "0s"],
   ["-p", "1", "-c", "true"],
   ["-c", "no-such-command-xyz"],
+  ["-c", "/etc/passwd"],
 ];
 
 function cases(): Case[] {
@@ -136,6 +137,7 @@ function cases(): Case[] {
   out.push({ file: "cli.ts", args: ["run", "/nonexistent/recipe.ts"] });
   for (const o of ["/proc/nope/x", "/", "/nonexistent-dir/out"]) out.push(oneLiner(COUNT, "-o", o));
   out.push(oneLiner(COUNT, "-c", "no-such-command-xyz"), oneLiner(COUNT, "-c", "/nonexistent/bin"));
+  out.push(oneLiner(COUNT, "-c", "/etc/passwd"), oneLiner(COUNT, "-c", "/tmp"));
   for (const code of ["syscall.on(", "}{", "syscall.on('read:return').count(", "exit(("]) {
     out.push(oneLiner(code));
   }
