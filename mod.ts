@@ -71,7 +71,7 @@ export type {
 export { aggregationJson, formatAggregation } from "./runtime/aggregate/print.ts";
 export { printable } from "./runtime/printable.ts";
 export { DurationError } from "./runtime/duration.ts";
-export { NotAFunctionError, SizeError } from "./runtime/arguments.ts";
+export { ArgumentError, NotAFunctionError, SizeError } from "./runtime/arguments.ts";
 export { TargetError } from "./runtime/process_tree.ts";
 export type {
   SyscallEntryEvent,

@@ -42,8 +42,21 @@ const MAX_STRING_SIZE = 4096;
 const MIN_RING_BYTES = 4096;
 const MAX_RING_BYTES = 1 << 30;
 
-/** Sizes of run() options, checked before anything loads. */
-function checkRunSizes(options: RunOptions): void {
+/** run() options of the wrong shape or size, checked before anything loads. */
+function checkRunOptions(options: RunOptions): void {
+  const { comm, command } = options as Record<string, unknown>;
+  if (comm !== undefined && (typeof comm !== "string" || comm === "")) {
+    throw new ArgumentError(`comm ${JSON.stringify(comm)} is not valid: give a command name`);
+  }
+  if (
+    command !== undefined &&
+    !(Array.isArray(command) && command.length && command.every((a) => typeof a === "string"))
+  ) {
+    throw new ArgumentError(
+      `command ${JSON.stringify(command)} is not valid: give the program and its arguments as ` +
+        `an array of strings, like ["ls", "-l"]`,
+    );
+  }
   if (options.stringSize !== undefined) {
     checkSize("stringSize", options.stringSize, { max: MAX_STRING_SIZE });
   }
@@ -169,7 +182,7 @@ export class Session {
     }
     const pids = [options.pid ?? []].flat();
     checkTargets(pids, options.command);
-    checkRunSizes(options);
+    checkRunOptions(options);
     const traced = pids.length > 0 || options.command !== undefined;
     return plan(this.#requests, {
       filter: { comm: options.comm, pidsMap: traced ? SessionMaps.pids : undefined },

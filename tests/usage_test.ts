@@ -8,6 +8,7 @@
  */
 import { deepStrictEqual as equal, ok, throws } from "node:assert/strict";
 import {
+  ArgumentError,
   LambdaError,
   NotAFunctionError,
   run,
@@ -129,6 +130,27 @@ Deno.test("run() ringBufferBytes and stringSize: checked before anything loads",
       thrown = e;
     }
     ok(thrown instanceof SizeError, `${JSON.stringify(options)}: ${thrown}`);
+    oneLine(thrown, option);
+  }
+});
+
+Deno.test("run() comm and command of the wrong shape: an ArgumentError before anything loads", async () => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ comm: 42 }, "comm"],
+    [{ comm: "" }, "comm"],
+    [{ command: "ls /" }, "command"],
+    [{ command: [] }, "command"],
+    [{ command: ["ls", 42] }, "command"],
+  ];
+  for (const [options, option] of cases) {
+    syscall.on("getppid:entry", () => {});
+    let thrown: unknown;
+    try {
+      await run({ duration: "10ms", ...options });
+    } catch (e) {
+      thrown = e;
+    }
+    ok(thrown instanceof ArgumentError, `${JSON.stringify(options)}: ${thrown}`);
     oneLine(thrown, option);
   }
 });
