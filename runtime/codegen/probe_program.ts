@@ -62,6 +62,8 @@ export interface ThreadState {
   fill?: (b: ProgramBuilder, at: number) => void;
   /** `load` only: without saved state the event is skipped. */
   required?: boolean;
+  /** `save` only: the entry of a per-CPU counter array that counts states the map refused. */
+  refused?: { map: string; index: number };
 }
 
 function emitKey(b: ProgramBuilder, st8: ThreadState): void {
@@ -116,6 +118,11 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
     );
   }
   b.update(st8.map, key, value);
+  if (st8.refused) {
+    const stored = b.fresh("stored");
+    b.emit(jmp("JEQ", R0, imm(0), stored));
+    b.increment(st8.refused.map, st8.refused.index).mark(stored);
+  }
 }
 
 /** Looks up this thread's saved state into R8 (0 when none) and deletes it. */

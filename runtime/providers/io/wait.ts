@@ -26,6 +26,8 @@ import { lastSubmitRecorder, waitedFields } from "./waited.ts";
 const PREV = 8;
 const NEXT = 16;
 const WAIT_MAP = "io_wait";
+/** Waits whose start the wait map refused (full, or a map error): no wait-done will follow. */
+const WAIT_UNPAIRED = "io.wait_unpaired";
 
 /** Skips unless the task at context offset `task` is in an I/O wait (and not preempted). */
 function inIowait(task: number, skip: string, b: ProgramBuilder): void {
@@ -92,7 +94,12 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
     valueSize: stateValueSize(0),
     maxEntries: 16384,
   });
-  const save: ThreadState = { map, mode: "save", capacity: 0 };
+  const save: ThreadState = {
+    map,
+    mode: "save",
+    capacity: 0,
+    refused: { map: ctx.counters, index: ctx.counter(WAIT_UNPAIRED) },
+  };
   const load: ThreadState = { map, mode: "load", capacity: 0, key: nextPidTgid, required: true };
   const own = new Set(["pid", "tid", "comm"]);
   return {
