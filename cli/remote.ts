@@ -14,9 +14,18 @@
  * @module
  */
 import { makeOwnedTempDir, removeOrphans } from "./owned_temp.ts";
+import { mistypedModules } from "./module_types.ts";
 
 /** Prefix of the directories the lockfiles are written in. */
 const LOCK_DIR_PREFIX = "probe-remote-";
+
+/** A remote recipe that cannot be fetched, or could not run as sent; the message says why. */
+export class RemoteRecipeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RemoteRecipeError";
+  }
+}
 
 /** A remote recipe's module graph, fetched into Deno's cache and locked. */
 export interface LockedGraph {
@@ -60,7 +69,8 @@ export function integrityMatches(value: string, integrity: string): boolean {
 /**
  * Fetches the module graph of `url` once into Deno's cache (`deno cache --reload` for its
  * origin, so the cache holds what the server sends now) and locks it. Throws a one-line
- * error when it cannot be fetched.
+ * {@link RemoteRecipeError} when it cannot be fetched, or when a module is sent with a content
+ * type that would make Deno load it as something else than its name says.
  */
 export async function lockGraph(url: string): Promise<LockedGraph> {
   await removeOrphans(LOCK_DIR_PREFIX);
@@ -82,7 +92,23 @@ export async function lockGraph(url: string): Promise<LockedGraph> {
     }).output();
     if (!out.success) {
       const why = new TextDecoder().decode(out.stderr).split("\n").find((l) => l.trim()) ?? "";
-      throw new Error(`cannot fetch ${url}: ${why.replace(/^error:\s*/i, "")}`);
+      // Sent as text/html or JavaScript, a .ts file is parsed as JavaScript: its types fail.
+      const hint = /SyntaxError/.test(why)
+        ? "; if its server sends .ts files as text/html or JavaScript, Deno parses them as " +
+          "JavaScript: have it send them as application/typescript"
+        : "";
+      throw new RemoteRecipeError(
+        `cannot fetch ${url}: ${why.replace(/^error:\s*/i, "")}${hint}`,
+      );
+    }
+    const mistyped = await mistypedModules(url, lock).catch((e: Error) => {
+      throw new RemoteRecipeError(`cannot read the modules of ${url}: ${e.message}`);
+    });
+    if (mistyped.length) {
+      throw new RemoteRecipeError(
+        `cannot run ${url}: ${mistyped.join("; ")}; have the server send .ts files as ` +
+          `application/typescript (text/plain and no type work too)`,
+      );
     }
     const text = await Deno.readTextFile(lock);
     const locked = JSON.parse(text) as {

@@ -96,9 +96,13 @@ Deno.test("probe run FILE runs a recipe with its own options", async () => {
 
 /**
  * A recipe host on 127.0.0.1: `files` by path, each a text or a function of how many times the
- * path was asked for (1 first), with the count of requests per path.
+ * path was asked for (1 first), with the count of requests per path; every file is sent with
+ * `contentType` (none when null).
  */
-function recipeHost(files: Record<string, string | ((n: number) => string)>) {
+function recipeHost(
+  files: Record<string, string | ((n: number) => string)>,
+  contentType: string | null = "application/typescript",
+) {
   const requests: Record<string, number> = {};
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
     const path = new URL(req.url).pathname;
@@ -107,9 +111,9 @@ function recipeHost(files: Record<string, string | ((n: number) => string)>) {
     const body = typeof file === "function"
       ? file(n)
       : file ?? await Deno.readFile(ROOT + path.slice(1)).catch(() => undefined);
-    return body === undefined
-      ? new Response("not found", { status: 404 })
-      : new Response(body, { headers: { "content-type": "application/typescript" } });
+    if (body === undefined) return new Response("not found", { status: 404 });
+    const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+    return new Response(bytes, { headers: contentType ? { "content-type": contentType } : {} });
   });
   return { url: (path: string) => `http://127.0.0.1:${server.addr.port}${path}`, requests, server };
 }
@@ -187,5 +191,47 @@ Deno.test("probe run URL runs a real recipe served over HTTP when pinned", async
     ok(JSON.parse(pinned.stdout).groups.length > 0);
   } finally {
     await host.server.shutdown();
+  }
+});
+
+Deno.test("probe pin and run URL: a recipe sent as text/plain, octet-stream or untyped runs; as text/html, one line", async () => {
+  const marker = await Deno.makeTempFile({ prefix: "tsprobe-cli-" });
+  const files = {
+    "/typed.ts": `import { v } from "./dep.ts"; const n: number = v; ` +
+      `Deno.writeTextFileSync("${marker}", String(n));`,
+    // TypeScript that does not parse as JavaScript, as text/html makes Deno read it.
+    "/cast.ts":
+      `import { v } from "./dep.ts"; Deno.writeTextFileSync("${marker}", String(v as 7));`,
+    "/dep.ts": "export const v: number = 7;",
+  };
+  try {
+    for (const type of ["text/plain", "application/octet-stream", null, "text/html"]) {
+      const host = recipeHost(files, type);
+      try {
+        for (const path of ["/typed.ts", "/cast.ts"]) {
+          await Deno.writeTextFile(marker, "");
+          const url = host.url(path);
+          const pin = await probe(["pin", url]);
+          // Without a pin (text/html has none), one of 32 zero bytes: the check comes first.
+          const integrity = pin.stdout.trim() || `sha256-${btoa("\0".repeat(32))}`;
+          const run = await probe(["run", url, "--integrity", integrity]);
+          if (type !== "text/html") {
+            equal([pin.code, run.code], [0, 0], `${type} ${path}: ${pin.stderr}${run.stderr}`);
+            equal(await Deno.readTextFile(marker), "7", `${type} ${path}: did not run`);
+            continue;
+          }
+          for (const r of [pin, run]) {
+            equal(r.code, 1, r.stderr);
+            equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+            ok(/text\/html.*application\/typescript/.test(r.stderr), `${path}: ${r.stderr}`);
+          }
+          equal(await Deno.readTextFile(marker), "", `${path}: nothing of it ran`);
+        }
+      } finally {
+        await host.server.shutdown();
+      }
+    }
+  } finally {
+    await Deno.remove(marker);
   }
 });
