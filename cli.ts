@@ -42,6 +42,9 @@ exit codes: 0 done, 1 runtime failure, 2 usage error`;
 
 class Usage extends Error {}
 
+/** What Deno runs as a module. */
+const RECIPE_FILE = /\.(ts|mts|tsx|js|mjs|jsx)$/;
+
 function options() {
   try {
     return parseArgs({
@@ -142,7 +145,8 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
   try {
     await import(oneLinerUrl(o.eval!));
   } catch (e) {
-    if (e instanceof SyntaxError || e instanceof TypeError) {
+    // Its own mistakes: syntax, a name not in scope, a call of what is not a function.
+    if (e instanceof SyntaxError || e instanceof ReferenceError || e instanceof TypeError) {
       throw new Usage(`the one-liner does not run: ${e.message.split("\n")[0]}`);
     }
     throw e;
@@ -181,6 +185,9 @@ async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]
   const env: Record<string, string> = o.explain ? { TSPROBE_EXPLAIN: "1" } : {};
   if (!isUrl(target)) {
     if (!pathExists(target)) throw new Usage(`no recipe file '${target}'`);
+    if (!RECIPE_FILE.test(target) || !Deno.statSync(target).isFile) {
+      throw new Usage(`'${target}' is not a recipe file (a .ts or .js module)`);
+    }
     return await runDeno(["run", "-A", target, ...rest], env);
   }
   if (o.integrity !== undefined && integrityDigest(o.integrity) === undefined) {
@@ -241,6 +248,14 @@ async function main(): Promise<number> {
   }
   if (!["text", "json", "ndjson"].includes(o.format!)) {
     throw new Usage(`--format '${o.format}' is not one of text, json, ndjson`);
+  }
+  const asked = [
+    o.eval !== undefined && "-e",
+    o.list && "-l",
+    !o.list && positionals.length > 0 && positionals[0],
+  ].filter((x) => x);
+  if (asked.length > 1) {
+    throw new Usage(`give one of -e, -l, run or pin, not ${asked.join(" and ")}`);
   }
   if (o.output !== undefined) checkWritable(o.output);
   if (o.command !== undefined) {

@@ -134,11 +134,32 @@ function cases(): Case[] {
   ) {
     out.push({ file: "cli.ts", args });
   }
-  out.push({ file: "cli.ts", args: ["run", "/nonexistent/recipe.ts"] });
+  for (
+    const args of [
+      ["run", "/nonexistent/recipe.ts"],
+      ["run", "README.md"],
+      ["run", "/tmp"],
+      ["run", "https://example.invalid/r.ts", "--integrity", "sha1-abc"],
+      ["pin", "notaurl"],
+      ["-l", "zzz*"],
+      ["-l", "-e", COUNT],
+      ["-e", COUNT, "run", "scripts/syscount.ts"],
+    ]
+  ) out.push({ file: "cli.ts", args });
   for (const o of ["/proc/nope/x", "/", "/nonexistent-dir/out"]) out.push(oneLiner(COUNT, "-o", o));
   out.push(oneLiner(COUNT, "-c", "no-such-command-xyz"), oneLiner(COUNT, "-c", "/nonexistent/bin"));
   out.push(oneLiner(COUNT, "-c", "/etc/passwd"), oneLiner(COUNT, "-c", "/tmp"));
-  for (const code of ["syscall.on(", "}{", "syscall.on('read:return').count(", "exit(("]) {
+  for (
+    const code of [
+      "syscall.on(",
+      "}{",
+      "syscall.on('read:return').count(",
+      "exit((",
+      "y",
+      "nope.on('read:return').count()",
+      "syscall.on('read:return').count().nope()",
+    ]
+  ) {
     out.push(oneLiner(code));
   }
   out.push(oneLiner(`${"(".repeat(1200)}1${")".repeat(1200)}`));
@@ -243,7 +264,9 @@ Deno.test("every malformed input is one line on stderr, exit 2, and leaves nothi
   const results = await pool(all, 8, (c) => denoRun(c.file, c.args));
   const wrong = results.flatMap((r: Output, i) => {
     const err = lines(r.stderr);
-    const bad = r.code !== 2 || err.length !== 1 || /^\s+at /m.test(r.stderr);
+    // Exactly one line: no blank lines either, and it ends the output.
+    const oneLine = err.length === 1 && r.stderr === `${err[0]}\n`;
+    const bad = r.code !== 2 || !oneLine || /^\s+at /m.test(r.stderr);
     const c = all[i];
     return bad
       ? [
