@@ -24,6 +24,7 @@ import { fdPath } from "../runtime/providers/aio/abi.ts";
 import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../runtime/workload/libaio.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { programProblem } from "../cli/command.ts";
+import { isUsageError } from "../runtime/usage.ts";
 
 const USAGE = `usage: aio_latency.ts [options]
 Latency of Linux native AIO requests (io_submit to reap) and io_uring requests.
@@ -290,6 +291,10 @@ const summary: RunSummary = await run({
   // Each interval's data comes as read (and cleared) by the session: nothing is lost.
   onInterval: (data) => report({}, false, data),
   printAggregations: false,
+}).catch((e): never => {
+  // A pid that is not there: one line, as for the options above.
+  if (isUsageError(e)) usage((e as Error).message);
+  throw e;
 });
 clearInterval(namer);
 report(summary.counters, true);

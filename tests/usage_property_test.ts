@@ -119,6 +119,19 @@ const BAD_RECIPE_ARGS = [
   ["-c", "/etc/passwd"],
 ];
 
+/** Each recipe's own options, given values they refuse. */
+const BAD_RECIPE_OPTIONS: Record<string, string[][]> = {
+  aio_latency: [["--by", "nope"], ["--pid", "99999999"], ["--pid", "0"]],
+  biolatency: [["--disk", "nosuchdisk"], ["-a", "--disk", "/dev/null"]],
+  biosnoop: [["--disk", "nosuchdisk"]],
+  fileslower: [["--min-ms", "-1"], ["--min-ms", "soon"]],
+  iotop: [["--top", "0"], ["--top", "abc"], ["--disk", "nosuchdisk"]],
+  iowait: [["--top", "0"], ["--top", "1.5"]],
+  opensnoop: [["-n", "averyveryverylongname"]],
+  syscount: [["--top", "0"], ["--top", "-3"], ["--top", "2.5"], ["--top", "NaN"]],
+  syslat: [["--top", "0"], ["--top", "x"]],
+};
+
 function cases(): Case[] {
   const out: Case[] = [];
   for (const d of BAD_DURATIONS) {
@@ -175,7 +188,9 @@ function cases(): Case[] {
   out.push(...MISSPELLED.map((code) => oneLiner(code)));
   out.push(...MISPLANNED.map((code) => oneLiner(code)));
   for (const r of RECIPES) {
-    for (const args of BAD_RECIPE_ARGS) out.push({ file: `scripts/${r}.ts`, args });
+    for (const args of [...BAD_RECIPE_ARGS, ...BAD_RECIPE_OPTIONS[r] ?? []]) {
+      out.push({ file: `scripts/${r}.ts`, args });
+    }
   }
   return out;
 }
