@@ -5,7 +5,10 @@
  *
  * @module
  */
-import { makeOwnedTempFile } from "./owned_temp.ts";
+import { makeOwnedTempFile, removeOrphans } from "./owned_temp.ts";
+
+/** Prefix of the files' names while they have one. */
+const PREFIX = "probe-file-";
 
 /** An open file with no name in any directory (see {@link unlinkedFile}). */
 export interface UnlinkedFile {
@@ -16,12 +19,13 @@ export interface UnlinkedFile {
 }
 
 /**
- * Writes `text` to a new temporary file, keeps it open, and removes its name. Its owner-named
- * name (owned_temp.ts) lives for a few microseconds, for a later run to remove if this process
- * is killed within them.
+ * Writes `text` to a new temporary file, keeps it open, and removes its name. The name lives
+ * for a few microseconds; it is the owner's (owned_temp.ts), so that the next call removes one
+ * whose process was killed within them.
  */
 export async function unlinkedFile(text: string): Promise<UnlinkedFile> {
-  const name = await makeOwnedTempFile("probe-file-");
+  await removeOrphans(PREFIX);
+  const name = await makeOwnedTempFile(PREFIX);
   let file: Deno.FsFile | undefined;
   try {
     await Deno.writeTextFile(name, text);

@@ -108,7 +108,7 @@ Deno.test("probe run URL killed with SIGKILL while its recipe traces leaves no f
   }
 });
 
-Deno.test("probe run URL and pin remove lockfile directories whose owner died, and only those", async () => {
+Deno.test("probe pin and run URL remove the temporary entries whose owner died, and only those", async () => {
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     () =>
@@ -124,14 +124,19 @@ Deno.test("probe run URL and pin remove lockfile directories whose owner died, a
     const live = `probe-remote-${Deno.pid}.${started}-live`;
     const reused = `probe-remote-${Deno.pid}.${Number(started) + 1}-reused`;
     const dead = "probe-remote-99999999.1-dead";
+    const deadFile = "probe-file-99999999.1-dead"; // the lockfile's name, for microseconds
     const left = await leftIn(async (tmp) => {
       for (const name of [live, reused, dead, "probe-remote-unowned"]) {
         await Deno.mkdir(`${tmp}/${name}`);
         await Deno.writeTextFile(`${tmp}/${name}/deno.lock`, "{}");
       }
+      await Deno.writeTextFile(`${tmp}/${deadFile}`, "{}");
       const url = `http://127.0.0.1:${server.addr.port}/r.ts`;
       const pin = await probe(tmp, ["pin", url]).output();
       equal(pin.code, 0, new TextDecoder().decode(pin.stderr));
+      const integrity = new TextDecoder().decode(pin.stdout).trim();
+      const run = await probe(tmp, ["run", url, "--integrity", integrity]).output();
+      equal(run.code, 0, new TextDecoder().decode(run.stderr));
     });
     equal(left.sort(), [live, "probe-remote-unowned"]);
   } finally {
