@@ -5,6 +5,8 @@
  * @module
  */
 
+import { executableProblem } from "../runtime/executable.ts";
+
 /** Characters after which the first word is not simply a program to look up. */
 const SHELL_SYNTAX = /[\s;&|<>()$`'"\\=*?[\]{}~#!]/;
 
@@ -17,22 +19,15 @@ const SHELL_SYNTAX = /[\s;&|<>()$`'"\\=*?[\]{}~#!]/;
 export async function programProblem(command: string): Promise<string | undefined> {
   const word = command.trimStart().split(/\s+/)[0] ?? "";
   if (word === "" || SHELL_SYNTAX.test(word)) return undefined;
-  if (word.includes("/")) {
-    // sh's `command -v` takes any existing path; the kernel needs an executable file.
-    let info;
-    try {
-      info = Deno.statSync(word);
-    } catch {
-      return `no such command '${word}'`;
-    }
-    const executable = info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
-    return executable ? undefined : `'${word}' is not an executable file`;
-  }
+  // sh's `command -v` takes any existing path; the kernel needs an executable file.
+  const problem = executableProblem(word);
+  if (problem === undefined || word.includes("/")) return problem;
+  // Not in PATH, but maybe a shell builtin or function.
   const found = await new Deno.Command("sh", {
     args: ["-c", 'command -v -- "$1" >/dev/null', "sh", word],
     stdin: "null",
     stdout: "null",
     stderr: "null",
   }).output();
-  return found.success ? undefined : `no such command '${word}'`;
+  return found.success ? undefined : problem;
 }

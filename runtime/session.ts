@@ -31,7 +31,8 @@ import { loadParser } from "./lambda/parse.ts";
 import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
-import { checkTargets, killDescendants, PidWatch } from "./process_tree.ts";
+import { checkTargets, killDescendants, PidWatch, TargetError } from "./process_tree.ts";
+import { executableProblem } from "./executable.ts";
 import { ArgumentError, checkSize } from "./arguments.ts";
 
 const DEFAULT_STRING_SIZE = 256;
@@ -57,6 +58,8 @@ function checkRunOptions(options: RunOptions): void {
         `an array of strings, like ["ls", "-l"]`,
     );
   }
+  const problem = command === undefined ? undefined : executableProblem(command[0]);
+  if (problem) throw new TargetError(`command: ${problem}`);
   if (options.stringSize !== undefined) {
     checkSize("stringSize", options.stringSize, { max: MAX_STRING_SIZE });
   }

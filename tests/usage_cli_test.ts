@@ -36,8 +36,8 @@ Deno.test("-o checked for a usage error that follows leaves no file behind", asy
 
 Deno.test("-c with a command that cannot start: one line, exit 2", async () => {
   const cases: Array<[string, string]> = [
-    ["no-such-command-xyz --flag", "no such command 'no-such-command-xyz'"],
-    ["./no-such-file", "no such command './no-such-file'"],
+    ["no-such-command-xyz --flag", "no such program 'no-such-command-xyz' (in PATH)"],
+    ["./no-such-file", "no such program './no-such-file'"],
     ["/etc/passwd x", "'/etc/passwd' is not an executable file"],
     ["/tmp", "'/tmp' is not an executable file"],
   ];

@@ -17,6 +17,7 @@ import {
   span,
   type Stream,
   syscall,
+  TargetError,
 } from "../mod.ts";
 import { isUsageError } from "../runtime/usage.ts";
 import { compileLambda } from "../runtime/lambda/compile.ts";
@@ -153,6 +154,29 @@ Deno.test("run() comm and command of the wrong shape: an ArgumentError before an
     ok(thrown instanceof ArgumentError, `${JSON.stringify(options)}: ${thrown}`);
     oneLine(thrown, option);
   }
+});
+
+Deno.test("run() command whose program cannot be executed: a TargetError before anything loads", async () => {
+  const cases: Array<[string[], string]> = [
+    [["no-such-program-xyz", "-x"], "no such program 'no-such-program-xyz'"],
+    [["/etc/passwd"], "'/etc/passwd' is not an executable file"],
+    [["/tmp"], "'/tmp' is not an executable file"],
+    [["./no-such-file"], "no such program './no-such-file'"],
+  ];
+  for (const [command, says] of cases) {
+    syscall.on("getppid:entry", () => {});
+    let thrown: unknown;
+    try {
+      await run({ command });
+    } catch (e) {
+      thrown = e;
+    }
+    ok(thrown instanceof TargetError, `${command}: ${thrown}`);
+    oneLine(thrown, says);
+  }
+  // `sh` is found in PATH, so this one runs.
+  syscall.on("getppid:entry", () => {});
+  equal((await run({ command: ["sh", "-c", "exit 4"] })).commandExitCode, 4);
 });
 
 Deno.test("a lambda or handler that is not a function is a NotAFunctionError naming its place", () => {
