@@ -12,11 +12,14 @@ import { deepStrictEqual as equal, ok } from "node:assert/strict";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** Runs tools/`tool` `args` as set up by `setpriv`, with HOME a fresh empty directory. */
-async function asUser(setpriv: string[], tool: string, args: string[]) {
+/**
+ * Runs tools/`tool` `args` as set up by `setpriv`, with HOME a fresh empty directory that
+ * anyone may write, or only root when `writableHome` is false.
+ */
+async function asUser(setpriv: string[], tool: string, args: string[], writableHome = true) {
   const home = await Deno.makeTempDir({ prefix: "tsprobe-home-" });
   try {
-    await Deno.chmod(home, 0o777);
+    await Deno.chmod(home, writableHome ? 0o777 : 0o755);
     const r = await new Deno.Command("setpriv", {
       args: [...setpriv, "--", `${ROOT}tools/${tool}`, ...args],
       // No deno on the PATH: the bootstrap would install one, were it allowed to go on.
@@ -75,8 +78,18 @@ Deno.test("help needs no privilege", async () => {
   }
 });
 
+/** nobody, with the capabilities tracing needs. */
+const TRACER = [...NOBODY, "--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon"];
+
+Deno.test("a user who may trace but cannot write HOME: one line on where Deno cannot go", async () => {
+  const r = await asUser(TRACER, "run", ["scripts/syscount.ts"], false);
+  equal(r.code, 1, r.stderr);
+  equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+  ok(/^bootstrap: cannot install deno .* set TSPROBE_HOME/.test(r.stderr), r.stderr);
+});
+
 Deno.test("a user with CAP_BPF and CAP_PERFMON may trace, but not run the tests", async () => {
-  const caps = [...NOBODY, "--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon"];
+  const caps = TRACER;
   const check = (need: string) =>
     new Deno.Command("setpriv", {
       args: [...caps, "--", "bash", "-c", `. tools/bootstrap.sh; require_privilege x ${need}`],

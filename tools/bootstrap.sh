@@ -61,8 +61,13 @@ ensure_deno() {
   DENO="$dir/node_modules/@deno/linux-x64-glibc/deno"
   if [ ! -x "$DENO" ]; then
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm || return 1
+    # A user who may trace (CAP_BPF) may still have a HOME they cannot write (sudo -u keeps it).
+    if ! mkdir -p "$dir" 2>/dev/null || [ ! -w "$dir" ]; then
+      say "cannot install deno $DENO_VERSION into $dir (not writable): set TSPROBE_HOME to a" \
+        "directory you can write, or put deno $DENO_VERSION on the PATH"
+      return 1
+    fi
     say "installing deno $DENO_VERSION from the npm registry into $dir"
-    mkdir -p "$dir"
     npm install --prefix "$dir" --no-audit --no-fund --silent "deno@$DENO_VERSION" >&2 || return 1
   fi
   [ -x "$DENO" ] || { say "deno was not installed at $DENO"; return 1; }
