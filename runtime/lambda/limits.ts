@@ -11,7 +11,8 @@
  *   about 34000 and failed; the limit is an estimate of 8192, a quarter of the reach, leaving
  *   room for the program around it and for other lambdas of the same probe.
  * - syntax depth: compiling walks the tree recursively; an `a || b || ...` chain of 3000 terms
- *   overflowed the JavaScript stack, 2000 did not; the limit is 1000 levels.
+ *   overflowed the JavaScript stack, 2000 did not; the limit is 1000 levels. The parser gives
+ *   out first on nested brackets (acorn: "Not enough stack space" at about 600): the same error.
  *
  * @module
  */
@@ -20,7 +21,7 @@ import { type Expr, LambdaError } from "./ir.ts";
 
 /** Most operands an expression may keep waiting at once. */
 export const MAX_NESTING = 32;
-/** Most BPF instructions a kernel lambda may take, as {@link estimateInstructions} counts them. */
+/** Most BPF instructions a kernel lambda may take, as {@link measure} estimates them. */
 export const MAX_INSTRUCTIONS = 8192;
 /** Most levels of a lambda's syntax tree. */
 export const MAX_SYNTAX_DEPTH = 1000;
