@@ -15,6 +15,7 @@ import { aggregationJson, explain, formatAggregation, run, type RunSummary } fro
 import { pathExists } from "./bpf/sysinfo.ts";
 import { isUsageError } from "./runtime/usage.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
+import { printableJson } from "./runtime/printable.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
 import { programProblem } from "./cli/command.ts";
@@ -115,13 +116,13 @@ function printSummary(
   if (format === "text") {
     for (const a of summary.aggregations) out(formatAggregation(a) + "\n");
   } else if (format === "ndjson") {
-    for (const a of summary.aggregations) out(JSON.stringify(aggregationJson(a)));
+    for (const a of summary.aggregations) out(printableJson(aggregationJson(a)));
     // The run's end, after its aggregations (not for interval prints).
     if (summary.reason !== undefined) {
-      out(JSON.stringify({ reason: summary.reason, commandExitCode: summary.commandExitCode }));
+      out(printableJson({ reason: summary.reason, commandExitCode: summary.commandExitCode }));
     }
   } else {
-    out(JSON.stringify({
+    out(printableJson({
       aggregations: summary.aggregations.map(aggregationJson),
       events: summary.events,
       dropped: summary.dropped,

@@ -25,3 +25,20 @@ export function printable(text: string): string {
     (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
 }
+
+/**
+ * `JSON.stringify(value)`, with DEL and the C1 control characters written `\u007f` ... `\u009f`:
+ * JSON escapes only C0, and a terminal may act on U+009B (CSI) as on ESC [. The same JSON.
+ *
+ * @example Escapes CSI
+ * ```ts
+ * import { printableJson } from "./printable.ts";
+ * if (printableJson(["\x9b2J"]) !== '["\\u009b2J"]') throw new Error("not escaped");
+ * ```
+ */
+export function printableJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\x7f-\x9f]/g,
+    (c) => `\\u00${c.charCodeAt(0).toString(16)}`,
+  );
+}

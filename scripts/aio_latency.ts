@@ -25,6 +25,7 @@ import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../runtime/workloa
 import { parseDuration } from "../runtime/duration.ts";
 import { programProblem } from "../cli/command.ts";
 import { isUsageError } from "../runtime/usage.ts";
+import { printableJson } from "../runtime/printable.ts";
 
 const USAGE = `usage: aio_latency.ts [options]
 Latency of Linux native AIO requests (io_submit to reap) and io_uring requests.
@@ -239,7 +240,7 @@ function report(
   const all = [...groups("aio", snapshot[0]), ...groups("uring", snapshot[1])];
   const blind = blindSpot(counters);
   if (opts.json) {
-    console.log(JSON.stringify({
+    console.log(printableJson({
       groups: all.map((g) => ({
         kind: g.kind,
         key: g.key,

@@ -40,6 +40,7 @@
  */
 import { B, type DevInfo, io, printable, requestCreated, type Stream } from "../mod.ts";
 import { recipe } from "../recipe.ts";
+import { printableJson } from "../runtime/printable.ts";
 
 /** How `b_flags & (B_READ | B_WRITE | B_ASYNC)` prints. */
 const FLAG_MASK = B.B_READ | B.B_WRITE | B.B_ASYNC;
@@ -200,7 +201,7 @@ await recipe({
       const rw = FLAG_LABELS[e.buf.b_flags & FLAG_MASK] ?? "-";
       printed++;
       if (o.json) {
-        console.log(JSON.stringify({
+        console.log(printableJson({
           time_s: time,
           comm: submitter?.comm ?? null,
           pid: submitter?.pid ?? null,

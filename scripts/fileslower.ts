@@ -11,6 +11,7 @@
  */
 import { printable, syscall, type SyscallReturnEvent } from "../mod.ts";
 import { recipe } from "../recipe.ts";
+import { printableJson } from "../runtime/printable.ts";
 
 /**
  * The demo: a reader (cat) whose writer sends a line every 300 ms, so each of its 3 reads of
@@ -98,7 +99,7 @@ await recipe({
         path,
       };
       if (o.json) {
-        console.log(JSON.stringify(io));
+        console.log(printableJson(io));
         return;
       }
       console.log(

@@ -25,6 +25,7 @@
  */
 import { type AggregationData, B, type DevInfo, io, printable, type Stream } from "../mod.ts";
 import { recipe } from "../recipe.ts";
+import { printableJson } from "../runtime/printable.ts";
 
 /** The bits the sums are split by: a read, a write, or neither. */
 const RW = B.B_READ | B.B_WRITE;
@@ -136,7 +137,7 @@ await recipe({
         .map(({ key, ...t }) => ({ disk: key[0] as string, file: key[1] as string, ...t }));
       const lost = (procData?.lost ?? 0) + (fileData?.lost ?? 0);
       if (o.json) {
-        console.log(JSON.stringify({ processes, files, lost }));
+        console.log(printableJson({ processes, files, lost }));
         return;
       }
       const cols = (t: Totals) =>

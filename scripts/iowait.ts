@@ -35,6 +35,7 @@ import {
   printable,
 } from "../mod.ts";
 import { recipe } from "../recipe.ts";
+import { printableJson } from "../runtime/printable.ts";
 import { micros, summarize } from "../runtime/aggregate/summary.ts";
 
 /**
@@ -134,7 +135,7 @@ await recipe({
       const all = (data?.rows ?? []).flatMap((r) => waiter(data!, r))
         .sort((a, b) => b.total_us - a.total_us || a.pid - b.pid).slice(0, o.top);
       if (o.json) {
-        console.log(JSON.stringify({
+        console.log(printableJson({
           unit: "us",
           processes: all.map(({ hist: _, ...w }) => w),
           ...(perFile && { files: fileRows(files) }),

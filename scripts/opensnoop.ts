@@ -7,6 +7,7 @@
  *   deno run -A scripts/opensnoop.ts -c "ls /etc" -x only the opens that failed
  */
 import { recipe } from "../recipe.ts";
+import { printableJson } from "../runtime/printable.ts";
 import { printable, syscall } from "../mod.ts";
 
 await recipe({
@@ -35,7 +36,7 @@ await recipe({
       const us = e.latencyNs === undefined ? undefined : e.latencyNs / 1000;
       if (o.json) {
         const { pid, comm, ret } = e;
-        console.log(JSON.stringify({ pid, comm, ret, us, path: e.args.filename }));
+        console.log(printableJson({ pid, comm, ret, us, path: e.args.filename }));
         return;
       }
       const fd = e.ret >= 0 ? String(e.ret) : "-1";

@@ -9,6 +9,7 @@
  */
 import { type AggregationData, printable, tracepoint } from "../mod.ts";
 import { recipe } from "../recipe.ts";
+import { printableJson } from "../runtime/printable.ts";
 import { syscallName } from "../runtime/providers/syscall_numbers.ts";
 
 const TITLE = "syscalls by count";
@@ -49,7 +50,7 @@ function report(o: Report, data: AggregationData | undefined, elapsedMs?: number
     );
   }
   if (o.json) {
-    console.log(JSON.stringify({
+    console.log(printableJson({
       total,
       distinct: all.length,
       lost,

@@ -12,6 +12,7 @@
  */
 import { type AggregationData, printable, type RunSummary, span, tracepoint } from "../mod.ts";
 import { recipe } from "../recipe.ts";
+import { printableJson } from "../runtime/printable.ts";
 import { syscallName } from "../runtime/providers/syscall_numbers.ts";
 
 const TITLE = "syscall latency (ns)";
@@ -71,7 +72,7 @@ function report(o: Report, data: AggregationData | undefined, summary?: RunSumma
   }
   const sp = summary?.spans[0];
   if (o.json) {
-    console.log(JSON.stringify({
+    console.log(printableJson({
       count,
       total_ns: total,
       distinct: all.length,

@@ -97,8 +97,8 @@ Deno.test("fileslower shows a hostile comm and fifo name escaped", async () => {
 
 Deno.test("syscount and syslat --per-process show a hostile comm escaped", async () => {
   const perl = `perl -e '$0 = "${PERL_HOSTILE}"; getppid() for 1..50'`;
-  await shows([SHOWN], "scripts/syscount.ts", "--per-process", "-c", perl);
-  await shows([SHOWN], "scripts/syslat.ts", "--per-process", "-c", perl);
+  await shows([SHOWN], "scripts/syscount.ts", "--per-process", "--top", "500", "-c", perl);
+  await shows([SHOWN], "scripts/syslat.ts", "--per-process", "--top", "500", "-c", perl);
 });
 
 Deno.test("aio_latency shows a hostile comm (--by process) and file name (--by fd) escaped", async () => {
@@ -120,4 +120,30 @@ Deno.test("a one-liner's console.log shows a hostile comm escaped", async () => 
     `syscall.on("getppid:entry", (e) => console.log("comm", e.comm, { comm: e.comm }))`;
   const out = await shows([`comm ${SHOWN}`], "cli.ts", "-e", printer, "-c", perl);
   ok(out.includes(`comm: "${SHOWN}"`), out); // objects: as Deno.inspect escapes them
+});
+
+Deno.test("JSON output writes DEL and C1 controls (which JSON.stringify leaves raw) as \\u escapes", async () => {
+  // U+009B is CSI, the one-byte form of ESC [; in UTF-8 the bytes C2 9B, which a comm may hold.
+  const comm = "a\x9b31mX\x7f";
+  const perl = String.raw`perl -e '$0 = "a\xc2\x9b31mX\x7f"; getppid() for 1..5'`;
+  const parsed = (out: string) => out.trim().split("\n").map((l) => JSON.parse(l));
+  const one = await shows(
+    [],
+    "scripts/syscount.ts",
+    "--per-process",
+    "--top",
+    "500",
+    "--json",
+    "-c",
+    perl,
+  );
+  ok(parsed(one)[0].syscalls.some((s: { comm: string }) => s.comm === comm), one);
+  const count =
+    "syscall.on('getppid:entry').where((e) => e.comm.startsWith('a')).count((e) => e.comm)";
+  for (const format of ["json", "ndjson"]) {
+    const out = await shows([], "cli.ts", "-e", count, "-c", perl, "--format", format);
+    ok(out.includes(String.raw`a\u009b31mX\u007f`), out);
+    const rows = format === "json" ? parsed(out)[0].aggregations[0].rows : parsed(out)[0].rows;
+    equal(rows, [{ key: [comm], value: 5 }]);
+  }
 });
