@@ -8,23 +8,17 @@
  */
 import { printable } from "../runtime/printable.ts";
 
-type Method = "log" | "info" | "debug" | "warn" | "error" | "trace";
-
-/** `console.<name>` with its string arguments escaped. */
-function escaping(name: Method) {
-  return (...args: unknown[]) =>
-    globalThis.console[name](...args.map((a) => typeof a === "string" ? printable(a) : a));
-}
+const escaped = (arg: unknown) => typeof arg === "string" ? printable(arg) : arg;
 
 /**
- * The global console, but `log`, `info`, `debug`, `warn`, `error` and `trace` print string
+ * The global console, but every method (log, error, count, group, assert...) gets its string
  * arguments with control characters escaped as strace writes them.
  */
-export const escapedConsole: Console = Object.assign(Object.create(globalThis.console), {
-  log: escaping("log"),
-  info: escaping("info"),
-  debug: escaping("debug"),
-  warn: escaping("warn"),
-  error: escaping("error"),
-  trace: escaping("trace"),
+export const escapedConsole: Console = new Proxy(globalThis.console, {
+  get(target, key) {
+    const value = Reflect.get(target, key);
+    return typeof value === "function"
+      ? (...args: unknown[]) => value.apply(target, args.map(escaped))
+      : value;
+  },
 });

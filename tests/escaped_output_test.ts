@@ -114,11 +114,11 @@ Deno.test("aio_latency shows a hostile comm (--by process) and file name (--by f
   });
 });
 
-Deno.test("a one-liner's console.log shows a hostile comm escaped", async () => {
+Deno.test("a one-liner's console.log and console.count show a hostile comm escaped", async () => {
   const perl = `perl -e '$0 = "${PERL_HOSTILE}"; getppid()'`;
-  const printer =
-    `syscall.on("getppid:entry", (e) => console.log("comm", e.comm, { comm: e.comm }))`;
-  const out = await shows([`comm ${SHOWN}`], "cli.ts", "-e", printer, "-c", perl);
+  const printer = `syscall.on("getppid:entry", (e) => ` +
+    `{ console.log("comm", e.comm, { comm: e.comm }); console.count(e.comm); })`;
+  const out = await shows([`comm ${SHOWN}`, `${SHOWN}: 1`], "cli.ts", "-e", printer, "-c", perl);
   ok(out.includes(`comm: "${SHOWN}"`), out); // objects: as Deno.inspect escapes them
 });
 
