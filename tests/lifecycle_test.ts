@@ -11,7 +11,15 @@
  * Needs root (or CAP_BPF and CAP_PERFMON), libbpf, bpftool and perl.
  */
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
-import { exit, ProbeNotFoundError, run, session, syscall, tracepoint } from "../mod.ts";
+import {
+  ArgumentError,
+  exit,
+  ProbeNotFoundError,
+  run,
+  session,
+  syscall,
+  tracepoint,
+} from "../mod.ts";
 import { exists } from "./fixtures/bpf.ts";
 
 const FIXTURE = new URL("./fixtures/trace_forever.ts", import.meta.url).pathname;
@@ -367,9 +375,9 @@ Deno.test("run() with a duration ends with reason 'duration'", async () => {
   assertEquals(minus(ownedIds(Deno.pid), before), emptyIds());
 });
 
-Deno.test("run() with no probes rejects with 'Nothing to trace'", async () => {
+Deno.test("run() with no probes rejects with 'Nothing to trace', a usage error", async () => {
   assertEquals(session().size, 0);
-  await rejects(run(), /^Error: Nothing to trace/);
+  await rejects(run(), (e) => e instanceof ArgumentError && /^Nothing to trace/.test(e.message));
 });
 
 /** Asserts `e` is a single-line error. */
