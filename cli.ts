@@ -19,6 +19,7 @@ import { printableJson } from "./runtime/printable.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
 import { programProblem } from "./cli/command.ts";
+import { PARENT_ENV } from "./runtime/process_tree.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 import { unlinkedFile } from "./cli/unlinked_file.ts";
 
@@ -233,7 +234,8 @@ function isUrl(target: string): boolean {
 async function runDeno(args: string[], env: Record<string, string>): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    env,
+    // The recipe ends with probe, even when probe is killed (see followParent).
+    env: { ...env, [PARENT_ENV]: String(Deno.pid) },
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",

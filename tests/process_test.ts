@@ -10,6 +10,7 @@ import { deepStrictEqual as equal, ok, rejects } from "node:assert/strict";
 import { run, session, syscall } from "../mod.ts";
 import { TargetError } from "../runtime/process_tree.ts";
 import { FOLLOW_LOST } from "../runtime/compiler/plan.ts";
+import { exists } from "./fixtures/bpf.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -160,5 +161,41 @@ Deno.test("probe and recipes refuse bad pids in one line, exit 2", async () => {
     equal(r.code, 2, `${file} ${args.join(" ")}: ${stderr}`);
     equal(stderr.trim().split("\n").length, 1, stderr);
     ok(/pid|process/.test(stderr), stderr);
+  }
+});
+
+Deno.test("a recipe started by probe run ends when probe is killed", async () => {
+  const dir = await Deno.makeTempDir();
+  const ready = `${dir}/ready`;
+  const recipe = `${dir}/recipe.ts`;
+  await Deno.writeTextFile(
+    recipe,
+    `import { run, syscall } from "${ROOT}mod.ts";\n` +
+      `syscall.on("getppid:entry").count();\n` +
+      `await run({ onAttached: () => Deno.writeTextFileSync(${JSON.stringify(ready)}, "") });\n`,
+  );
+  const probe = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}cli.ts`, "run", recipe],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let recipePid = 0;
+  try {
+    await until(() => alive(probe.pid) && exists(ready) ? true : undefined);
+    const children = Deno.readTextFileSync(`/proc/${probe.pid}/task/${probe.pid}/children`);
+    recipePid = Number(children.trim().split(" ")[0]);
+    ok(alive(recipePid), `the recipe runs as pid ${recipePid}`);
+    probe.kill("SIGKILL");
+    await probe.status;
+    await until(() => alive(recipePid) ? undefined : true);
+  } finally {
+    // (pid 0 would be this process group: only a recipe that was found is killed.)
+    const recipe = () => recipePid > 0 && Deno.kill(recipePid, "SIGKILL");
+    for (const kill of [() => probe.kill("SIGKILL"), recipe]) {
+      try {
+        kill();
+      } catch { /* already gone */ }
+    }
+    await Deno.remove(dir, { recursive: true });
   }
 });
