@@ -4,6 +4,7 @@ import { diskstats, loopDirectIo, settleUdev, withLoopDevice } from "./fixtures/
 import { dropCaches, type FsType, MIN_SIZE_MIB, withFilesystem } from "./fixtures/filesystem.ts";
 import { withZram } from "./fixtures/zram.ts";
 import { withFullLoopDevice } from "./fixtures/full_device.ts";
+import { WAIT_UNPAIRED } from "../runtime/providers/io/wait.ts";
 
 const KiB = 1024;
 const show = (x: unknown) => JSON.stringify(x, (_, v) => typeof v === "bigint" ? `${v}` : v);
@@ -249,6 +250,42 @@ Deno.test("synchronous reads give paired io:wait-start and io:wait-done in the s
     equal(dones.length, starts.length);
     equal(new Set(dones.map((d) => d.tid)), new Set(starts));
     for (const d of dones) ok(d.waitNs > 0 && d.waitNs < 1e9, `waitNs ${d.waitNs}`);
+  });
+});
+
+Deno.test("io:wait-start and io:wait-done pair per thread under direct reads from 8 threads; unpaired starts are counted", async () => {
+  await withLoopDevice(64, async (loop) => {
+    const starts = new Map<number, number>();
+    const dones = new Map<number, number>();
+    const add = (m: Map<number, number>, tid: number) => m.set(tid, (m.get(tid) ?? 0) + 1);
+    io.on("wait-start", (e) => add(starts, e.tid));
+    io.on("wait-done", (e) => add(dones, e.tid));
+    const summary = await run({
+      command: [
+        "fio",
+        "--name=waits",
+        `--filename=${loop.path}`,
+        "--rw=randread",
+        "--bs=4k",
+        "--ioengine=psync",
+        "--direct=1",
+        "--thread",
+        "--numjobs=8",
+        "--number_ios=500",
+        "--output=/dev/null",
+      ],
+    });
+    equal(summary.commandExitCode, 0);
+    const total = [...starts.values()].reduce((n, c) => n + c, 0);
+    ok(starts.size >= 8 && total >= 8 * 400, `${total} waits in ${starts.size} threads`);
+    let unpaired = 0;
+    for (const [tid, n] of starts) {
+      const d = dones.get(tid) ?? 0;
+      ok(d <= n, `thread ${tid}: ${d} wait-done for ${n} wait-start`);
+      unpaired += n - d;
+    }
+    equal(dones.size, starts.size, "every waiting thread resumed");
+    equal(summary.counters[WAIT_UNPAIRED], unpaired, "wait-starts without wait-done, counted");
   });
 });
 

@@ -62,14 +62,20 @@ export interface ThreadState {
   fill?: (b: ProgramBuilder, at: number) => void;
   /** `load` only: without saved state the event is skipped. */
   required?: boolean;
-  /** `save` only: the entry of a per-CPU counter array that counts states the map refused. */
-  refused?: { map: string; index: number };
+  /**
+   * `save` only: the entry of a per-CPU counter array that counts saves no load will pair:
+   * those that replace a state never loaded, and those the map refused.
+   */
+  unpaired?: { map: string; index: number };
 }
 
 function emitKey(b: ProgramBuilder, st8: ThreadState): void {
   if (st8.key) st8.key(b);
   else b.emit(call("get_current_pid_tgid"));
 }
+
+const BPF_NOEXIST = 1;
+const EEXIST = 17;
 
 /** Bytes of a saved-state value: the time, then the saved words. */
 export function stateValueSize(words: number): number {
@@ -117,12 +123,16 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
       call("probe_read_kernel"),
     );
   }
-  b.update(st8.map, key, value);
-  if (st8.refused) {
-    const stored = b.fresh("stored");
-    b.emit(jmp("JEQ", R0, imm(0), stored));
-    b.increment(st8.refused.map, st8.refused.index).mark(stored);
+  if (!st8.unpaired) {
+    b.update(st8.map, key, value);
+    return;
   }
+  const stored = b.fresh("stored");
+  const unpaired = b.fresh("unpaired");
+  b.update(st8.map, key, value, BPF_NOEXIST);
+  b.emit(jmp("JEQ", R0, imm(0), stored), jmp("JNE", R0, imm(-EEXIST), unpaired));
+  b.update(st8.map, key, value).mark(unpaired);
+  b.increment(st8.unpaired.map, st8.unpaired.index).mark(stored);
 }
 
 /** Looks up this thread's saved state into R8 (0 when none) and deletes it. */
