@@ -120,7 +120,13 @@ function printSummary(
     for (const a of summary.aggregations) out(printableJson(aggregationJson(a)));
     // The run's end, after its aggregations (not for interval prints).
     if (summary.reason !== undefined) {
-      out(printableJson({ reason: summary.reason, commandExitCode: summary.commandExitCode }));
+      out(printableJson({
+        reason: summary.reason,
+        commandExitCode: summary.commandExitCode,
+        dropped: summary.dropped,
+        counters: summary.counters,
+        losses: summary.losses,
+      }));
     }
   } else {
     out(printableJson({
@@ -128,6 +134,7 @@ function printSummary(
       events: summary.events,
       dropped: summary.dropped,
       counters: summary.counters,
+      losses: summary.losses,
       reason: summary.reason,
       commandExitCode: summary.commandExitCode,
     }));

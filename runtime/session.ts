@@ -19,8 +19,6 @@ import { TAG_OFFSET } from "./codegen/record.ts";
 import {
   type AggregationRequest,
   type ConsumerRequest,
-  FOLLOW_LOST,
-  PIDS_CAPACITY,
   type Plan,
   plan,
   type PlannedAggregation,
@@ -144,6 +142,11 @@ export interface RunSummary {
   spans: SpanSummary[];
   /** Counters providers keep in the kernel (e.g. "aio.submitted"), summed over CPUs. */
   counters: Record<string, number>;
+  /**
+   * One line per counter that lost something, with its count ("3 AIO requests not timed:
+   * ..."): drops are in `dropped`, span starts in `spans`.
+   */
+  losses: string[];
 }
 
 /** Called with each event of a probe. */
@@ -342,6 +345,12 @@ export class Session {
       this.#live = this.#clear = undefined;
       const byProbe: Record<string, number> = {};
       p.streams.forEach((s, i) => byProbe[s.probe] = (byProbe[s.probe] ?? 0) + counts[i]);
+      const counters = {
+        ...Object.fromEntries(
+          [...p.counters].map(([name, slot]) => [name, aggregations.counter(slot)]),
+        ),
+        ...ticked.counts,
+      };
       const summary: RunSummary = {
         reason: this.#stopReason ?? "exit",
         events: counts.reduce((a, b) => a + b, 0),
@@ -353,12 +362,9 @@ export class Session {
         aggregations: [...this.#final.values()],
         notes: p.notes,
         spans: aggregations.spans(),
-        counters: {
-          ...Object.fromEntries(
-            [...p.counters].map(([name, slot]) => [name, aggregations.counter(slot)]),
-          ),
-          ...ticked.counts,
-        },
+        counters,
+        losses: [...p.losses].filter(([name]) => counters[name] > 0)
+          .map(([name, what]) => `${counters[name]} ${what} (${name})`),
       };
       if (options.printAggregations ?? true) aggregations.print(summary.aggregations);
       report(summary, options);
@@ -489,13 +495,7 @@ function report(s: RunSummary, options: RunOptions): void {
         }) or filter in the kernel`,
     );
   }
-  const unfollowed = s.counters[FOLLOW_LOST] ?? 0;
-  if (unfollowed > 0) {
-    console.error(
-      `tsprobe: ${unfollowed} processes the command started were not traced: the map of ` +
-        `traced pids was full (${PIDS_CAPACITY} at once)`,
-    );
-  }
+  for (const loss of s.losses) console.error(`tsprobe: ${loss}`);
   for (const sp of s.spans.filter((x) => x.lost > 0)) {
     console.error(
       `tsprobe: span '${sp.name}': ${sp.lost} starts lost: its map was full (raise size) or a ` +

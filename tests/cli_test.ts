@@ -74,6 +74,30 @@ Deno.test("probe -e with --format json -o FILE writes the aggregations as JSON",
   }
 });
 
+Deno.test("what a run lost is said on stderr and in JSON: AIO requests reaped in user space and resubmitted", async () => {
+  const file = await Deno.makeTempFile({ dir: "/var/tmp" });
+  try {
+    // fio reaps from the mapped ring (no io_getevents) and submits its 8 iocbs again and again.
+    const fio = `fio --name=t --filename=${file} --size=16m --rw=randread --bs=4k --iodepth=8 ` +
+      `--ioengine=libaio --direct=1 --number_ios=2048 --userspace_reap=1 ` +
+      `--iodepth_batch_complete_min=0 --output=/dev/null`;
+    const r = await probe(["-e", "aio.on('reap').count()", "-c", fio, "--format", "json"]);
+    equal(r.code, 0, r.stderr);
+    const json = JSON.parse(r.stdout);
+    const c = json.counters;
+    const replaced = c["aio.replaced"];
+    ok(replaced > 0, r.stdout);
+    equal(c["aio.submitted"], 2048);
+    equal(replaced + c["aio.swept"] + c["aio.inflight"], 2048, "every request accounted for");
+    const line = `${replaced} AIO requests never timed: their iocb was submitted again before ` +
+      `their reap was seen (aio.replaced)`;
+    equal(json.losses, [line]);
+    ok(r.stderr.includes(`tsprobe: ${line}`), r.stderr);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
 Deno.test("probe --explain shows the kernel program and loads nothing", async () => {
   const r = await probe([
     "-e",

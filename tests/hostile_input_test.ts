@@ -124,6 +124,9 @@ Deno.test("a return whose entry was not seen has no latency: never aggregated as
     const u = value(unknown), k = value(known);
     equal([u?.kind === "count" && u.value, k?.kind === "count" && k.value], [1, 1]);
     equal(summary.counters["aggregations.unknown"], 2, "left out of min and of hist");
+    equal(summary.losses, [
+      "2 events left out of aggregations: a latency's start was not seen (aggregations.unknown)",
+    ]);
   } finally {
     await writer.close().catch(() => {});
     await child.status;

@@ -117,6 +117,8 @@ export interface Plan {
   tick: Array<(maps: ReadonlyMap<string, BpfMap>) => Record<string, number> | void>;
   /** Counter slots providers asked for, by name. */
   counters: ReadonlyMap<string, number>;
+  /** What each counter that counts a loss lost (see `SiteContext.counter`), by name. */
+  losses: ReadonlyMap<string, string>;
   /** One line per optional probe this kernel lacks, left out of the session. */
   notes: string[];
 }
@@ -282,6 +284,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
   };
   let counters = DROPPED_COUNTER + 1;
   const named = new Map<string, number>();
+  const losses = new Map<string, string>();
   const sites = new Map<string, Entry[]>();
   const notes: string[] = [];
   const entriesOf = (request: ProbeRequest): Entry[] => {
@@ -291,8 +294,9 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
         filter: options.filter,
         stringSize: options.stringSize,
         map: declare,
-        counter: (name: string) => {
+        counter: (name: string, loss?: string) => {
           if (!named.has(name)) named.set(name, counters++);
+          if (loss) losses.set(name, loss);
           return named.get(name)!;
         },
         counters: SessionMaps.counters,
@@ -497,7 +501,10 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       maxEntries: 1,
     });
   }
-  if (aggregations.length) named.set(UNKNOWN_SKIPPED, counters++);
+  if (aggregations.length) {
+    named.set(UNKNOWN_SKIPPED, counters++);
+    losses.set(UNKNOWN_SKIPPED, "events left out of aggregations: a latency's start was not seen");
+  }
   const shared = {
     events: SessionMaps.events,
     scratch: SessionMaps.scratch,
@@ -514,7 +521,14 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     site: compileSite(s.site, s.ends, s.consumers, shared, filter),
     consumers: s.consumers,
   }));
-  if (options.follow) named.set(FOLLOW_LOST, counters++);
+  if (options.follow) {
+    named.set(FOLLOW_LOST, counters++);
+    losses.set(
+      FOLLOW_LOST,
+      `processes the command started were not traced: the map of traced pids was full ` +
+        `(${PIDS_CAPACITY} at once)`,
+    );
+  }
   // Sized once every program is generated: generating them may name more counters.
   declare({
     name: SessionMaps.counters,
@@ -573,6 +587,7 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     // One site's upkeep serves every site sharing its maps.
     tick: [...new Set(live.flatMap((e) => e.site.tick ? [e.site.tick] : []))],
     counters: named,
+    losses,
     notes,
   };
 }

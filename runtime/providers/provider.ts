@@ -23,8 +23,12 @@ export interface SiteContext {
   stringSize: number;
   /** Declares a map the programs refer to by the returned name (same name: same map). */
   map(spec: MapSpec): string;
-  /** The slot of a named counter in the session's per-CPU counter map (same name: same slot). */
-  counter(name: string): number;
+  /**
+   * The slot of a named counter in the session's per-CPU counter map (same name: same slot).
+   * `loss` says what a nonzero count lost, for the end of the run ("AIO requests not timed:
+   * ..."); counters of what went well have none.
+   */
+  counter(name: string, loss?: string): number;
   /** The session's per-CPU counter map, for `ProgramBuilder.increment`. */
   counters: string;
   /** The session's per-CPU scratch map (a record R7 can point at in companion programs). */

@@ -84,6 +84,19 @@ export const AIO_COUNTERS = {
   inflight: "aio.inflight",
 } as const;
 
+/** What the counters of lost timings lost, said at the end of a run when not 0. */
+const AIO_LOSSES: Partial<Record<keyof typeof AIO_COUNTERS, string>> = {
+  unmatched: "AIO requests reaped without a submit seen (before tracing began): not timed",
+  lost: "AIO requests not timed: the in-flight map was full",
+  overflow: `AIO requests not timed: more than ${MAX_BATCH} in one call`,
+  replaced: "AIO requests never timed: their iocb was submitted again before their reap was seen",
+};
+
+/** The slot of an AIO counter, with what it lost. */
+function counter(ctx: SiteContext, name: keyof typeof AIO_COUNTERS): number {
+  return ctx.counter(AIO_COUNTERS[name], AIO_LOSSES[name]);
+}
+
 /** Key {tgid, ctx_id, iocb}; value {submit time, fd (u32) and opcode (u32), nbytes, offset}. */
 const KEY_SIZE = 24;
 const VALUE_SIZE = 32;
@@ -150,7 +163,7 @@ function submitRecorder(ctx: SiteContext): ProgramPlan[] {
     const n = b.alloc(8);
     const end = b.fresh("submit_end");
     b.emit(ldx("DW", R0, R6, RET), jmp("JSLE", R0, imm(0), end), stx("DW", R10, n, R0));
-    b.increment(ctx.counters, ctx.counter(AIO_COUNTERS.submitted), n);
+    b.increment(ctx.counters, counter(ctx, "submitted"), n);
     emitEach(b, { state: SAVED_ARGS }, rounds(ctx), (b) => recordSubmit(b, ctx));
     b.mark(end);
   });
@@ -161,7 +174,7 @@ function rounds(ctx: SiteContext): Rounds {
   return {
     count: (b) => b.emit(ldx("DW", R0, R6, RET)),
     max: MAX_BATCH,
-    overflow: { map: ctx.counters, index: ctx.counter(AIO_COUNTERS.overflow) },
+    overflow: { map: ctx.counters, index: counter(ctx, "overflow") },
   };
 }
 
@@ -196,10 +209,10 @@ function recordSubmit(b: ProgramBuilder, ctx: SiteContext): void {
   const lost = b.fresh("lost");
   b.update(INFLIGHT, key, value, BPF_NOEXIST);
   b.emit(jmp("JEQ", R0, imm(0), stored), jmp("JNE", R0, imm(-EEXIST), lost));
-  b.increment(counters, ctx.counter(AIO_COUNTERS.replaced));
+  b.increment(counters, counter(ctx, "replaced"));
   b.update(INFLIGHT, key, value);
   b.emit(jmp("JEQ", R0, imm(0), stored)).mark(lost);
-  b.increment(counters, ctx.counter(AIO_COUNTERS.lost)).mark(stored);
+  b.increment(counters, counter(ctx, "lost")).mark(stored);
 }
 
 /** io_cancel's return: a cancelled request will not be reaped. */
@@ -212,7 +225,7 @@ function cancelRecorder(ctx: SiteContext): ProgramPlan[] {
     emitKey(b, key);
     b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_delete_elem"));
     b.emit(jmp("JNE", R0, imm(0), end));
-    b.increment(ctx.counters, ctx.counter(AIO_COUNTERS.cancelled)).mark(end);
+    b.increment(ctx.counters, counter(ctx, "cancelled")).mark(end);
   });
 }
 
@@ -309,7 +322,7 @@ function emitReap(b: ProgramBuilder, ctx: SiteContext, dst: number): void {
   b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_lookup_elem"));
   b.emit(jmp("JNE", R0, imm(0), found), st("DW", R7, dst + REAP.latency, -1));
   b.emit(st("DW", R7, dst + REAP.op, 0));
-  b.increment(ctx.counters, ctx.counter(AIO_COUNTERS.unmatched)).emit(ja(done)).mark(found);
+  b.increment(ctx.counters, counter(ctx, "unmatched")).emit(ja(done)).mark(found);
   for (let w = 0; w < VALUE_SIZE; w += 8) {
     b.emit(ldx("DW", R1, R0, w), stx("DW", R7, dst + REAP.submitted + w, R1));
   }
@@ -318,7 +331,7 @@ function emitReap(b: ProgramBuilder, ctx: SiteContext, dst: number): void {
   b.emit(ldx("W", R1, R0, 8), stx("W", R7, dst + REAP.pid + 4, R1)); // the fd, beside the pid
   emitOpName(b, dst + REAP.op);
   b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_delete_elem"));
-  b.increment(ctx.counters, ctx.counter(AIO_COUNTERS.reaped)).mark(done);
+  b.increment(ctx.counters, counter(ctx, "reaped")).mark(done);
 }
 
 /** The reap fields: the io_event, the request's submit record, latency, fd path. */

@@ -102,7 +102,10 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
     map,
     mode: "save",
     capacity: 0,
-    unpaired: { map: ctx.counters, index: ctx.counter(WAIT_UNPAIRED) },
+    unpaired: {
+      map: ctx.counters,
+      index: ctx.counter(WAIT_UNPAIRED, "io:wait-starts without a wait-done: the end was not seen"),
+    },
   };
   const load: ThreadState = { map, mode: "load", capacity: 0, key: nextPidTgid, required: true };
   const own = new Set(["pid", "tid", "comm"]);
