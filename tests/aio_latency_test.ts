@@ -1,19 +1,8 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-
-const SCRIPT = new URL("../scripts/aio_latency.ts", import.meta.url).pathname;
-
-async function recipe(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { recipe } from "./fixtures/subprocess.ts";
 
 Deno.test("aio_latency --help explains every option", async () => {
-  const r = await recipe("--help");
+  const r = await recipe("aio_latency", "--help");
   equal(r.code, 0);
   for (const o of ["--pid", "--command", "--interval", "--duration", "--by", "--json", "--demo"]) {
     ok(r.stdout.includes(o), o);
@@ -21,14 +10,14 @@ Deno.test("aio_latency --help explains every option", async () => {
 });
 
 Deno.test("aio_latency: a usage error is one line and exit code 2", async () => {
-  const r = await recipe("--by", "color");
+  const r = await recipe("aio_latency", "--by", "color");
   equal(r.code, 2);
   equal(r.stderr.trim().split("\n").length, 1);
   ok(r.stderr.includes("--by 'color'"), r.stderr);
 });
 
 Deno.test("aio_latency run bare traces its own AIO workload: 4096 requests, histogram and summary", async () => {
-  const r = await recipe();
+  const r = await recipe("aio_latency");
   equal(r.code, 0, r.stderr);
   ok(/@aio usecs, deno \(pid \d+\):/.test(r.stdout), r.stdout);
   ok(
@@ -39,7 +28,7 @@ Deno.test("aio_latency run bare traces its own AIO workload: 4096 requests, hist
 });
 
 Deno.test("aio_latency --json --by opcode splits the demo's reads and writes", async () => {
-  const r = await recipe("--demo", "--json", "--by", "opcode");
+  const r = await recipe("aio_latency", "--demo", "--json", "--by", "opcode");
   equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   const counts = Object.fromEntries(
@@ -59,7 +48,7 @@ Deno.test("aio_latency reports the blind spot when an application reaps in user 
     const fio = `fio --name=t --filename=${file} --size=16m --rw=randread --bs=4k --iodepth=8 ` +
       `--ioengine=libaio --direct=1 --number_ios=2048 --userspace_reap=1 ` +
       `--iodepth_batch_complete_min=0 --output-format=terse`;
-    const r = await recipe("-c", `${fio} > /dev/null`);
+    const r = await recipe("aio_latency", "-c", `${fio} > /dev/null`);
     equal(r.code, 0, r.stderr);
     ok(r.stdout.includes("blind spot: 2048 of 2048 requests"), r.stdout);
     ok(r.stdout.includes("reaps completions from the mapped ring in user space"), r.stdout);

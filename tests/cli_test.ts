@@ -1,15 +1,8 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { exists } from "./fixtures/bpf.ts";
+import { probe } from "./fixtures/subprocess.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-async function probe(args: string[], wrap: string[] = []) {
-  const cmd = [...wrap, Deno.execPath(), "run", "-A", `${ROOT}cli.ts`, ...args];
-  const r = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-    .output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
-}
 
 Deno.test("probe --help lists the commands and options", async () => {
   const r = await probe(["--help"]);
@@ -38,10 +31,9 @@ Deno.test("usage errors exit 2 with one line", async () => {
 });
 
 Deno.test("a missing precondition is said with its remedy, exit 1", async () => {
-  const r = await probe(["-e", "syscall.on('read:return').count()", "-d", "1s"], [
-    "setpriv",
-    "--bounding-set=-sys_admin,-bpf,-perfmon",
-  ]);
+  const r = await probe(["-e", "syscall.on('read:return').count()", "-d", "1s"], {
+    wrap: ["setpriv", "--bounding-set=-sys_admin,-bpf,-perfmon"],
+  });
   equal(r.code, 1);
   ok(r.stderr.includes("not root, and without CAP_BPF and CAP_PERFMON: run as root"), r.stderr);
 });

@@ -4,6 +4,7 @@
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { exists } from "./fixtures/bpf.ts";
+import { probe } from "./fixtures/subprocess.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FILE = `/var/tmp/tsprobe-cookbook-${crypto.randomUUID()}`;
@@ -115,14 +116,9 @@ Deno.test("the README's cookbook and this test list the same one-liners", () => 
 for (const [line, { workload, output }] of Object.entries(EXPECT)) {
   Deno.test(`cookbook: ${line}`, async () => {
     try {
-      const r = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${ROOT}cli.ts`, "-e", line, "-c", workload],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = new TextDecoder().decode(r.stdout);
-      equal(r.code, 0, new TextDecoder().decode(r.stderr));
-      ok(output.test(text), `expected ${output} in:\n${text}`);
+      const r = await probe(["-e", line, "-c", workload]);
+      equal(r.code, 0, r.stderr);
+      ok(output.test(r.stdout), `expected ${output} in:\n${r.stdout}`);
     } finally {
       await Deno.remove(FILE).catch(() => {});
     }

@@ -11,8 +11,7 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { printable } from "../mod.ts";
 import { withFilesystem } from "./fixtures/filesystem.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
+import { denoRun } from "./fixtures/subprocess.ts";
 
 /** Clears the screen and sets the window title: 12 bytes, so it fits in a comm (15). */
 const HOSTILE = "\x1b[2J\x1b]0;pwn\x07";
@@ -21,20 +20,9 @@ const SHOWN = printable(HOSTILE);
 /** The same, as perl writes it in a string literal (no raw control bytes in a command line). */
 const PERL_HOSTILE = String.raw`\e[2J\e]0;pwn\a`;
 
-async function deno(file: string, ...args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${file}`, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
-}
-
 /** Runs a recipe (or the CLI) and checks its stdout shows `expected` and no control byte. */
 async function shows(expected: string[], file: string, ...args: string[]): Promise<string> {
-  const r = await deno(file, ...args);
+  const r = await denoRun(file, args);
   equal(r.code, 0, `${file}: ${r.stderr}`);
   // deno-lint-ignore no-control-regex -- looking for control characters is the point
   const raw = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/.exec(r.stdout);

@@ -7,18 +7,7 @@
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { exit, printable, run, syscall } from "../mod.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function deno(file: string, args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${file}`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
-}
+import { denoRun, probe, recipe } from "./fixtures/subprocess.ts";
 
 Deno.test("exit() in a handler stops delivery at once", async () => {
   let calls = 0;
@@ -44,7 +33,7 @@ Deno.test("bad durations and intervals are one-line usage errors, exit 2", async
     ["scripts/syscount.ts", ["-a", "-i", "0s"], /Interval '0s' must be longer than 0/],
   ];
   for (const [file, args, says] of cases) {
-    const r = await deno(file, args);
+    const r = await denoRun(file, args);
     equal(r.code, 2, `${file} ${args.join(" ")}: ${r.stderr}`);
     equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     ok(says.test(r.stderr), r.stderr);
@@ -59,10 +48,10 @@ Deno.test("a file name with terminal escapes is printed escaped", async () => {
     const escaped = printable(name);
     equal(escaped, `${dir}/red\\x1b[31m\\x07\\nline`);
     const command = `cat "$(printf '${dir}/red\\033[31m\\007\\nline')" > /dev/null`;
-    const snoop = await deno("scripts/opensnoop.ts", ["-c", command]);
+    const snoop = await recipe("opensnoop", "-c", command);
     equal(snoop.code, 0, snoop.stderr);
     ok(snoop.stdout.includes(escaped), snoop.stdout);
-    const counted = await deno("cli.ts", [
+    const counted = await probe([
       "-e",
       "syscall.on('openat:entry').count((e) => e.args.filename)",
       "-c",

@@ -9,33 +9,9 @@ import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { diskstats, type LoopDevice, withLoopDevice } from "./fixtures/loop_device.ts";
 import { withZram, type ZramDevice } from "./fixtures/zram.ts";
 import { withFilesystem } from "./fixtures/filesystem.ts";
+import { type Output, recipe } from "./fixtures/subprocess.ts";
 
 const KiB = 1024;
-
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-  elapsedMs: number;
-}
-
-async function recipe(name: string, ...args: string[]): Promise<Output> {
-  const script = new URL(`../scripts/${name}.ts`, import.meta.url).pathname;
-  const started = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return {
-    code: out.code,
-    stdout: text(out.stdout),
-    stderr: text(out.stderr),
-    elapsedMs: performance.now() - started,
-  };
-}
 
 /** Runs `name` with `args` and returns its JSON lines, failing with its stderr on a bad exit. */
 async function json<T>(name: string, ...args: string[]): Promise<{ lines: T[]; out: Output }> {

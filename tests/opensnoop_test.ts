@@ -1,28 +1,18 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-
-const SCRIPT = new URL("../scripts/opensnoop.ts", import.meta.url).pathname;
-
-async function opensnoop(...args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
-}
+import { recipe } from "./fixtures/subprocess.ts";
 
 Deno.test("opensnoop --help, and a usage error in one line with exit 2", async () => {
-  const help = await opensnoop("--help");
+  const help = await recipe("opensnoop", "--help");
   equal(help.code, 0);
   ok(help.stdout.includes("--failed") && help.stdout.includes("--command"));
-  const bad = await opensnoop("--pid", "x");
+  const bad = await recipe("opensnoop", "--pid", "x");
   equal(bad.code, 2);
   equal(bad.stderr.trim().split("\n").length, 1);
 });
 
 Deno.test("opensnoop shows a command's opens, with results; -x only the failed ones", async () => {
-  const all = await opensnoop(
+  const all = await recipe(
+    "opensnoop",
     "-c",
     "cat /etc/hostname /nonexistent-opensnoop > /dev/null 2>&1",
     "--json",
@@ -33,7 +23,8 @@ Deno.test("opensnoop shows a command's opens, with results; -x only the failed o
   const hostname = cat.find((l) => l.path === "/etc/hostname");
   ok(hostname && hostname.ret >= 0 && hostname.us > 0, JSON.stringify(cat));
   equal(cat.find((l) => l.path === "/nonexistent-opensnoop")?.ret, -2); // ENOENT
-  const failed = await opensnoop(
+  const failed = await recipe(
+    "opensnoop",
     "-c",
     "cat /etc/hostname /nonexistent-opensnoop > /dev/null 2>&1",
     "-x",

@@ -11,6 +11,7 @@ import { run, session, syscall } from "../mod.ts";
 import { TargetError } from "../runtime/process_tree.ts";
 import { FOLLOW_LOST } from "../runtime/compiler/plan.ts";
 import { exists } from "./fixtures/bpf.ts";
+import { denoRun } from "./fixtures/subprocess.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -152,15 +153,10 @@ Deno.test("probe and recipes refuse bad pids in one line, exit 2", async () => {
     ["scripts/syscount.ts", "--pid", "4194304"],
   ];
   for (const [file, ...args] of cases) {
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}${file}`, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(r.stderr);
-    equal(r.code, 2, `${file} ${args.join(" ")}: ${stderr}`);
-    equal(stderr.trim().split("\n").length, 1, stderr);
-    ok(/pid|process/.test(stderr), stderr);
+    const r = await denoRun(file, args);
+    equal(r.code, 2, `${file} ${args.join(" ")}: ${r.stderr}`);
+    equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    ok(/pid|process/.test(r.stderr), r.stderr);
   }
 });
 

@@ -7,18 +7,7 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { SYSCALL_NAMES, syscallName } from "../runtime/providers/syscall_numbers.ts";
 import { parseSyscallNumbers } from "../tools/gen_syscall_numbers.ts";
-
-const SCRIPTS = new URL("../scripts/", import.meta.url).pathname;
-
-async function recipe(name: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${SCRIPTS}${name}.ts`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { recipe } from "./fixtures/subprocess.ts";
 
 async function json<T>(name: string, ...args: string[]): Promise<T> {
   const r = await recipe(name, "--json", ...args);
