@@ -6,7 +6,7 @@
  *   deno run -A scripts/opensnoop.ts -p 1234 -d 10s  one process for 10 seconds
  *   deno run -A scripts/opensnoop.ts -c "ls /etc" -x only the opens that failed
  */
-import { recipe } from "../recipe.ts";
+import { recipe, UsageError } from "../recipe.ts";
 import { printableJson } from "../runtime/printable.ts";
 import { printable, syscall } from "../mod.ts";
 
@@ -20,6 +20,16 @@ await recipe({
   demo: "for f in /etc/hostname /etc/os-release /nonexistent /etc/passwd; do " +
     "cat $f >/dev/null 2>&1; done; ls /usr/share >/dev/null",
   setup(o) {
+    if (o.name !== undefined) {
+      // A comm is 1 to 15 bytes (TASK_COMM_LEN 16, with its NUL): another name matches nothing.
+      const bytes = new TextEncoder().encode(o.name).length;
+      if (bytes < 1 || bytes > 15) {
+        throw new UsageError(
+          `--name '${printable(o.name)}' is ${bytes} bytes: a command name has 1 to 15 ` +
+            `(see --help)`,
+        );
+      }
+    }
     let opens = 0;
     let stream = syscall.on("openat:return");
     if (o.failed) stream = stream.where((e) => e.ret < 0);
