@@ -12,7 +12,7 @@
  */
 import { parseArgs } from "node:util";
 import { aggregationJson, explain, formatAggregation, run, type RunSummary } from "./mod.ts";
-import { pathExists } from "./bpf/sysinfo.ts";
+import { pathExists } from "./system/files.ts";
 import { isUsageError } from "./runtime/usage.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { printableJson } from "./runtime/printable.ts";

@@ -100,7 +100,7 @@ export { AIO_COUNTERS } from "./runtime/providers/aio/lifecycle.ts";
 export type { FileInfo } from "./runtime/providers/io/fileinfo.ts";
 export type { EventHeader } from "./runtime/codegen/fields.ts";
 export { LambdaError } from "./runtime/lambda/ir.ts";
-export { ProbeNotFoundError } from "./bpf/tracefs.ts";
+export { ProbeNotFoundError } from "./system/tracefs.ts";
 export { VerifierError } from "./bpf/program.ts";
 export { BpfError, NotSupportedError } from "./bpf/errors.ts";
 

@@ -13,7 +13,7 @@ import { RingBuffer } from "../bpf/ringbuf.ts";
 import { BpfMap } from "../bpf/map.ts";
 import { Program } from "../bpf/program.ts";
 import { attachTracepoint } from "../bpf/link.ts";
-import { readFormatSync } from "../bpf/tracefs.ts";
+import { readFormatSync } from "../system/tracefs.ts";
 import { ProgramBuilder } from "../runtime/codegen/builder.ts";
 
 const n = Number(Deno.args[0] ?? 2_000_000);

@@ -9,7 +9,7 @@
  * @module
  */
 import { cstr, errno, libbpf, strerror } from "./ffi.ts";
-import { closeMatches } from "./suggest.ts";
+import { closeMatches } from "../system/suggest.ts";
 
 /** `BTF_KIND_*` values from `include/uapi/linux/btf.h`. */
 const Kind = {

@@ -28,7 +28,7 @@ import {
   VerifierError,
 } from "./program.ts";
 import { Btf } from "./btf.ts";
-import { pathExists } from "./sysinfo.ts";
+import { pathExists } from "../system/files.ts";
 
 const answers = new Map<string, boolean>();
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { pathExists } from "../bpf/sysinfo.ts";
+import { pathExists } from "../system/files.ts";
 
 /** A missing precondition and its remedy, in one line. */
 export interface Missing {

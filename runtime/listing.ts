@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { pathExists } from "../bpf/sysinfo.ts";
-import { listTracepointsSync, readFormatSync, tracefsRoot } from "../bpf/tracefs.ts";
+import { pathExists } from "../system/files.ts";
+import { listTracepointsSync, readFormatSync, tracefsRoot } from "../system/tracefs.ts";
 import type { EventField } from "./codegen/fields.ts";
 import { ioArgs } from "./providers/io/io.ts";
 import { isStringArg } from "./providers/syscall.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ProbeNotFoundError } from "../bpf/tracefs.ts";
+import { ProbeNotFoundError } from "../system/tracefs.ts";
 import { ArgumentError, NotAFunctionError, SizeError } from "./arguments.ts";
 import { DurationError } from "./duration.ts";
 import { LambdaError } from "./lambda/ir.ts";

@@ -1,6 +1,6 @@
 /**
  * Attaching programs on the running kernel: tracepoints, raw tracepoints, uprobes and
- * uretprobes (through bpf/elf.ts), cpu-clock sampling, and the kprobe "not supported" path.
+ * uretprobes (through system/elf.ts), cpu-clock sampling, and the kprobe "not supported" path.
  *
  * Counting tests filter on the pid of a perl child that this file spawns, so other activity on
  * the machine cannot change the counts. The child blocks reading stdin until the probe is
@@ -24,7 +24,7 @@ import {
 import { Btf } from "../bpf/btf.ts";
 import { kernelTest } from "./fixtures/kernel.ts";
 import { NotSupportedError } from "../bpf/errors.ts";
-import { readFormatSync } from "../bpf/tracefs.ts";
+import { readFormatSync } from "../system/tracefs.ts";
 import { countAndReturn, exists } from "./fixtures/bpf.ts";
 import {
   ElfError,
@@ -32,7 +32,7 @@ import {
   resolveLibrary,
   resolveSymbol,
   SymbolNotFoundError,
-} from "../bpf/elf.ts";
+} from "../system/elf.ts";
 
 const { R0, R1, R6 } = a;
 

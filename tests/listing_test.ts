@@ -1,5 +1,5 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { readFormatSync } from "../bpf/tracefs.ts";
+import { readFormatSync } from "../system/tracefs.ts";
 import { formatListing, globMatcher, listProbes } from "../runtime/listing.ts";
 
 Deno.test("listProbes() gives syscall entry and return probes with argument names and types", () => {

@@ -16,7 +16,7 @@ import { BpfMap } from "../bpf/map.ts";
 import { Program } from "../bpf/program.ts";
 import { attachTracepoint, type Link } from "../bpf/link.ts";
 import { RingBuffer } from "../bpf/ringbuf.ts";
-import { readFormatSync } from "../bpf/tracefs.ts";
+import { readFormatSync } from "../system/tracefs.ts";
 import { countAndReturn, pollNames } from "./fixtures/bpf.ts";
 
 const { R0, R1, R2, R3, R6, R7, R10 } = a;

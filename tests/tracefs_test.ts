@@ -13,8 +13,8 @@ import {
   tracefsRoot,
   type TracepointField,
   type TracepointFormat,
-} from "../bpf/tracefs.ts";
-import { closeMatches, editDistance } from "../bpf/suggest.ts";
+} from "../system/tracefs.ts";
+import { closeMatches, editDistance } from "../system/suggest.ts";
 
 // Local helpers: the repo has no dependencies, and a test should not add one.
 function assert(condition: unknown, message = "assertion failed"): asserts condition {

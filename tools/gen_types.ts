@@ -5,7 +5,7 @@
  *
  *   deno run -A tools/gen_types.ts
  */
-import { listTracepointsSync, readFormatSync, type TracepointField } from "../bpf/tracefs.ts";
+import { listTracepointsSync, readFormatSync, type TracepointField } from "../system/tracefs.ts";
 import { fixedDecoding } from "../runtime/providers/tracepoint.ts";
 import { argDecoding, isStringArg } from "../runtime/providers/syscall.ts";
 import type { FieldDecoding } from "../runtime/codegen/record.ts";

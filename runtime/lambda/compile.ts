@@ -23,7 +23,7 @@
  * @module
  */
 import type * as acorn from "npm:acorn@8.19.0";
-import { closeMatches } from "../../bpf/suggest.ts";
+import { closeMatches } from "../../system/suggest.ts";
 import {
   type ArithmeticOp,
   type ComparisonOp,

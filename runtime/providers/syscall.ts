@@ -16,8 +16,8 @@ import {
   listTracepointsSync,
   ProbeNotFoundError,
   type TracepointField,
-} from "../../bpf/tracefs.ts";
-import { closeMatches } from "../../bpf/suggest.ts";
+} from "../../system/tracefs.ts";
+import { closeMatches } from "../../system/suggest.ts";
 import type { Program } from "../../bpf/program.ts";
 import {
   bufferFrom,

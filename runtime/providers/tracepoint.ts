@@ -14,8 +14,8 @@ import {
   readFormatSync,
   type TracepointField,
   type TracepointFormat,
-} from "../../bpf/tracefs.ts";
-import { closeMatches } from "../../bpf/suggest.ts";
+} from "../../system/tracefs.ts";
+import { closeMatches } from "../../system/suggest.ts";
 import {
   copyFrom,
   type EventField,

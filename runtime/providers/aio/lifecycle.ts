@@ -37,7 +37,7 @@ import {
 import { requireLoop } from "../../../bpf/features.ts";
 import { attachTracepoint } from "../../../bpf/link.ts";
 import type { BpfMap } from "../../../bpf/map.ts";
-import { pathExists } from "../../../bpf/sysinfo.ts";
+import { pathExists } from "../../../system/files.ts";
 import type { Program } from "../../../bpf/program.ts";
 import { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, headerFields } from "../../codegen/fields.ts";

@@ -30,7 +30,7 @@ import {
   st,
   stx,
 } from "../../../bpf/asm/mod.ts";
-import { ksymName } from "../../../bpf/sysinfo.ts";
+import { ksymName } from "../../../system/kallsyms.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, field } from "../../codegen/fields.ts";
 import { readMember } from "../../codegen/struct_read.ts";

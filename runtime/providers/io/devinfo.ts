@@ -8,7 +8,7 @@
  * @module
  */
 import { alu64, imm, R0, R1, R7, stx } from "../../../bpf/asm/mod.ts";
-import { blockDevice, blockDeviceByName, kernelDev } from "../../../bpf/sysinfo.ts";
+import { blockDevice, blockDeviceByName, kernelDev } from "../../../system/block_devices.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, field } from "../../codegen/fields.ts";
 import { readMemberBytes } from "../../codegen/struct_read.ts";

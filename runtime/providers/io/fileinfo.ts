@@ -36,7 +36,8 @@ import {
   stx,
 } from "../../../bpf/asm/mod.ts";
 import type { BpfMap, MapSpec } from "../../../bpf/map.ts";
-import { ksymAddress, mountsByDev, refreshMounts } from "../../../bpf/sysinfo.ts";
+import { ksymAddress } from "../../../system/kallsyms.ts";
+import { mountsByDev, refreshMounts } from "../../../system/mounts.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, zeroRecord } from "../../codegen/fields.ts";
 import {

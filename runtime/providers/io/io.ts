@@ -23,7 +23,7 @@ import {
   st,
   stx,
 } from "../../../bpf/asm/mod.ts";
-import { tracefsRoot } from "../../../bpf/tracefs.ts";
+import { tracefsRoot } from "../../../system/tracefs.ts";
 import { attachRawTracepoint } from "../../../bpf/link.ts";
 import type { Program } from "../../../bpf/program.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
@@ -41,7 +41,8 @@ import {
   type ThreadState,
 } from "../../codegen/probe_program.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "../provider.ts";
-import { devMajor, devMinor, pathExists } from "../../../bpf/sysinfo.ts";
+import { devMajor, devMinor } from "../../../system/block_devices.ts";
+import { pathExists } from "../../../system/files.ts";
 import type { Expr } from "../../lambda/ir.ts";
 import { bufFields, type BufInfo } from "./bufinfo.ts";
 import { devFields, type DevInfo } from "./devinfo.ts";

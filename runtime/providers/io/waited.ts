@@ -27,7 +27,7 @@ import {
   stx,
 } from "../../../bpf/asm/mod.ts";
 import { attachRawTracepoint } from "../../../bpf/link.ts";
-import { blockDevice } from "../../../bpf/sysinfo.ts";
+import { blockDevice } from "../../../system/block_devices.ts";
 import type { Program } from "../../../bpf/program.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, field } from "../../codegen/fields.ts";

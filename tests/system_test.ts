@@ -11,14 +11,9 @@ import {
   devMajor,
   devMinor,
   kernelDev,
-  ksym,
-  ksymAddress,
-  ksymName,
-  mountForDev,
-  mountsByDev,
-  parseMountinfo,
-  refreshMounts,
-} from "../bpf/sysinfo.ts";
+} from "../system/block_devices.ts";
+import { ksym, ksymAddress, ksymName } from "../system/kallsyms.ts";
+import { mountForDev, mountsByDev, parseMountinfo, refreshMounts } from "../system/mounts.ts";
 
 function command(name: string, args: string[]): string {
   const out = new Deno.Command(name, { args, stdout: "piped", stderr: "piped" }).outputSync();
@@ -181,7 +176,7 @@ Deno.test("ksymName and ksymAddress are undefined when kallsyms hides addresses"
   const paranoid = Number(Deno.readTextFileSync("/proc/sys/kernel/perf_event_paranoid"));
   const restrict = Number(Deno.readTextFileSync("/proc/sys/kernel/kptr_restrict"));
   if (paranoid <= 1 && restrict === 0) return; // Addresses stay visible: nothing to test.
-  const module = new URL("../bpf/sysinfo.ts", import.meta.url).href;
+  const module = new URL("../system/kallsyms.ts", import.meta.url).href;
   const script = `import { ksymAddress, ksymName } from "${module}";
     console.log(JSON.stringify([ksymAddress("vfs_read") ?? null, ksymName(0xffffffff81000000n) ?? null]));`;
   const out = command("setpriv", [
