@@ -19,7 +19,7 @@ import { printableJson } from "./runtime/printable.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
 import { programProblem } from "./cli/command.ts";
-import { PARENT_ENV } from "./runtime/process_tree.ts";
+import { EXPLAIN_ENV, PARENT_ENV } from "./cli/recipe_child.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 import { unlinkedFile } from "./cli/unlinked_file.ts";
 
@@ -191,7 +191,7 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
 async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]): Promise<number> {
   const [target, ...rest] = args;
   if (!target) throw new Usage("run needs a recipe FILE or URL");
-  const env: Record<string, string> = o.explain ? { TSPROBE_EXPLAIN: "1" } : {};
+  const env: Record<string, string> = o.explain ? { [EXPLAIN_ENV]: "1" } : {};
   if (!isUrl(target)) {
     if (!pathExists(target)) throw new Usage(`no recipe file '${target}'`);
     if (!RECIPE_FILE.test(target) || !Deno.statSync(target).isFile) {
@@ -238,9 +238,13 @@ function isUrl(target: string): boolean {
   return /^https?:\/\//.test(target);
 }
 
+/** The module `probe run` preloads into every recipe (see cli/recipe_host.ts). */
+const RECIPE_HOST = new URL("./cli/recipe_host.ts", import.meta.url).href;
+
 async function runDeno(args: string[], env: Record<string, string>): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
-    args,
+    // ["run", ...]: the host module first.
+    args: [args[0], `--preload=${RECIPE_HOST}`, ...args.slice(1)],
     // The recipe ends with probe, even when probe is killed (see followParent).
     env: { ...env, [PARENT_ENV]: String(Deno.pid) },
     stdin: "inherit",

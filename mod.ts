@@ -25,6 +25,7 @@ import type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
 import type { ProbeRequest } from "./runtime/providers/provider.ts";
 import { Stream } from "./runtime/stream.ts";
 import { checkFunction } from "./runtime/arguments.ts";
+import { runHook } from "./runtime/host.ts";
 import {
   type IoEvents,
   type IoProbe,
@@ -226,11 +227,9 @@ export function explain(options: RunOptions = {}): Promise<string> {
  */
 export async function run(options: RunOptions = {}): Promise<RunSummary> {
   const s = current;
-  // `probe run --explain` (and unpinned remote recipes): show what would load, load nothing.
-  if (Deno.env.get("TSPROBE_EXPLAIN")) {
-    console.log(await s.explain(options));
-    Deno.exit(0);
-  }
+  // A host's hook (`probe run --explain`: show what would load, load nothing).
+  const hook = runHook();
+  if (hook) return hook(s, options);
   try {
     return await s.run(options);
   } finally {

@@ -11,33 +11,9 @@ import { closeFd, errno, libc } from "../bpf/ffi.ts";
 
 const SYS_PIDFD_OPEN = 434n; // x86_64
 const SYS_PIDFD_SEND_SIGNAL = 424n;
-const SYS_PRCTL = 157n;
-const SYS_GETPPID = 110n;
-const PR_SET_PDEATHSIG = 1n;
 const SIGKILL = 9n;
-const SIGTERM = 15n;
 /** Longer parent chains than this are not followed (a loop in a racing /proc read). */
 const MAX_DEPTH = 4096;
-
-/** The environment variable by which `probe` names itself to the recipe it starts. */
-export const PARENT_ENV = "TSPROBE_PARENT_PID";
-
-/**
- * Ties a recipe's life to the `probe` that started it (named by {@link PARENT_ENV}): the
- * kernel sends it SIGTERM, on which a session stops and unloads, when that parent dies, even
- * by SIGKILL. False when the parent is already gone (this process was orphaned first).
- */
-export function followParent(): boolean {
-  let parent: string | undefined;
-  try {
-    parent = Deno.env.get(PARENT_ENV);
-  } catch {
-    return true; // No env permission: not started by probe's runner, which grants it.
-  }
-  if (parent === undefined) return true;
-  libc().syscall(SYS_PRCTL, PR_SET_PDEATHSIG, SIGTERM, 0n, 0n, 0n);
-  return String(libc().syscall(SYS_GETPPID, 0n, 0n, 0n, 0n, 0n)) === parent;
-}
 
 /** The parent of `pid` from /proc, or undefined when it is gone. */
 function parentOf(pid: number): number | undefined {

@@ -29,13 +29,7 @@ import { loadParser } from "./lambda/parse.ts";
 import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
-import {
-  checkTargets,
-  followParent,
-  killDescendants,
-  PidWatch,
-  TargetError,
-} from "./process_tree.ts";
+import { checkTargets, killDescendants, PidWatch, TargetError } from "./process_tree.ts";
 import { executableProblem } from "./executable.ts";
 import { ArgumentError, checkSize } from "./arguments.ts";
 
@@ -240,7 +234,6 @@ export class Session {
   async run(options: RunOptions = {}): Promise<RunSummary> {
     if (this.#requests.some(needsParser)) await loadParser();
     const p = this.#plan(options);
-    if (!followParent()) throw new TargetError("probe, which started this recipe, has exited");
     const durationMs = options.duration === undefined ? Infinity : parseDuration(options.duration);
     const intervalMs = options.interval === undefined
       ? Infinity

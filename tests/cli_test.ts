@@ -210,6 +210,33 @@ Deno.test("probe run URL runs a real recipe served over HTTP when pinned", async
   }
 });
 
+Deno.test("probe run FILE|URL --explain: the recipe's run() shows what would load and loads nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const marker = `${dir}/ran-on`;
+  const recipe = (mod: string) =>
+    `import { run, syscall } from "${mod}";\n` +
+    `syscall.on("getppid:entry").count();\n` +
+    `await run({ duration: "100ms" });\n` +
+    `Deno.writeTextFileSync("${marker}", "");\n`;
+  const host = recipeHost({ "/explained.ts": recipe("./mod.ts") });
+  try {
+    await Deno.writeTextFile(`${dir}/local.ts`, recipe(`${ROOT}mod.ts`));
+    // The served recipe loads the library from the server: its own copy, which the host
+    // module still reaches.
+    const url = host.url("/explained.ts");
+    const pin = (await probe(["pin", url])).stdout.trim();
+    for (const target of [[`${dir}/local.ts`], [url, "--integrity", pin]]) {
+      const r = await probe(["run", ...target, "--explain"]);
+      equal(r.code, 0, r.stderr);
+      ok(r.stdout.includes("probe syscall:getppid:entry"), r.stdout);
+      ok(!exists(marker), `${target[0]}: the recipe went on after run()`);
+    }
+  } finally {
+    await host.server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("probe pin and run URL: a recipe sent as text/plain, octet-stream or untyped runs; as text/html, one line", async () => {
   const marker = await Deno.makeTempFile({ prefix: "tsprobe-cli-" });
   const files = {
