@@ -16,15 +16,10 @@ import type { AggregationData } from "./aggregate/data.ts";
 import { formatAggregation } from "./aggregate/print.ts";
 import { readAggregation } from "./codegen/aggregation.ts";
 import { TAG_OFFSET } from "./codegen/record.ts";
-import {
-  type AggregationRequest,
-  type ConsumerRequest,
-  type Plan,
-  plan,
-  type PlannedAggregation,
-  SessionMaps,
-} from "./compiler/plan.ts";
+import { type Plan, plan, type PlannedAggregation, SessionMaps } from "./compiler/plan.ts";
+import type { AggregationRequest, ConsumerRequest } from "./compiler/requests.ts";
 import { DROPPED_COUNTER } from "./compiler/site_compiler.ts";
+import { followPrograms } from "./providers/follow.ts";
 import { loadParser } from "./lambda/parse.ts";
 import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
@@ -193,7 +188,7 @@ export class Session {
     return plan(this.#requests, {
       filter: { comm: options.comm, pidsMap: traced ? SessionMaps.pids : undefined },
       stringSize: options.stringSize ?? DEFAULT_STRING_SIZE,
-      follow: options.command !== undefined,
+      follow: options.command !== undefined ? followPrograms : undefined,
     });
   }
 

@@ -8,7 +8,12 @@
  */
 import type { AggregationData, AggregationKind } from "./aggregate/data.ts";
 import { formatAggregation } from "./aggregate/print.ts";
-import type { AggregationRequest, LambdaRef, SpanRequest, StreamSource } from "./compiler/plan.ts";
+import type {
+  AggregationRequest,
+  LambdaRef,
+  SpanRequest,
+  StreamSource,
+} from "./compiler/requests.ts";
 import type { Handler, Session } from "./session.ts";
 import { checkFunction, checkSize, NotAFunctionError, SizeError } from "./arguments.ts";
 

@@ -9,7 +9,7 @@
 import { deepStrictEqual as equal, ok, rejects } from "node:assert/strict";
 import { run, session, syscall } from "../mod.ts";
 import { TargetError } from "../runtime/process_tree.ts";
-import { FOLLOW_LOST } from "../runtime/compiler/plan.ts";
+import { FOLLOW_LOST } from "../runtime/providers/follow.ts";
 import { exists } from "./fixtures/bpf.ts";
 import { denoRun } from "./fixtures/subprocess.ts";
 
