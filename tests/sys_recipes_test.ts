@@ -292,8 +292,13 @@ Deno.test("fileslower reports exactly the reads and writes that waited, with per
   reads.forEach((e, i) => {
     equal([e.comm, e.syscall, e.fd, e.bytes], ["perl", "read", 0, 1]);
     ok(e.path?.startsWith("pipe:["), `path ${e.path}`);
-    // The kernel's time of each read lies within perl's own time of it.
-    ok(e.latency_ms <= slowMs[i] && e.latency_ms > slowMs[i] - 5, `${e.latency_ms} ${slowMs[i]}`);
+    // The kernel's time of each read lies within perl's own time of it: at most 5 ms less (20
+    // on one CPU, where perl's own work around the call is slower: seen 6 ms in the 6.1 VM).
+    const slack = navigator.hardwareConcurrency > 1 ? 5 : 20;
+    ok(
+      e.latency_ms <= slowMs[i] && e.latency_ms > slowMs[i] - slack,
+      `${e.latency_ms} ${slowMs[i]}`,
+    );
   });
   equal([writes[0].comm, writes[0].syscall, writes[0].fd, writes[0].bytes], [
     "perl",

@@ -63,10 +63,36 @@ Deno.test("a traced command's nonzero exit status is said, and is in JSON and ND
   ok(!ok0.stderr.includes("exited with status"), ok0.stderr);
 });
 
+/** True once process `pid` holds a BPF link: its probes are attached. */
+function attached(pid: number): boolean {
+  try {
+    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      const target = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
+      if (target === "anon_inode:bpf_link") return true;
+    }
+  } catch { /* not started yet, or gone */ }
+  return false;
+}
+
 Deno.test("when every -p process has exited, the session ends and says so", async () => {
-  const child = new Deno.Command("perl", { args: ["-e", "sleep 1"] }).spawn();
-  const r = await probe(["-e", COUNT, "-p", String(child.pid), "-d", "30s", "--format", "json"]);
+  // The traced process exits once probe has attached, however long probe takes to start.
+  const child = new Deno.Command("perl", { args: ["-e", "my $line = <STDIN>"], stdin: "piped" })
+    .spawn();
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  const args = ["run", "-A", cli, "-e", COUNT, "-p", String(child.pid), "-d", "60s"];
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: [...args, "--format", "json"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  for (let i = 0; i < 600 && !attached(proc.pid); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await child.stdin.close();
   await child.status;
+  const out = await proc.output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  const r = { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
   equal(r.code, 0, r.stderr);
   ok(r.stderr.includes("all traced processes exited"), r.stderr);
   equal(JSON.parse(r.stdout).reason, "exited");
