@@ -14,6 +14,7 @@ import {
   imm,
   ja,
   jmp,
+  jmp32,
   ldMap,
   ldx,
   mov64,
@@ -166,7 +167,8 @@ export function emitUpdate(
     call("map_update_elem"),
     // Another CPU may have added the key first: that is not a loss.
     jmp("JEQ", R0, imm(0), retry),
-    jmp("JEQ", R0, imm(-EEXIST), retry),
+    // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
+    jmp32("JEQ", R0, imm(-EEXIST), retry),
   );
   b.increment(ctx.counters, plan.lostCounter);
   b.emit(ja(done)).mark(retry);

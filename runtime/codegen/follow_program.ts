@@ -10,7 +10,7 @@ import {
   call,
   imm,
   type Item,
-  jmp,
+  jmp32,
   ldMap,
   ldx,
   mov64,
@@ -51,7 +51,8 @@ export function followProgram(
     st("DW", R10, value, 1),
   );
   b.update(pidsMap, key, value);
-  b.emit(jmp("JSGE", R0, imm(0), "out"));
+  // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
+  b.emit(jmp32("JSGE", R0, imm(0), "out"));
   b.increment(counters, lostCounter);
   return b.mark("out").ret().items;
 }

@@ -14,6 +14,7 @@ import {
   imm,
   ja,
   jmp,
+  jmp32,
   ldFunc,
   ldImm64,
   ldMap,
@@ -130,7 +131,8 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
   const stored = b.fresh("stored");
   const unpaired = b.fresh("unpaired");
   b.update(st8.map, key, value, BPF_NOEXIST);
-  b.emit(jmp("JEQ", R0, imm(0), stored), jmp("JNE", R0, imm(-EEXIST), unpaired));
+  // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
+  b.emit(jmp("JEQ", R0, imm(0), stored), jmp32("JNE", R0, imm(-EEXIST), unpaired));
   b.update(st8.map, key, value).mark(unpaired);
   b.increment(st8.unpaired.map, st8.unpaired.index).mark(stored);
 }

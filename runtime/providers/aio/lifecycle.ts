@@ -19,6 +19,7 @@ import {
   imm,
   ja,
   jmp,
+  jmp32,
   ldImm64,
   ldMap,
   ldx,
@@ -208,7 +209,8 @@ function recordSubmit(b: ProgramBuilder, ctx: SiteContext): void {
   const stored = b.fresh("stored");
   const lost = b.fresh("lost");
   b.update(INFLIGHT, key, value, BPF_NOEXIST);
-  b.emit(jmp("JEQ", R0, imm(0), stored), jmp("JNE", R0, imm(-EEXIST), lost));
+  // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
+  b.emit(jmp("JEQ", R0, imm(0), stored), jmp32("JNE", R0, imm(-EEXIST), lost));
   b.increment(counters, counter(ctx, "replaced"));
   b.update(INFLIGHT, key, value);
   b.emit(jmp("JEQ", R0, imm(0), stored)).mark(lost);
