@@ -9,14 +9,11 @@
  */
 import { BpfMap } from "../bpf/map.ts";
 import { Program } from "../bpf/program.ts";
-import type { Link } from "../bpf/link.ts";
 import { formatProgram, link as linkProgram } from "../bpf/asm/mod.ts";
 import { RingBuffer } from "../bpf/ringbuf.ts";
 import type { AggregationData } from "./aggregate/data.ts";
-import { formatAggregation } from "./aggregate/print.ts";
-import { readAggregation } from "./codegen/aggregation.ts";
 import { TAG_OFFSET } from "./codegen/record.ts";
-import { type Plan, plan, type PlannedAggregation, SessionMaps } from "./compiler/plan.ts";
+import { type Plan, plan, SessionMaps } from "./compiler/plan.ts";
 import type { AggregationRequest, ConsumerRequest } from "./compiler/requests.ts";
 import { DROPPED_COUNTER } from "./compiler/site_compiler.ts";
 import { followPrograms } from "./providers/follow.ts";
@@ -24,119 +21,20 @@ import { loadParser } from "./lambda/parse.ts";
 import { readsNothing } from "./lambda/reads.ts";
 import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
-import { checkTargets, killDescendants, PidWatch, TargetError } from "./process_tree.ts";
-import { executableProblem } from "./executable.ts";
-import { ArgumentError, checkSize } from "./arguments.ts";
+import { checkTargets, killDescendants, PidWatch } from "./process_tree.ts";
+import { ArgumentError } from "./arguments.ts";
+import {
+  checkRunOptions,
+  DEFAULT_RING_BYTES,
+  DEFAULT_STRING_SIZE,
+  type RunOptions,
+} from "./run_options.ts";
+import { report, type RunSummary, type StopReason } from "./run_summary.ts";
+import { Aggregations } from "./live_maps.ts";
+import { KernelObjects } from "./kernel_objects.ts";
 
-const DEFAULT_STRING_SIZE = 256;
-const DEFAULT_RING_BYTES = 8 << 20;
-/** Longest string a session reads: PATH_MAX. */
-const MAX_STRING_SIZE = 4096;
-/** Ring buffer sizes: a page to 1 GiB. */
-const MIN_RING_BYTES = 4096;
-const MAX_RING_BYTES = 1 << 30;
-
-/** run() options of the wrong shape or size, checked before anything loads. */
-function checkRunOptions(options: RunOptions): void {
-  const { comm, command } = options as Record<string, unknown>;
-  if (comm !== undefined && (typeof comm !== "string" || comm === "")) {
-    throw new ArgumentError(`comm ${JSON.stringify(comm)} is not valid: give a command name`);
-  }
-  if (
-    command !== undefined &&
-    !(Array.isArray(command) && command.length && command.every((a) => typeof a === "string"))
-  ) {
-    throw new ArgumentError(
-      `command ${JSON.stringify(command)} is not valid: give the program and its arguments as ` +
-        `an array of strings, like ["ls", "-l"]`,
-    );
-  }
-  const problem = command === undefined ? undefined : executableProblem(command[0]);
-  if (problem) throw new TargetError(`command: ${problem}`);
-  if (options.stringSize !== undefined) {
-    checkSize("stringSize", options.stringSize, { max: MAX_STRING_SIZE });
-  }
-  if (options.ringBufferBytes !== undefined) {
-    checkSize("ringBufferBytes", options.ringBufferBytes, {
-      min: MIN_RING_BYTES,
-      max: MAX_RING_BYTES,
-      powerOfTwo: true,
-    });
-  }
-}
-/** How a session runs. */
-export interface RunOptions {
-  /** Stop after this long ("5s", "2m", or milliseconds). Default: until Ctrl-C. */
-  duration?: string | number;
-  /** Trace only these processes (thread group ids); the session ends once all have exited. */
-  pid?: number | number[];
-  /** Trace only tasks with this command name (at most 15 characters). */
-  comm?: string;
-  /** Start this command, trace it and its descendants, and stop when it exits. */
-  command?: string[];
-  /** Ring buffer size in bytes, a power of two from 4096 to 2^30 (default 8 MiB). */
-  ringBufferBytes?: number;
-  /** Bytes kept of each string read in the kernel, 1 to 4096 (default 256). */
-  stringSize?: number;
-  /** Stops the session when aborted. */
-  signal?: AbortSignal;
-  /** Print the end-of-run line on stderr (default: only when events were dropped). */
-  summary?: boolean;
-  /** Called once every probe is attached, before the traced command (if any) resumes. */
-  onAttached?: () => void;
-  /** Print (or pass to `onInterval`) the aggregations this often ("1s", or milliseconds). */
-  interval?: string | number;
-  /** Receives the aggregations each interval instead of printing them. */
-  onInterval?: (aggregations: AggregationData[]) => void;
-  /** Print the aggregations at the end (default true), as bpftrace and DTrace do. */
-  printAggregations?: boolean;
-}
-
-/** What became of the starts of a span. */
-export interface SpanSummary {
-  name: string;
-  /** Starts stored. */
-  started: number;
-  /** Ends that found their start. */
-  matched: number;
-  /** Ends that found no start (it came before tracing began, or was lost). */
-  unmatched: number;
-  /** Starts still waiting for their end when the session stopped. */
-  open: number;
-  /** Starts lost: refused by the full map, or replaced by a later start of the same key. */
-  lost: number;
-}
-
-/** Why a session ended ("exited": every `pid` process exited). */
-export type StopReason = "duration" | "signal" | "exit" | "command" | "exited" | "aborted";
-
-/** What a session did. */
-export interface RunSummary {
-  reason: StopReason;
-  /** Events delivered to handlers. */
-  events: number;
-  /** Events the kernel could not queue because the ring buffer was full. */
-  dropped: number;
-  /** Events delivered, by probe name. */
-  byProbe: Record<string, number>;
-  elapsedMs: number;
-  /** Exit code of the traced command, when there was one. */
-  commandExitCode?: number;
-  /** Process id of the traced command, when there was one. */
-  commandPid?: number;
-  /** The aggregations as they were at the end. */
-  aggregations: AggregationData[];
-  /** One line per optional probe this kernel lacks, which the session ran without. */
-  notes: string[];
-  spans: SpanSummary[];
-  /** Counters providers keep in the kernel (e.g. "aio.submitted"), summed over CPUs. */
-  counters: Record<string, number>;
-  /**
-   * One line per counter that lost something, with its count ("3 AIO requests not timed:
-   * ..."): drops are in `dropped`, span starts in `spans`.
-   */
-  losses: string[];
-}
+export type { RunOptions } from "./run_options.ts";
+export type { RunSummary, SpanSummary, StopReason } from "./run_summary.ts";
 
 /** Called with each event of a probe. */
 export type Handler<E> = (event: E) => void;
@@ -236,7 +134,7 @@ export class Session {
     this.#stopReason = undefined;
     this.#final.clear();
     const started = performance.now();
-    const resources = new Resources();
+    const resources = new KernelObjects();
     let child: StoppedChild | undefined;
     const maps = new Map<string, BpfMap>();
     const onSignal = () => this.stop("signal");
@@ -381,81 +279,6 @@ class TickCounts {
   }
 }
 
-/** The live view of a running session's aggregation maps and counters. */
-class Aggregations {
-  readonly #plan: Plan;
-  readonly #maps: ReadonlyMap<string, BpfMap>;
-
-  constructor(p: Plan, maps: ReadonlyMap<string, BpfMap>) {
-    this.#plan = p;
-    this.#maps = maps;
-  }
-
-  #find(a: AggregationRequest): PlannedAggregation | undefined {
-    return this.#plan.aggregations.find((x) => x.request === a);
-  }
-
-  /** A per-CPU counter summed over the CPUs. */
-  counter(index: number): number {
-    const value = this.#maps.get(SessionMaps.counters)!.lookup(
-      new Uint8Array(new Uint32Array([index]).buffer),
-    );
-    return value ? Number(BpfMap.sumPerCpu(value, 8)) : 0;
-  }
-
-  /** A snapshot of an aggregation; with `clear`, it is emptied as it is read. */
-  read(a: AggregationRequest, clear = false): AggregationData | undefined {
-    const planned = this.#find(a);
-    if (!planned) return undefined;
-    return {
-      name: a.name,
-      kind: a.kind,
-      keyNames: planned.keyNames,
-      rows: readAggregation(this.#maps.get(planned.plan.map)!, planned.plan, clear),
-      lost: this.counter(planned.plan.lostCounter),
-      capacity: a.size,
-      range: a.range,
-    };
-  }
-
-  clear(a: AggregationRequest): void {
-    this.read(a, true);
-  }
-
-  /** Prints (or hands over) every aggregation, emptying those asked to be cleared. */
-  interval(options: RunOptions): void {
-    const data = this.#plan.aggregations.map((a) => this.read(a.request, a.request.clear)!);
-    if (options.onInterval) options.onInterval(data);
-    else {
-      console.log(new Date().toTimeString().slice(0, 8));
-      this.print(data);
-    }
-  }
-
-  /** Prints snapshots of this session's aggregations, as each asked (top N). */
-  print(data: AggregationData[]): void {
-    data.forEach((d, i) => {
-      console.log(formatAggregation(d, { top: this.#plan.aggregations[i].request.top }) + "\n");
-    });
-  }
-
-  spans(): SpanSummary[] {
-    return this.#plan.spans.map(({ name, plan }) => {
-      const started = this.counter(plan.counters.started);
-      const matched = this.counter(plan.counters.matched);
-      const open = [...this.#maps.get(plan.map)!.keys()].length;
-      return {
-        name,
-        started,
-        matched,
-        unmatched: this.counter(plan.counters.unmatched),
-        open,
-        lost: Math.max(0, started - matched - open) + this.counter(plan.counters.lost),
-      };
-    });
-  }
-}
-
 /** Whether planning a consumer parses a lambda (not for `() => ...` handlers alone). */
 function needsParser(r: ConsumerRequest): boolean {
   const source = r.source;
@@ -471,54 +294,4 @@ function killTraced(pids: BpfMap | undefined, child: StoppedChild): void {
   const followed = [...pids?.keys() ?? []].map((k) => new DataView(k.buffer).getUint32(0, true));
   killDescendants(followed, child.pid);
   child.kill();
-}
-
-function report(s: RunSummary, options: RunOptions): void {
-  if (s.reason === "exited") console.error("tsprobe: all traced processes exited");
-  if (s.dropped > 0) {
-    console.error(
-      `tsprobe: ${s.dropped} events were dropped because the ring buffer was full; ` +
-        `raise ringBufferBytes (now ${
-          options.ringBufferBytes ?? DEFAULT_RING_BYTES
-        }) or filter in the kernel`,
-    );
-  }
-  for (const loss of s.losses) console.error(`tsprobe: ${loss}`);
-  for (const sp of s.spans.filter((x) => x.lost > 0)) {
-    console.error(
-      `tsprobe: span '${sp.name}': ${sp.lost} starts lost: its map was full (raise size) or a ` +
-        `start was replaced by one with the same key before its end`,
-    );
-  }
-  if (options.summary) {
-    console.error(
-      `tsprobe: ${s.events} events, ${s.dropped} dropped, ${
-        (s.elapsedMs / 1000).toFixed(1)
-      } s (${s.reason})`,
-    );
-  }
-}
-
-/** Kernel objects of a session, closed in reverse order of creation: links, programs, maps. */
-class Resources {
-  readonly #owned: Disposable[] = [];
-  readonly #links: Link[] = [];
-
-  own<T extends Disposable>(x: T): T {
-    this.#owned.push(x);
-    return x;
-  }
-
-  link(l: Link): void {
-    this.#links.push(l);
-  }
-
-  unlink(): void {
-    while (this.#links.length) this.#links.pop()!.close();
-  }
-
-  close(): void {
-    this.unlink();
-    while (this.#owned.length) this.#owned.pop()![Symbol.dispose]();
-  }
 }

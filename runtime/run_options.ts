@@ -1,0 +1,75 @@
+/**
+ * How a session runs: `run()`'s options, their defaults, and the checks of their shape and
+ * size made before anything loads.
+ *
+ * @module
+ */
+import type { AggregationData } from "./aggregate/data.ts";
+import { ArgumentError, checkSize } from "./arguments.ts";
+import { executableProblem } from "./executable.ts";
+import { TargetError } from "./process_tree.ts";
+
+/** How a session runs. */
+export interface RunOptions {
+  /** Stop after this long ("5s", "2m", or milliseconds). Default: until Ctrl-C. */
+  duration?: string | number;
+  /** Trace only these processes (thread group ids); the session ends once all have exited. */
+  pid?: number | number[];
+  /** Trace only tasks with this command name (at most 15 characters). */
+  comm?: string;
+  /** Start this command, trace it and its descendants, and stop when it exits. */
+  command?: string[];
+  /** Ring buffer size in bytes, a power of two from 4096 to 2^30 (default 8 MiB). */
+  ringBufferBytes?: number;
+  /** Bytes kept of each string read in the kernel, 1 to 4096 (default 256). */
+  stringSize?: number;
+  /** Stops the session when aborted. */
+  signal?: AbortSignal;
+  /** Print the end-of-run line on stderr (default: only when events were dropped). */
+  summary?: boolean;
+  /** Called once every probe is attached, before the traced command (if any) resumes. */
+  onAttached?: () => void;
+  /** Print (or pass to `onInterval`) the aggregations this often ("1s", or milliseconds). */
+  interval?: string | number;
+  /** Receives the aggregations each interval instead of printing them. */
+  onInterval?: (aggregations: AggregationData[]) => void;
+  /** Print the aggregations at the end (default true), as bpftrace and DTrace do. */
+  printAggregations?: boolean;
+}
+
+export const DEFAULT_STRING_SIZE = 256;
+export const DEFAULT_RING_BYTES = 8 << 20;
+/** Longest string a session reads: PATH_MAX. */
+const MAX_STRING_SIZE = 4096;
+/** Ring buffer sizes: a page to 1 GiB. */
+const MIN_RING_BYTES = 4096;
+const MAX_RING_BYTES = 1 << 30;
+
+/** run() options of the wrong shape or size, checked before anything loads. */
+export function checkRunOptions(options: RunOptions): void {
+  const { comm, command } = options as Record<string, unknown>;
+  if (comm !== undefined && (typeof comm !== "string" || comm === "")) {
+    throw new ArgumentError(`comm ${JSON.stringify(comm)} is not valid: give a command name`);
+  }
+  if (
+    command !== undefined &&
+    !(Array.isArray(command) && command.length && command.every((a) => typeof a === "string"))
+  ) {
+    throw new ArgumentError(
+      `command ${JSON.stringify(command)} is not valid: give the program and its arguments as ` +
+        `an array of strings, like ["ls", "-l"]`,
+    );
+  }
+  const problem = command === undefined ? undefined : executableProblem(command[0]);
+  if (problem) throw new TargetError(`command: ${problem}`);
+  if (options.stringSize !== undefined) {
+    checkSize("stringSize", options.stringSize, { max: MAX_STRING_SIZE });
+  }
+  if (options.ringBufferBytes !== undefined) {
+    checkSize("ringBufferBytes", options.ringBufferBytes, {
+      min: MIN_RING_BYTES,
+      max: MAX_RING_BYTES,
+      powerOfTwo: true,
+    });
+  }
+}
