@@ -2,7 +2,6 @@ import { deepStrictEqual as equal, ok, throws } from "node:assert/strict";
 import {
   haveFentry,
   haveLoop,
-  havePmu,
   haveProgramType,
   requireFentry,
   requireKprobes,
@@ -10,6 +9,7 @@ import {
   requireUprobes,
 } from "../bpf/features.ts";
 import { NotSupportedError } from "../bpf/errors.ts";
+import { KERNEL_FEATURES, kernelHas, MATRIX, matrixKernel } from "./fixtures/kernel.ts";
 
 Deno.test("haveProgramType() finds the program types this runtime loads", () => {
   ok(haveProgramType("tracepoint"));
@@ -17,18 +17,38 @@ Deno.test("haveProgramType() finds the program types this runtime loads", () => 
   ok(haveProgramType("perf_event"));
 });
 
-Deno.test("the loop helper and its callback load on every kernel of the matrix (5.17+)", () => {
-  ok(haveLoop());
+Deno.test("every feature probe answers what this matrix kernel must have", () => {
+  const kernel = matrixKernel();
+  if (Deno.env.get("CI") === "true") {
+    ok(kernel, `CI runs on a matrix kernel, not ${Deno.osRelease()}`);
+  }
+  for (const f of Object.keys(KERNEL_FEATURES) as (keyof typeof KERNEL_FEATURES)[]) {
+    // kernelHas() throws where the probe and the list disagree.
+    if (kernel) equal(kernelHas(f), kernel.has[f], f);
+  }
+});
+
+Deno.test("matrixKernel() finds each kernel of the matrix by its release, and no other", () => {
+  equal(matrixKernel("6.1.0-57-amd64")?.has.kprobes, true);
+  equal(matrixKernel("6.18.44-fc-v857")?.has.kprobes, false);
+  equal(matrixKernel("5.15.0-1-generic"), undefined);
+  for (const r of ["6.1.0-57-amd64", "6.18.44-fc-v857"]) {
+    equal(MATRIX.filter((k) => k.release.test(r)).length, 1, r);
+  }
+});
+
+Deno.test("the loop helper and its callback load (5.17+, every kernel of the matrix)", () => {
+  equal(haveLoop(), kernelHas("loop"));
   requireLoop();
 });
 
 Deno.test("requireUprobes() passes: the uprobe PMU exists", () => {
-  ok(havePmu("uprobe"));
+  ok(kernelHas("uprobes"));
   requireUprobes();
 });
 
-Deno.test("requireKprobes() agrees with the kprobe PMU and names the feature when missing", () => {
-  if (havePmu("kprobe") && haveProgramType("kprobe")) {
+Deno.test("requireKprobes() agrees with what the kernel has and names the feature when missing", () => {
+  if (kernelHas("kprobes")) {
     requireKprobes();
     return;
   }
@@ -40,8 +60,8 @@ Deno.test("requireKprobes() agrees with the kprobe PMU and names the feature whe
   );
 });
 
-Deno.test("requireFentry() agrees with a real fentry load and says so when refused", () => {
-  const have = haveFentry();
+Deno.test("requireFentry() agrees with what the kernel has and says so when refused", () => {
+  const have = kernelHas("fentry");
   equal(haveFentry(), have, "the answer is cached and stable");
   if (have) {
     requireFentry();
