@@ -80,6 +80,7 @@ export type {
   SyscallReturnEvent,
 } from "./runtime/providers/syscall.ts";
 export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
+export { syscallName, UnknownArchitectureError } from "./runtime/providers/syscall_numbers.ts";
 export type {
   IoDoneEvent,
   IoEvents,

@@ -1,12 +1,10 @@
 /**
  * The syscall recipes (syscount, syslat, fileslower) and uring_latency, run as a user runs them,
  * on real workloads whose numbers are known: perl making exactly N getppid calls, fio's own
- * count of io_uring requests, perl timing its own slow reads of a pipe. Also the x86_64
- * syscall number table they name syscalls with.
+ * count of io_uring requests, perl timing its own slow reads of a pipe. The syscall number
+ * tables they name syscalls with: syscall_numbers_test.ts.
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { SYSCALL_NAMES, syscallName } from "../runtime/providers/syscall_numbers.ts";
-import { parseSyscallNumbers } from "../tools/gen_syscall_numbers.ts";
 import { recipe } from "./fixtures/subprocess.ts";
 
 async function json<T>(name: string, ...args: string[]): Promise<T> {
@@ -32,39 +30,6 @@ interface LatencyRow extends CountRow {
 
 /** perl making exactly `n` getppid calls; the shell running -c makes its own (dash: one). */
 const getppids = (n: number) => `perl -e 'getppid() for 1..${n}'`;
-
-// --- the syscall number table ---
-
-Deno.test("syscallName: x86_64 numbers are read 0, write 1, getppid 110; unknown ones say so", () => {
-  equal(SYSCALL_NAMES[0], "read");
-  equal(SYSCALL_NAMES[1], "write");
-  equal(SYSCALL_NAMES[110], "getppid");
-  equal(syscallName(110), "getppid");
-  equal(syscallName(59), "execve");
-  equal(syscallName(231), "exit_group");
-  equal(syscallName(100000), "syscall_100000");
-  equal(syscallName(-1), "syscall_-1");
-});
-
-Deno.test("gen_syscall_numbers reads unistd_64.h and syscall_64.tbl alike", () => {
-  const header = "#ifndef _ASM\n#define __NR_read 0\n#define __NR_write 1\n#endif\n";
-  equal([...parseSyscallNumbers(header)], [[0, "read"], [1, "write"]]);
-  const table = "# comment\n0\tcommon\tread\t\tsys_read\n512\tx32\trt_sigaction\tcompat\n" +
-    "13\t64\trt_sigaction\tsys_rt_sigaction\n";
-  equal([...parseSyscallNumbers(table)], [[0, "read"], [13, "rt_sigaction"]]);
-});
-
-Deno.test("SYSCALL_NAMES holds every number of this machine's unistd_64.h, when installed", () => {
-  let header: string;
-  try {
-    header = Deno.readTextFileSync("/usr/include/x86_64-linux-gnu/asm/unistd_64.h");
-  } catch {
-    return; // No linux-libc-dev here: the committed table is all there is (checked above).
-  }
-  const installed = parseSyscallNumbers(header);
-  ok(installed.size > 300, `${installed.size} syscalls in the header`);
-  for (const [nr, name] of installed) equal(SYSCALL_NAMES[nr], name, `syscall ${nr}`);
-});
 
 // --- --help and usage errors ---
 
