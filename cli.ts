@@ -5,6 +5,7 @@
  *   probe -l 'io:*' -v                                         list probes with their arguments
  *   probe run scripts/biolatency.ts -- -d 5s                   run a recipe file
  *   probe run https://host/recipe.ts --integrity sha256-...    run a pinned remote recipe
+ *   probe types 'block:*' openat                               this kernel's types, for scripts
  *
  * Exit codes: 0 done, 1 runtime failure (or a missing precondition), 2 usage error.
  *
@@ -22,6 +23,7 @@ import { programProblem } from "./cli/command.ts";
 import { EXPLAIN_ENV, PARENT_ENV } from "./cli/recipe_child.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 import { unlinkedFile } from "./cli/unlinked_file.ts";
+import { DEFAULT_TYPES_FILE, writeKernelTypes } from "./cli/types.ts";
 
 const USAGE = `usage:
   probe -e CODE [options]        run a one-liner; every provider (syscall, tracepoint, io, aio,
@@ -31,6 +33,12 @@ const USAGE = `usage:
                                  run a recipe; a URL runs only when its whole module graph
                                  is pinned (or trusted); unpinned, nothing of it runs
   probe pin URL                  print the integrity value that pins a recipe URL
+  probe types [PATTERN...] [-o FILE] [--module SPEC]
+                                 write this kernel's tracepoint and syscall types (all, or
+                                 those PATTERNs match) to FILE (${DEFAULT_TYPES_FILE}); a
+                                 script type-checks against them once it has
+                                 import type {} from "./${DEFAULT_TYPES_FILE}";
+                                 SPEC: how scripts import tsprobe (default: this mod.ts)
 options:
   -p, --pid PID                  trace this process
   -c, --command CMD              run CMD (through sh), trace it and its children
@@ -65,6 +73,7 @@ function options() {
         explain: { type: "boolean" },
         trust: { type: "boolean" },
         integrity: { type: "string" },
+        module: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -269,7 +278,7 @@ async function main(): Promise<number> {
     !o.list && positionals.length > 0 && positionals[0],
   ].filter((x) => x);
   if (asked.length > 1) {
-    throw new Usage(`give one of -e, -l, run or pin, not ${asked.join(" and ")}`);
+    throw new Usage(`give one of -e, -l, run, pin or types, not ${asked.join(" and ")}`);
   }
   if (o.output !== undefined) checkWritable(o.output);
   if (o.command !== undefined) {
@@ -287,6 +296,10 @@ async function main(): Promise<number> {
   }
   // Pinning runs nothing of the recipe and needs no privilege.
   if (positionals[0] === "pin") return await pinRecipe(positionals.slice(1));
+  if (positionals[0] === "types") {
+    console.error(`probe: wrote ${writeKernelTypes(positionals.slice(1), o)}`);
+    return 0;
+  }
   const missing = missingPreconditions();
   if (missing.length && !o.explain) {
     for (const m of missing) console.error(`probe: ${m.what}: ${m.remedy}`);

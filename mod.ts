@@ -81,6 +81,12 @@ export type {
 } from "./runtime/providers/syscall.ts";
 export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
 export { syscallName, UnknownArchitectureError } from "./runtime/providers/syscall_numbers.ts";
+export type { KernelSyscallArgs, SyscallArgs } from "./runtime/providers/syscall_types.ts";
+export type { KernelTracepointArgs, TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
+export type {
+  BaselineSyscallArgs,
+  BaselineTracepointArgs,
+} from "./runtime/providers/baseline_types.ts";
 export type {
   IoDoneEvent,
   IoEvents,
