@@ -36,7 +36,7 @@ import type { Iocb, IoEvent, SigSet } from "./abi.ts";
 import { eventsField, iocbsField, timeoutField, usigField } from "./decoded.ts";
 import { reapSites } from "./lifecycle.ts";
 
-/** The AIO syscalls. */
+/** The AIO syscalls, which `aio.on("NAME:entry")` and `aio.on("NAME:return")` trace. */
 export const AIO_SYSCALLS = [
   "io_setup",
   "io_destroy",
@@ -54,6 +54,7 @@ const TRACEE_NAMES: Readonly<Record<string, Record<string, string>>> = {
 
 /** One request, submitted with io_submit and reaped with io_getevents or io_pgetevents. */
 export interface AioReapEvent extends EventHeader {
+  /** The probe. */
   probe: "aio:reap";
   /** io_submit's return to the reaping call's return (as fio's clat), in nanoseconds. */
   latencyNs: number;
@@ -63,27 +64,37 @@ export interface AioReapEvent extends EventHeader {
   iocb: bigint;
   /** The result: bytes transferred, or a negative errno. */
   res: number;
+  /** A second result, 0 for reads and writes. */
   res2: number;
-  /** `IOCB_CMD_*` number, and its name ("PREAD"). */
+  /** `IOCB_CMD_*` number. */
   opcode: number;
+  /** Its name ("PREAD"). */
   op: string;
+  /** The request's file descriptor. */
   fd: number;
   /** The fd's file, from /proc when the event is decoded ("" when gone). */
   path: string;
-  /** Bytes asked for, and the file offset. */
+  /** Bytes asked for. */
   bytes: number;
+  /** The file offset. */
   offset: number;
 }
 
 /** One io_uring request, from submission until the kernel posted its completion. */
 export interface UringEvent extends EventHeader {
+  /** The probe. */
   probe: "aio:uring";
+  /** From the request's submission to its completion's posting, in nanoseconds. */
   latencyNs: number;
-  /** `IORING_OP_*` number, and its name as the kernel spells it. */
+  /** `IORING_OP_*` number. */
   opcode: number;
+  /** Its name as the kernel spells it ("READ"; see {@link uringOpName}). */
   op: string;
+  /** The completion's result: bytes transferred, or a negative errno. */
   res: number;
+  /** The request's `user_data`. */
   user_data: bigint;
+  /** The ring's kernel address (`struct io_ring_ctx *`): which ring. */
   ctx: bigint;
 }
 
@@ -268,6 +279,18 @@ const URING_OPS = [
   "LISTEN",
 ];
 
+/**
+ * The name of io_uring opcode `op` as the kernel spells it (`IORING_OP_READ` is "READ");
+ * "OP_N" for one this table does not know.
+ *
+ * @example Names
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { uringOpName } from "./aio.ts";
+ * equal(uringOpName(22), "READ");
+ * equal(uringOpName(999), "OP_999");
+ * ```
+ */
 export function uringOpName(op: unknown): string {
   return URING_OPS[Number(op)] ?? `OP_${op}`;
 }

@@ -1,0 +1,274 @@
+/**
+ * The scripting surface: one global {@link Session} that every probe joins, the providers that
+ * add probes to it (`syscall`, `io`, `aio`, `tracepoint`), and {@link run}, {@link explain} and
+ * {@link exit}, which act on it. A script reads as a list of probes followed by `await run()`,
+ * as a DTrace or bpftrace script does; `new Session()` is for a program that needs several.
+ *
+ * Every export has an explicit type (the providers are objects typed by a named interface), so
+ * the published package has no types that JSR must infer.
+ *
+ * @module
+ */
+import { type Handler, type RunOptions, type RunSummary, Session } from "./session.ts";
+import { Stream } from "./stream.ts";
+import { checkFunction } from "./arguments.ts";
+import { runHook } from "./host.ts";
+import type { ProbeRequest } from "./providers/provider.ts";
+import {
+  type SyscallEntryEvent,
+  type SyscallProbeOptions,
+  syscallRequest,
+  type SyscallReturnEvent,
+} from "./providers/syscall.ts";
+import { type TracepointEvent, tracepointRequest } from "./providers/tracepoint.ts";
+import type { SyscallArgs } from "./providers/syscall_types.ts";
+import type { TracepointArgs } from "./providers/tracepoint_types.ts";
+import {
+  type IoEvents,
+  type IoProbe,
+  ioRequest,
+  requestCreationTracepoint,
+} from "./providers/io/io.ts";
+import {
+  type AIO_SYSCALLS,
+  type AioDecoded,
+  type AioProbeOptions,
+  type AioReapEvent,
+  aioRequest,
+  type UringEvent,
+} from "./providers/aio/aio.ts";
+
+/** A syscall probe name: "openat:entry", "read:return". */
+export type SyscallProbe = `${keyof SyscallArgs & string}:${"entry" | "return"}`;
+
+/**
+ * The event type of a syscall probe name: its arguments typed from the kernel's format files
+ * where the name is known, loosely (`Record<string, unknown>`) where it is not.
+ */
+export type SyscallEvent<P extends string> = P extends `${infer S}:return`
+  ? SyscallReturnEvent<S extends keyof SyscallArgs ? SyscallArgs[S] : Record<string, unknown>>
+  : P extends `${infer S}:entry`
+    ? SyscallEntryEvent<S extends keyof SyscallArgs ? SyscallArgs[S] : Record<string, unknown>>
+  : never;
+
+/** The event type of a tracepoint name ("block:block_rq_issue"). */
+export type TracepointEventOf<N extends string> = TracepointEvent<
+  N extends keyof TracepointArgs ? TracepointArgs[N] : Record<string, unknown>
+>;
+
+/** An AIO syscall: "io_setup", "io_submit", "io_getevents" and the rest. */
+export type AioSyscall = (typeof AIO_SYSCALLS)[number];
+
+/** An aio probe name: "reap", "uring", or an AIO syscall's "NAME:entry" or "NAME:return". */
+export type AioProbe = "reap" | "uring" | `${AioSyscall}:${"entry" | "return"}`;
+
+/** The arguments of an AIO syscall under Tracee's names (`ctx_idp`, `ctx_id`). */
+export type AioArgs<S extends AioSyscall> = S extends "io_setup"
+  ? Omit<SyscallArgs["io_setup"], "ctxp"> & { ctx_idp: bigint }
+  : S extends "io_destroy" ? Omit<SyscallArgs["io_destroy"], "ctx"> & { ctx_id: number }
+  : SyscallArgs[S];
+
+/** The event type of an aio probe name. */
+export type AioEventOf<P extends string> = P extends "reap" ? AioReapEvent
+  : P extends "uring" ? UringEvent
+  : P extends `${infer S extends AioSyscall}:entry` ? SyscallEntryEvent<AioArgs<S>> & AioDecoded
+  : P extends `${infer S extends AioSyscall}:return` ? SyscallReturnEvent<AioArgs<S>> & AioDecoded
+  : never;
+
+let current = new Session();
+
+/**
+ * The session that streams, aggregations and {@link run} use: a new one after each run.
+ *
+ * @example What the probes so far would load
+ * ```ts ignore
+ * // ignore: explain() reads the kernel's tracepoint formats, which only root may read.
+ * import { session, syscall } from "./dsl.ts";
+ * syscall.on("read:return").hist((e) => e.ret);
+ * console.log(await session().explain());
+ * ```
+ */
+export function session(): Session {
+  return current;
+}
+
+/** A stream of the global session's probe `request`, before any predicate. */
+function stream<E>(request: ProbeRequest): Stream<E> {
+  return new Stream<E>(session, { kind: "probe", request, predicates: [] });
+}
+
+/** The `syscall` provider's methods. */
+export interface SyscallProvider {
+  /**
+   * The events of a system call's entry or return, as a {@link Stream}; with a handler, also
+   * calls it for each event. Return events carry `ret`, `latencyNs` (measured in the kernel)
+   * and the entry's `args`; `options.buffers` reads user memory behind pointer arguments
+   * (`{ buf: 64 }`).
+   */
+  on<P extends SyscallProbe>(
+    probe: P,
+    handler?: Handler<SyscallEvent<P>>,
+    options?: SyscallProbeOptions,
+  ): Stream<SyscallEvent<P>>;
+}
+
+/**
+ * System call entries and returns.
+ *
+ * @example Files opened, and slow reads
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { run, syscall } from "./dsl.ts";
+ * syscall.on("openat:entry", (e) => console.log(e.comm, e.args.filename));
+ * syscall.on("read:return").where((e) => e.latencyNs! > 1_000_000).count((e) => e.comm);
+ * await run({ duration: "5s" });
+ * ```
+ */
+export const syscall: SyscallProvider = {
+  on<P extends SyscallProbe>(
+    probe: P,
+    handler?: Handler<SyscallEvent<P>>,
+    options?: SyscallProbeOptions,
+  ): Stream<SyscallEvent<P>> {
+    if (handler !== undefined) checkFunction(`syscall.on("${probe}")'s handler`, handler);
+    const s = stream<SyscallEvent<P>>(syscallRequest(probe, options));
+    if (handler) s.on(handler);
+    return s;
+  },
+};
+
+/** The `io` provider's methods. */
+export interface IoProvider {
+  /**
+   * The events of io probe `probe` ("start", "done", "wait-start", "wait-done") as a
+   * {@link Stream}; with a handler, also calls it for each event.
+   */
+  on<P extends IoProbe>(probe: P, handler?: Handler<IoEvents[P]>): Stream<IoEvents[P]>;
+}
+
+/**
+ * Block I/O as DTrace's io provider sees it: `io.on("start")`, `"done"` (with `latencyNs`),
+ * `"wait-start"` and `"wait-done"` (with `waitNs`); events carry `buf`, `dev` and `file`
+ * (bufinfo_t, devinfo_t, fileinfo_t) under DTrace's names.
+ *
+ * @example Block I/O latency per device
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { io, run } from "./dsl.ts";
+ * io.on("done").hist((e) => e.latencyNs! / 1000, { by: (e) => e.dev.dev_statname });
+ * await run({ duration: "10s" });
+ * ```
+ */
+export const io: IoProvider = {
+  on<P extends IoProbe>(probe: P, handler?: Handler<IoEvents[P]>): Stream<IoEvents[P]> {
+    if (handler !== undefined) checkFunction(`io.on("${probe}")'s handler`, handler);
+    const s = stream<IoEvents[P]>(ioRequest(probe));
+    if (handler) s.on(handler);
+    return s;
+  },
+};
+
+/** The `aio` provider's methods. */
+export interface AioProvider {
+  /**
+   * The events of aio probe `probe` as a {@link Stream}; with a handler, also calls it for
+   * each event. `options.decode` decodes what an AIO syscall's pointers point to;
+   * `options.optional` runs without a probe this kernel lacks, with a note.
+   */
+  on<P extends AioProbe>(
+    probe: P,
+    handler?: Handler<AioEventOf<P>>,
+    options?: AioProbeOptions,
+  ): Stream<AioEventOf<P>>;
+}
+
+/**
+ * Linux native AIO: `aio.on("reap")` gives one event per request from io_submit to its reap
+ * (`latencyNs`, `op`, `fd`, `path`, `bytes`, `res`); `aio.on("uring")` the same for io_uring
+ * requests until the kernel posts their completion; `aio.on("io_submit:entry", h, { decode:
+ * true })` and the other AIO syscalls with Tracee's argument names and decoded contents.
+ *
+ * @example AIO latency per opcode
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { aio, run } from "./dsl.ts";
+ * aio.on("reap").hist((e) => e.latencyNs / 1000, { by: (e) => e.op });
+ * await run({ command: ["fio", "job.fio"] });
+ * ```
+ */
+export const aio: AioProvider = {
+  on<P extends AioProbe>(
+    probe: P,
+    handler?: Handler<AioEventOf<P>>,
+    options?: AioProbeOptions,
+  ): Stream<AioEventOf<P>> {
+    if (handler !== undefined) checkFunction(`aio.on("${probe}")'s handler`, handler);
+    const s = stream<AioEventOf<P>>(aioRequest(probe, options));
+    if (handler) s.on(handler);
+    return s;
+  },
+};
+
+/**
+ * A block request's creation, in the context of the task that submitted it, with its `dev`,
+ * `sector`, `nr_sector` and `comm`: `block:block_io_start` where the kernel has it (6.5+),
+ * else `block:block_getrq`, fired at the same place.
+ */
+export function requestCreated(): Stream<TracepointEventOf<"block:block_getrq">> {
+  return tracepoint(requestCreationTracepoint()) as Stream<TracepointEventOf<"block:block_getrq">>;
+}
+
+/**
+ * The events of a kernel tracepoint, e.g. `tracepoint("block:block_rq_issue")`, with every
+ * field of its format under `args`.
+ *
+ * @example Block requests issued, by device
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { run, tracepoint } from "./dsl.ts";
+ * tracepoint("block:block_rq_issue").count((e) => e.args.dev);
+ * await run({ duration: "5s" });
+ * ```
+ */
+export function tracepoint<N extends string>(name: N): Stream<TracepointEventOf<N>> {
+  return stream(tracepointRequest(name));
+}
+
+/**
+ * What the probes added so far would do, without loading anything: the fields captured, what
+ * runs in the kernel and what in JavaScript, the maps, and the BPF programs as assembly.
+ */
+export function explain(options: RunOptions = {}): Promise<string> {
+  return current.explain(options);
+}
+
+/**
+ * Runs every probe added so far until the duration ends, Ctrl-C or SIGTERM, {@link exit}, or
+ * the traced command exits. Afterwards nothing of the session stays in the kernel, and the
+ * next probes added start a new session.
+ *
+ * @example Trace one command from its first instruction
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { run, syscall } from "./dsl.ts";
+ * syscall.on("openat:entry", (e) => console.log(e.args.filename));
+ * const summary = await run({ command: ["ls", "/"] });
+ * console.log(summary.commandExitCode, summary.dropped);
+ * ```
+ */
+export async function run(options: RunOptions = {}): Promise<RunSummary> {
+  const s = current;
+  // A host's hook (`probe run --explain`: show what would load, load nothing).
+  const hook = runHook();
+  if (hook) return hook(s, options);
+  try {
+    return await s.run(options);
+  } finally {
+    if (current === s) current = new Session();
+  }
+}
+
+/** Ends the running session from a handler (like DTrace's `exit()`). */
+export function exit(): void {
+  current.stop("exit");
+}
