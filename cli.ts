@@ -19,7 +19,7 @@ import { formatListing, listProbes } from "./runtime/listing.ts";
 import { printableJson } from "./runtime/printable.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
-import { programProblem } from "./cli/command.ts";
+import { programProblem } from "./runtime/command.ts";
 import { EXPLAIN_ENV, PARENT_ENV } from "./cli/recipe_child.ts";
 import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
 import { unlinkedFile } from "./cli/unlinked_file.ts";

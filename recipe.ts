@@ -1,16 +1,26 @@
 /**
  * Recipes: one TypeScript file that declares its name, description and typed options once and
  * gets `--help`, option validation (one-line errors, exit code 2) and the common tracing
- * options (`-p`, `-c`, `-d`, `-i`, `--json`) for free.
+ * options (`-p`, `-c`, `-d`, `-i`, `--json`) for free. This entry point also holds what
+ * recipes print with: {@link summarize} and {@link micros} for latency histograms, and
+ * {@link isUsageError} and {@link programProblem} for a recipe that parses its own options.
  *
- * ```ts
- * import { recipe } from "../recipe.ts";
- * import { syscall } from "../mod.ts";
+ * @example A recipe counting system calls by command
+ * ```ts ignore
+ * // ignore: recipe() reads Deno.args, runs the probes (which needs root) and exits.
+ * import { recipe } from "./recipe.ts";
+ * import { printable, tracepoint } from "./mod.ts";
  * await recipe({
- *   name: "syscount",
- *   description: "Top system calls by count",
+ *   name: "commcount",
+ *   description: "System calls by command",
  *   options: { top: { type: "number", default: 10, help: "how many to show" } },
- *   setup(o) { syscall.on("raw_syscalls...") ... },
+ *   setup(o) {
+ *     const counts = tracepoint("raw_syscalls:sys_enter").count((e) => e.comm);
+ *     return () => {
+ *       const rows = counts.read()?.rows ?? [];
+ *       for (const r of rows.slice(0, o.top)) console.log(printable(String(r.key[0])));
+ *     };
+ *   },
  * });
  * ```
  *
@@ -19,8 +29,19 @@
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { isUsageError } from "./runtime/usage.ts";
-import { programProblem } from "./cli/command.ts";
+import { programProblem } from "./runtime/command.ts";
 import { DurationError, parseDuration } from "./runtime/duration.ts";
+
+// For recipes that parse their own command line (aio_latency) and for what latency recipes
+// print under a histogram: part of this entry point, so recipes need no runtime/ module.
+export { isUsageError } from "./runtime/usage.ts";
+export { programProblem } from "./runtime/command.ts";
+export {
+  type HistogramSummary,
+  micros,
+  summarize,
+  summaryLine,
+} from "./runtime/aggregate/summary.ts";
 
 /** One option a recipe declares. */
 export type OptionSpec =
@@ -63,10 +84,13 @@ export interface CommonOptions {
 
 /** A recipe's declaration. */
 export interface Recipe<O extends Record<string, OptionSpec>> {
+  /** The name in --help and at the start of each error line ("biolatency"). */
   name: string;
+  /** One line for --help. */
   description: string;
   /** Extra lines for --help (examples). */
   examples?: string[];
+  /** The recipe's own options, by long name. */
   options?: O;
   /** The workload traced when no -p/-c/--all is given (a shell command); absent: trace all. */
   demo?: string;
@@ -80,6 +104,7 @@ export interface Recipe<O extends Record<string, OptionSpec>> {
 
 /** Thrown for bad command lines; `recipe()` prints it as one line and exits 2. */
 export class UsageError extends Error {
+  /** `message` is the one line printed after the recipe's name. */
   constructor(message: string) {
     super(message);
     this.name = "UsageError";
@@ -117,7 +142,24 @@ export function helpText<O extends Record<string, OptionSpec>>(r: Recipe<O>): st
   ].filter((l, i) => l !== "" || i > 1).join("\n");
 }
 
-/** Parses `args` against the recipe's options; throws UsageError. */
+/**
+ * Parses `args` against the recipe's options and the common ones; throws {@link UsageError}.
+ *
+ * @example Options with their defaults
+ * ```ts
+ * import { equal, throws } from "node:assert/strict";
+ * import { parseOptions, UsageError } from "./recipe.ts";
+ * const r = {
+ *   name: "demo",
+ *   description: "A demonstration",
+ *   options: { top: { type: "number", default: 10, help: "rows", integer: true } },
+ *   setup() {},
+ * } as const;
+ * equal(parseOptions(r, ["-p", "42"]).top, 10);
+ * equal(parseOptions(r, ["--top", "3"]).top, 3);
+ * throws(() => parseOptions(r, ["--top", "x"]), UsageError);
+ * ```
+ */
 export function parseOptions<O extends Record<string, OptionSpec>>(
   r: Recipe<O>,
   args: string[],

@@ -13,19 +13,16 @@ import {
   type AggregationData,
   aio,
   AIO_COUNTERS,
+  formatAggregation,
+  parseDuration,
   printable,
+  printableJson,
+  quantile,
   run,
   type RunSummary,
 } from "../mod.ts";
-import { formatAggregation } from "../runtime/aggregate/print.ts";
-import { quantile } from "../runtime/aggregate/data.ts";
-import { micros } from "../runtime/aggregate/summary.ts";
-import { fdPath } from "../runtime/providers/aio/abi.ts";
-import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../runtime/workload/libaio.ts";
-import { parseDuration } from "../runtime/duration.ts";
-import { programProblem } from "../cli/command.ts";
-import { isUsageError } from "../runtime/usage.ts";
-import { printableJson } from "../runtime/printable.ts";
+import { isUsageError, micros, programProblem } from "../recipe.ts";
+import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../workload.ts";
 
 const USAGE = `usage: aio_latency.ts [options]
 Latency of Linux native AIO requests (io_submit to reap) and io_uring requests.
@@ -273,6 +270,15 @@ function report(
     );
   }
   if (blind) console.log(`aio_latency: blind spot: ${blind}`);
+}
+
+/** Where fd `fd` of process `pid` points now; "" when it is closed or the process gone. */
+function fdPath(pid: number, fd: number): string {
+  try {
+    return Deno.readLinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return "";
+  }
 }
 
 // Files are named while their processes still hold them open: the keys seen are looked up

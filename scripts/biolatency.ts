@@ -57,8 +57,7 @@ import {
   type Stream,
   type TracepointEventOf,
 } from "../mod.ts";
-import { recipe } from "../recipe.ts";
-import { micros, summarize } from "../runtime/aggregate/summary.ts";
+import { micros, recipe, summarize } from "../recipe.ts";
 
 /** The bits `--flags` keys by, and how each combination prints. */
 const FLAG_MASK = B.B_READ | B.B_WRITE | B.B_ASYNC;

@@ -38,9 +38,16 @@
  *
  * @module
  */
-import { B, type DevInfo, io, printable, requestCreated, type Stream } from "../mod.ts";
+import {
+  B,
+  type DevInfo,
+  io,
+  printable,
+  printableJson,
+  requestCreated,
+  type Stream,
+} from "../mod.ts";
 import { recipe } from "../recipe.ts";
-import { printableJson } from "../runtime/printable.ts";
 
 /** How `b_flags & (B_READ | B_WRITE | B_ASYNC)` prints. */
 const FLAG_MASK = B.B_READ | B.B_WRITE | B.B_ASYNC;

@@ -9,9 +9,8 @@
  *   tools/run scripts/fileslower.ts -a --min-ms 1     every process, I/O over 1 ms
  *   tools/run scripts/fileslower.ts -p 1234 --json
  */
-import { printable, syscall, type SyscallReturnEvent } from "../mod.ts";
+import { printable, printableJson, syscall, type SyscallReturnEvent } from "../mod.ts";
 import { recipe } from "../recipe.ts";
-import { printableJson } from "../runtime/printable.ts";
 
 /**
  * The demo: a reader (cat) whose writer sends a line every 300 ms, so each of its 3 reads of

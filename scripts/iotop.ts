@@ -23,9 +23,16 @@
  *
  * @module
  */
-import { type AggregationData, B, type DevInfo, io, printable, type Stream } from "../mod.ts";
+import {
+  type AggregationData,
+  B,
+  type DevInfo,
+  io,
+  printable,
+  printableJson,
+  type Stream,
+} from "../mod.ts";
 import { recipe } from "../recipe.ts";
-import { printableJson } from "../runtime/printable.ts";
 
 /** The bits the sums are split by: a read, a write, or neither. */
 const RW = B.B_READ | B.B_WRITE;

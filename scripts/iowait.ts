@@ -33,10 +33,9 @@ import {
   formatAggregation,
   io,
   printable,
+  printableJson,
 } from "../mod.ts";
-import { recipe } from "../recipe.ts";
-import { printableJson } from "../runtime/printable.ts";
-import { micros, summarize } from "../runtime/aggregate/summary.ts";
+import { micros, recipe, summarize } from "../recipe.ts";
 
 /**
  * The demo: 2048 direct 4 KiB reads by one dd of an 8 MiB file under /var/tmp, most of them a

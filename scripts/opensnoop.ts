@@ -7,8 +7,7 @@
  *   deno run -A scripts/opensnoop.ts -c "ls /etc" -x only the opens that failed
  */
 import { recipe, UsageError } from "../recipe.ts";
-import { printableJson } from "../runtime/printable.ts";
-import { printable, syscall } from "../mod.ts";
+import { printable, printableJson, syscall } from "../mod.ts";
 
 await recipe({
   name: "opensnoop",

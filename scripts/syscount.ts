@@ -7,10 +7,8 @@
  *   tools/run scripts/syscount.ts -p 1234 -d 5s --top 20
  *   tools/run scripts/syscount.ts -a -i 1s --per-process
  */
-import { type AggregationData, printable, tracepoint } from "../mod.ts";
+import { type AggregationData, printable, printableJson, syscallName, tracepoint } from "../mod.ts";
 import { recipe } from "../recipe.ts";
-import { printableJson } from "../runtime/printable.ts";
-import { syscallName } from "../runtime/providers/syscall_numbers.ts";
 
 const TITLE = "syscalls by count";
 

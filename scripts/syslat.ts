@@ -10,10 +10,16 @@
  *   tools/run scripts/syslat.ts -p 1234 -d 5s --top 20
  *   tools/run scripts/syslat.ts -a -i 1s --per-process
  */
-import { type AggregationData, printable, type RunSummary, span, tracepoint } from "../mod.ts";
+import {
+  type AggregationData,
+  printable,
+  printableJson,
+  type RunSummary,
+  span,
+  syscallName,
+  tracepoint,
+} from "../mod.ts";
 import { recipe } from "../recipe.ts";
-import { printableJson } from "../runtime/printable.ts";
-import { syscallName } from "../runtime/providers/syscall_numbers.ts";
 
 const TITLE = "syscall latency (ns)";
 

@@ -10,11 +10,14 @@
  *   tools/run scripts/uring_latency.ts -p 1234 -i 1s      one process, a histogram each second
  *   tools/run scripts/uring_latency.ts -c "fio job.fio" --json
  */
-import { type AggregationData, type AggregationRow, aio } from "../mod.ts";
-import { formatAggregation } from "../runtime/aggregate/print.ts";
-import { summarize } from "../runtime/aggregate/summary.ts";
-import { uringOpName } from "../runtime/providers/aio/aio.ts";
-import { recipe } from "../recipe.ts";
+import {
+  type AggregationData,
+  type AggregationRow,
+  aio,
+  formatAggregation,
+  uringOpName,
+} from "../mod.ts";
+import { recipe, summarize } from "../recipe.ts";
 
 const TITLE = "io_uring usecs";
 

@@ -8,11 +8,17 @@ import { type AggregationValue, quantile } from "./data.ts";
 
 /** A histogram summed up. */
 export interface HistogramSummary {
+  /** Values counted. */
   count: number;
+  /** Their average. */
   mean: number;
+  /** The median, interpolated within its bucket ({@link quantile}). */
   p50: number | undefined;
+  /** The 99th percentile, interpolated within its bucket. */
   p99: number | undefined;
+  /** The smallest value, exact. */
   min: number;
+  /** The largest value, exact. */
   max: number;
   /** The non-empty buckets; open ends as null. */
   buckets: { low: number | null; high: number | null; count: number }[];
@@ -39,7 +45,18 @@ export function summarize(v: AggregationValue): HistogramSummary | undefined {
   };
 }
 
-/** Microseconds for people: "12.3 us", "4.56 ms", "1.20 s"; "?" when unknown. */
+/**
+ * Microseconds for people: "12.3 us", "4.56 ms", "1.20 s"; "?" when unknown.
+ *
+ * @example Units
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { micros } from "./summary.ts";
+ * equal(micros(12.34), "12.3 us");
+ * equal(micros(4560), "4.56 ms");
+ * equal(micros(undefined), "?");
+ * ```
+ */
 export function micros(x: number | undefined): string {
   if (x === undefined) return "?";
   if (x >= 1e6) return `${(x / 1e6).toFixed(2)} s`;

@@ -37,27 +37,58 @@ function offHeap(size: number): Uint8Array {
   return new Uint8Array(new ArrayBuffer(Math.max(size, 128)), 0, size);
 }
 
-/** IOCB_CMD_PREAD, IOCB_CMD_PWRITE and IOCB_CMD_POLL. */
-export const PREAD = 0, PWRITE = 1, POLL = 5;
+/** IOCB_CMD_PREAD: read `nbytes` at `offset` into `buf`. */
+export const PREAD = 0;
+/** IOCB_CMD_PWRITE: write `nbytes` from `buf` at `offset`. */
+export const PWRITE = 1;
+/** IOCB_CMD_POLL: wait until `fd` has the poll events given in `buf` (1n: POLLIN). */
+export const POLL = 5;
 
 /** One request to submit. */
 export interface Request {
+  /** {@link PREAD}, {@link PWRITE} or {@link POLL}. */
   opcode: number;
+  /** The file descriptor. */
   fd: number;
-  /** Address of the data buffer. */
+  /** Address of the data buffer (for {@link POLL}: the poll events). */
   buf: bigint;
+  /** Bytes to transfer (0 for {@link POLL}). */
   nbytes: number;
+  /** File offset. */
   offset: number;
+  /** Returned with the completion as `data`: the request's identity for the caller. */
   data: bigint;
+}
+
+/** A completion reaped: the request's `data`, its iocb's address, and its result. */
+export interface AioResult {
+  /** The request's `data` (`aio_data`). */
+  data: bigint;
+  /** The user address of the request's iocb. */
+  obj: bigint;
+  /** Bytes transferred, or a negative errno. */
+  res: number;
+  /** A second result, 0 for reads and writes. */
+  res2: number;
+}
+
+/** How {@link AioContext.reap} waits. */
+export interface ReapOptions {
+  /** The longest wait, in seconds; undefined: until `min` completions. */
+  timeoutSeconds?: number;
+  /** Signals blocked while waiting, as a 64-bit mask (io_pgetevents instead of io_getevents). */
+  sigmask?: bigint;
 }
 
 /** A context with a fixed set of iocbs in memory the kernel reads (their addresses stay). */
 export class AioContext implements Disposable {
+  /** The kernel's context id (aio_context_t). */
   readonly id: bigint;
   readonly #iocbs: Uint8Array;
   readonly #pointers: BigUint64Array;
   readonly #events: Uint8Array;
 
+  /** A context for at most `depth` requests in flight (io_setup). */
   constructor(depth: number) {
     const ctx = offHeap(8);
     const r = libaio().io_setup(depth, ctx);
@@ -106,11 +137,7 @@ export class AioContext implements Disposable {
    * Reaps between `min` and `max` completions with io_getevents (or io_pgetevents when a
    * signal mask is given), waiting at most `timeoutSeconds` (forever when undefined).
    */
-  reap(
-    min: number,
-    max: number,
-    options: { timeoutSeconds?: number; sigmask?: bigint } = {},
-  ): Array<{ data: bigint; obj: bigint; res: number; res2: number }> {
+  reap(min: number, max: number, options: ReapOptions = {}): AioResult[] {
     let timeout: Uint8Array | null = null;
     if (options.timeoutSeconds !== undefined) {
       timeout = offHeap(16);
@@ -145,6 +172,7 @@ export class AioContext implements Disposable {
     );
   }
 
+  /** Destroys the context (io_destroy), cancelling what is still in flight. */
   [Symbol.dispose](): void {
     libaio().io_destroy(this.id);
   }
@@ -160,10 +188,20 @@ let libcSymbols: ReturnType<typeof libc> | undefined;
 
 const O_RDWR = 2, O_CREAT = 0o100, O_DIRECT = 0o40000;
 
+/** How {@link Fd} opens its file (always read-write). */
+export interface FdOptions {
+  /** O_DIRECT: I/O bypasses the page cache (buffers, offsets and sizes aligned to 4096). */
+  direct?: boolean;
+  /** O_CREAT: create the file when it does not exist. */
+  create?: boolean;
+}
+
 /** An open file descriptor (Deno's files hide theirs), closed on dispose. */
 export class Fd implements Disposable {
+  /** The descriptor. */
   readonly fd: number;
-  constructor(path: string, options: { direct?: boolean; create?: boolean } = {}) {
+  /** Opens `path` read-write; throws when it cannot (O_DIRECT refused, no such file). */
+  constructor(path: string, options: FdOptions = {}) {
     libcSymbols ??= libc();
     const flags = O_RDWR | (options.direct ? O_DIRECT : 0) | (options.create ? O_CREAT : 0);
     this.fd = libcSymbols.open(new TextEncoder().encode(path + "\0"), flags, 0o600);
@@ -171,6 +209,7 @@ export class Fd implements Disposable {
       throw new Error(`Cannot open ${path}${options.direct ? " with O_DIRECT" : ""}`);
     }
   }
+  /** Closes the descriptor. */
   [Symbol.dispose](): void {
     libcSymbols!.close(this.fd);
   }
@@ -178,22 +217,37 @@ export class Fd implements Disposable {
 
 /** A pipe's two fds (for requests that stay in flight: a poll on an empty pipe), closed on dispose. */
 export class Pipe implements Disposable {
+  /** The read end. */
   readonly read: number;
+  /** The write end. */
   readonly write: number;
+  /** Opens a pipe (pipe(2)). */
   constructor() {
     libcSymbols ??= libc();
     const fds = new Int32Array(2);
     if (libcSymbols.pipe(new Uint8Array(fds.buffer)) < 0) throw new Error("pipe() failed");
     [this.read, this.write] = fds;
   }
+  /** Closes both ends. */
   [Symbol.dispose](): void {
     libcSymbols!.close(this.read);
     libcSymbols!.close(this.write);
   }
 }
 
-/** A buffer of `size` bytes aligned to 4096 (for O_DIRECT) and its address. */
-export function alignedBuffer(size: number): { bytes: Uint8Array; address: bigint } {
+/** Memory for a request's data, and its address for {@link Request.buf}. */
+export interface AlignedBuffer {
+  /** The memory, `size` bytes starting at `address`. */
+  bytes: Uint8Array;
+  /** Its user address, a multiple of 4096. */
+  address: bigint;
+}
+
+/**
+ * A buffer of `size` bytes aligned to 4096 (for O_DIRECT) and its address. Keep `bytes`
+ * referenced while a request uses it: the address is only good while the memory lives.
+ */
+export function alignedBuffer(size: number): AlignedBuffer {
   const raw = new Uint8Array(size + 4096);
   const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(raw)));
   const skip = Number((4096n - (base % 4096n)) % 4096n);

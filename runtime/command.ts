@@ -5,7 +5,7 @@
  * @module
  */
 
-import { executableProblem } from "../runtime/executable.ts";
+import { executableProblem } from "./executable.ts";
 
 /** Characters after which the first word is not simply a program to look up. */
 const SHELL_SYNTAX = /[\s;&|<>()$`'"\\=*?[\]{}~#!]/;
