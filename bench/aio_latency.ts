@@ -8,7 +8,7 @@
  *   tools/run bench/aio_latency.ts [ROUNDS] [SECONDS]
  */
 import { aio, AIO_COUNTERS, run } from "../mod.ts";
-import { withLoopDevice } from "../tests/fixtures/loop_device.ts";
+import { withLoopDevice } from "../testing/loop_device.ts";
 import { median, whileBpftrace } from "./fixtures/bpftrace.ts";
 
 const rounds = Number(Deno.args[0] ?? 3);

@@ -7,7 +7,7 @@
  *   tools/run bench/biolatency.ts [ROUNDS] [SECONDS]
  */
 import { io, run, span, tracepoint } from "../mod.ts";
-import { withLoopDevice } from "../tests/fixtures/loop_device.ts";
+import { withLoopDevice } from "../testing/loop_device.ts";
 import { median, whileBpftrace } from "./fixtures/bpftrace.ts";
 
 const rounds = Number(Deno.args[0] ?? 3);

@@ -15,7 +15,7 @@ import {
   diskstats,
   type LoopDevice,
   withLoopDevice,
-} from "./fixtures/loop_device.ts";
+} from "../testing/loop_device.ts";
 
 type IssueEvent = TracepointEventOf<"block:block_rq_issue">;
 

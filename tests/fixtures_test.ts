@@ -10,7 +10,7 @@ import {
   ok as assert,
   rejects,
 } from "node:assert/strict";
-import { diskstats, loopDirectIo } from "./fixtures/loop_device.ts";
+import { diskstats, loopDirectIo } from "../testing/loop_device.ts";
 import { dropCaches, type FsType, type MountedFs, withFilesystem } from "./fixtures/filesystem.ts";
 import { withZram } from "./fixtures/zram.ts";
 import { withFullLoopDevice } from "./fixtures/full_device.ts";

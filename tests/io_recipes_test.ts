@@ -6,7 +6,7 @@
  * @module
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { diskstats, type LoopDevice, withLoopDevice } from "./fixtures/loop_device.ts";
+import { diskstats, type LoopDevice, withLoopDevice } from "../testing/loop_device.ts";
 import { withZram, type ZramDevice } from "./fixtures/zram.ts";
 import { withFilesystem } from "./fixtures/filesystem.ts";
 import { type Output, recipe } from "./fixtures/subprocess.ts";

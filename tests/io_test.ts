@@ -1,6 +1,6 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { B, io, type IoDoneEvent, type IoStartEvent, type IoWaitDoneEvent, run } from "../mod.ts";
-import { diskstats, loopDirectIo, settleUdev, withLoopDevice } from "./fixtures/loop_device.ts";
+import { diskstats, loopDirectIo, settleUdev, withLoopDevice } from "../testing/loop_device.ts";
 import { dropCaches, type FsType, MIN_SIZE_MIB, withFilesystem } from "./fixtures/filesystem.ts";
 import { withZram } from "./fixtures/zram.ts";
 import { withFullLoopDevice } from "./fixtures/full_device.ts";
