@@ -28,6 +28,7 @@ export class BpfError extends Error {
   readonly errno: number;
   /** What was being done, e.g. "create map events". */
   readonly operation: string;
+  /** `operation` failed with `errno`; `hint` says what to do, when something can be done. */
   constructor(operation: string, errno: number, hint?: string) {
     const name = ERRNO_NAMES[errno] ?? `errno ${errno}`;
     const why = errno === 1 || errno === 13
@@ -46,6 +47,7 @@ export class BpfError extends Error {
 export class NotSupportedError extends Error {
   /** The feature, as users name it (e.g. "kprobe"). */
   readonly feature: string;
+  /** `feature` is missing; `detail` says how that was found, `remedy` what to do instead. */
   constructor(feature: string, detail: string, remedy = "use a tracepoint instead") {
     super(`${feature} is not supported by this kernel (${detail}); ${remedy}`);
     this.name = "NotSupportedError";

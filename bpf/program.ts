@@ -43,6 +43,7 @@ export interface ProgramSpec {
 
 /** The verifier rejected a program. */
 export class VerifierError extends Error {
+  /** The probe the program implements ("syscall:openat:entry"). */
   readonly probe: string;
   /** The generated program as assembly, the rejected instruction marked with `>`. */
   readonly listing: string;
@@ -50,7 +51,9 @@ export class VerifierError extends Error {
   readonly log: string;
   /** Slot of the instruction the verifier stopped at, when the log names one. */
   readonly instruction?: number;
+  /** The load's errno (EACCES or EINVAL from the verifier). */
   readonly errno: number;
+  /** The verifier's `log` for `probe`'s program, `listing`, rejected at instruction `at`. */
   constructor(probe: string, errno: number, listing: string, log: string, at?: number) {
     const lines = log.trimEnd().split("\n");
     const tail = lines.slice(-12).join("\n");

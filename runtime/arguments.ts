@@ -8,6 +8,7 @@
 
 /** A size or count option out of its range: which option, what it was, what it takes. */
 export class SizeError extends RangeError {
+  /** `message`: the option, its value and the range it takes, in one line. */
   constructor(message: string) {
     super(message);
     this.name = "SizeError";
@@ -16,6 +17,7 @@ export class SizeError extends RangeError {
 
 /** A lambda or handler that is not a function (`.where(42)`), said with where it was given. */
 export class NotAFunctionError extends TypeError {
+  /** `message`: what was given where a function was expected, in one line. */
   constructor(message: string) {
     super(message);
     this.name = "NotAFunctionError";
@@ -27,6 +29,7 @@ export class NotAFunctionError extends TypeError {
  * argument that is not a pointer, or a run with no probe: what was wrong and what to do.
  */
 export class ArgumentError extends TypeError {
+  /** `message`: what was wrong and what to do, in one line. */
   constructor(message: string) {
     super(message);
     this.name = "ArgumentError";

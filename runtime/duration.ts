@@ -7,6 +7,7 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 
 
 /** A duration or interval that cannot be used, said in one line. */
 export class DurationError extends RangeError {
+  /** `message`: the duration as given and how to write one, in one line. */
   constructor(message: string) {
     super(message);
     this.name = "DurationError";

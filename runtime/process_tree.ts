@@ -68,6 +68,7 @@ const PID_MAX_LIMIT = 4_194_304;
 
 /** A `pid` or `command` option that cannot be traced: what was wrong, in one line. */
 export class TargetError extends TypeError {
+  /** `message`: the option and what is wrong with its target, in one line. */
   constructor(message: string) {
     super(message);
     this.name = "TargetError";

@@ -27,6 +27,7 @@ export class ProbeNotFoundError extends Error {
   readonly suggestions: string[];
   /** What kind of probe was looked up, e.g. "tracepoint". */
   readonly kind: string;
+  /** A `kind` probe named `probe` is not in this kernel; `suggestions` are close names. */
   constructor(kind: string, probe: string, suggestions: string[]) {
     const hint = suggestions.length > 0 ? ` Did you mean: ${suggestions.join(", ")}?` : "";
     super(`Unknown ${kind} '${probe}'.${hint}`);

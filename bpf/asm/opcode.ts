@@ -1,7 +1,7 @@
 /**
  * The parts of an eBPF opcode byte, named as in the kernel's instruction-set document.
  *
- * ```
+ * ```text
  *   7 6 5 4 3 2 1 0
  *  +-------+-+-----+
  *  |  op   |s|class|   ALU / ALU64 / JMP / JMP32   (s: 0 = immediate, 1 = register source)

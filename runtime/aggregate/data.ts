@@ -13,9 +13,13 @@ export type KeyPart = number | bigint | string;
 
 /** count, sum, min, max, avg and stats all keep these; each kind reports its own. */
 export interface Stats {
+  /** Values counted. */
   count: number;
+  /** Their sum. */
   sum: number;
+  /** The smallest. */
   min: number;
+  /** The largest. */
   max: number;
   /** `sum / count` truncated toward zero, as DTrace and bpftrace print it; 0 when empty. */
   avg: number;
@@ -23,8 +27,11 @@ export interface Stats {
 
 /** A histogram bucket: values in `[low, high)`; `high` undefined for the last, open bucket. */
 export interface Bucket {
+  /** Its lowest value; -Infinity for the bucket of everything below the first bound. */
   low: number;
+  /** The first value past the bucket; undefined for the last, open bucket. */
   high: number | undefined;
+  /** Values that fell in the bucket. */
   count: number;
 }
 
@@ -37,14 +44,19 @@ export type AggregationValue =
 
 /** One key of an aggregation with its value. */
 export interface AggregationRow {
+  /** The key's parts, in the order `by` gives them ([] without `by`). */
   key: KeyPart[];
+  /** The value merged over CPUs. */
   value: AggregationValue;
 }
 
 /** Parameters of a linear histogram: buckets of `step` from `min` up to `max`. */
 export interface LinearRange {
+  /** The lowest bucket's start. */
   min: number;
+  /** The end of the last bucket; values from here go to an open bucket. */
   max: number;
+  /** Each bucket's width. */
   step: number;
 }
 
@@ -52,9 +64,11 @@ export interface LinearRange {
 export interface AggregationData {
   /** Name shown in output, e.g. "read sizes" (bpftrace prints `@name`). */
   name: string;
+  /** The aggregating function. */
   kind: AggregationKind;
   /** Names of the key parts (the source of each key lambda), for headers and JSON. */
   keyNames: string[];
+  /** One row per key. */
   rows: AggregationRow[];
   /** Updates the kernel could not make because the map was full (keys not counted). */
   lost: number;

@@ -31,8 +31,11 @@ export type JsonKeyPart = number | string;
 
 /** A histogram bucket in JSON: `null` stands for an open end (-Infinity or no upper bound). */
 export interface BucketJson {
+  /** The bucket's lowest value; null for -Infinity. */
   low: number | null;
+  /** The first value past it; null for the last, open bucket. */
   high: number | null;
+  /** Values that fell in it. */
   count: number;
 }
 
@@ -44,12 +47,19 @@ export type AggregationRowJson =
 
 /** An aggregation as a plain object that `JSON.stringify` renders without loss of keys. */
 export interface AggregationJson {
+  /** {@link AggregationData.name}. */
   name: string;
+  /** The aggregating function. */
   kind: AggregationKind;
+  /** Names of the key parts ({@link AggregationData.keyNames}). */
   keys: string[];
+  /** Updates lost to a full map. */
   lost: number;
+  /** Most keys the map holds. */
   capacity: number;
+  /** For lhist: its buckets' range. */
   range?: LinearRange;
+  /** One row per key. */
   rows: AggregationRowJson[];
 }
 

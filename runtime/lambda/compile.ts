@@ -48,6 +48,9 @@ import { checkSize, checkSyntaxDepth } from "./limits.ts";
  * @example Filter on a field and a param
  * ```ts
  * import { equal } from "node:assert/strict";
+ * import { compileLambda } from "./compile.ts";
+ * import { loadParser } from "./parse.ts";
+ * await loadParser(); // loaded on first need, not with the module (see loadParser)
  * const { expr } = compileLambda(
  *   (e: { ret: number }, p: { limit: number }) => e.ret > p.limit * 1000,
  *   () => ({ type: { kind: "int", signed: true, bigint: false } }),

@@ -104,6 +104,7 @@ export const SUPPORTED =
 export class LambdaError extends TypeError {
   /** The source text of the construct that was rejected. */
   readonly snippet: string;
+  /** Why `snippet`, a construct of the lambda's source, cannot run in the kernel. */
   constructor(reason: string, snippet: string) {
     super(`Cannot compile for the kernel: ${reason} in \`${snippet}\` (supported: ${SUPPORTED})`);
     this.name = "LambdaError";

@@ -47,6 +47,8 @@ const NATIVE = /\{\s*\[native code\]\s*\}\s*$/;
  * @example Parse an arrow function
  * ```ts
  * import { equal } from "node:assert/strict";
+ * import { loadParser, parseFunction } from "./parse.ts";
+ * await loadParser(); // loaded on first need, not with the module (see loadParser)
  * const f = parseFunction((e: { pid: number }) => e.pid > 1);
  * equal(f.text(f.node.body), "e.pid > 1");
  * ```

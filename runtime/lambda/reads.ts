@@ -37,6 +37,9 @@ export function readsNothing(fn: AnyFunction): boolean {
  * @example A handler that logs two fields
  * ```ts
  * import { deepEqual } from "node:assert/strict";
+ * import { eventReads } from "./reads.ts";
+ * import { loadParser } from "./parse.ts";
+ * await loadParser(); // without it, eventReads cannot parse and answers "all"
  * const handler = (e: { comm: string; args: { filename: string } }) =>
  *   console.log(e.comm, e.args.filename);
  * deepEqual(eventReads(handler), [["comm"], ["args", "filename"]]);

@@ -41,6 +41,7 @@ export interface SyscallEntryEvent<A = Record<string, unknown>> extends EventHea
   probe: string;
   /** The system call's name, e.g. "openat". */
   syscall: string;
+  /** The arguments, named as in the syscall's format file. */
   args: A;
   /** User memory read through pointer arguments, as asked with the `buffers` option. */
   buffers: Record<string, Uint8Array>;
@@ -48,7 +49,9 @@ export interface SyscallEntryEvent<A = Record<string, unknown>> extends EventHea
 
 /** The return of a system call. */
 export interface SyscallReturnEvent<A = Record<string, unknown>> extends EventHeader {
+  /** The probe, e.g. "syscall:read:return". */
   probe: string;
+  /** The system call's name, e.g. "read". */
   syscall: string;
   /** The return value (negative errno on failure). */
   ret: number;

@@ -44,31 +44,45 @@ export function opcodeName(op: number): string {
 export interface Iocb {
   /** The iocb's user address. */
   iocb: bigint;
+  /** `aio_lio_opcode` by name: "PREAD", "PWRITE", "FSYNC", "POLL". */
   opcode: string;
+  /** `aio_fildes`. */
   fd: number;
   /** The file the fd names (from /proc), or "" when it is gone. */
   path: string;
+  /** `aio_buf`: the data's user address (for POLL, the events). */
   buf: bigint;
+  /** `aio_nbytes`. */
   nbytes: number;
+  /** `aio_offset`. */
   offset: number;
+  /** `aio_data`: the caller's own value, returned with the completion. */
   data: bigint;
+  /** `aio_rw_flags` (RWF_*). */
   rw_flags: number;
+  /** `aio_flags` (IOCB_FLAG_*). */
   flags: number;
+  /** `aio_resfd`: the eventfd signalled on completion (with IOCB_FLAG_RESFD). */
   resfd: number;
 }
 
 /** A reaped completion, decoded. */
 export interface IoEvent {
+  /** The request's `aio_data`. */
   data: bigint;
   /** The iocb's user address. */
   obj: bigint;
+  /** The result: bytes transferred, or a negative errno. */
   res: number;
+  /** A second result, 0 for reads and writes. */
   res2: number;
 }
 
 /** A signal mask decoded: the names of its signals, and its size in bytes. */
 export interface SigSet {
+  /** The signals' names ("SIGINT", "SIGRTMIN+1"). */
   mask: string[];
+  /** The size the caller gave, in bytes. */
   size: number;
 }
 

@@ -16,7 +16,9 @@ import { type IoSource, loadWord, readDevice } from "./source.ts";
 
 /** DTrace's devinfo_t. */
 export interface DevInfo {
+  /** The device's major number. */
   dev_major: number;
+  /** The device's minor number. */
   dev_minor: number;
   /** The minor number: Linux has no separate instance number. */
   dev_instance: number;

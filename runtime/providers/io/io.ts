@@ -67,15 +67,21 @@ import { waitSite } from "./wait.ts";
 
 /** An io:start event. */
 export interface IoStartEvent extends EventHeader {
+  /** The probe. */
   probe: "io:start";
+  /** The I/O, as DTrace's bufinfo_t. */
   buf: BufInfo;
+  /** Its device, as DTrace's devinfo_t. */
   dev: DevInfo;
+  /** Its file, as DTrace's fileinfo_t (`<none>` for I/O of no file, such as metadata). */
   file: FileInfo;
 }
 
 /** An io:done event: `latencyNs` since its start (undefined when the start was not seen). */
 export interface IoDoneEvent extends Omit<IoStartEvent, "probe"> {
+  /** The probe. */
   probe: "io:done";
+  /** Time since its start; undefined when the start was not seen (before tracing). */
   latencyNs: number | undefined;
 }
 
@@ -85,23 +91,33 @@ export interface IoDoneEvent extends Omit<IoStartEvent, "probe"> {
  * `<none>` and zeros when there is none).
  */
 export interface IoWaitStartEvent extends EventHeader {
+  /** The probe. */
   probe: "io:wait-start";
+  /** The last I/O the thread submitted (the fields known without the request). */
   buf: Pick<BufInfo, "b_flags" | "b_bcount" | "b_bufsize" | "b_blkno" | "b_lblkno" | "b_edev">;
+  /** Its device. */
   dev: DevInfo;
+  /** Its file. */
   file: FileInfo;
 }
 
 /** An io:wait-done event: the thread resumes after `waitNs` of waiting. */
 export interface IoWaitDoneEvent extends Omit<IoWaitStartEvent, "probe"> {
+  /** The probe. */
   probe: "io:wait-done";
+  /** How long the thread waited. */
   waitNs: number;
 }
 
 /** The io probes and their events. */
 export interface IoEvents {
+  /** An I/O issued to the device. */
   start: IoStartEvent;
+  /** An I/O completed. */
   done: IoDoneEvent;
+  /** A thread starts waiting for I/O. */
   "wait-start": IoWaitStartEvent;
+  /** A thread is done waiting. */
   "wait-done": IoWaitDoneEvent;
 }
 
