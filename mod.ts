@@ -85,10 +85,10 @@ export type {
   SyscallProbeOptions,
   SyscallReturnEvent,
 } from "./runtime/providers/syscall.ts";
-export type { SyscallArgs } from "./runtime/providers/syscall_types.ts";
-export { syscallName } from "./runtime/providers/syscall_numbers.ts";
+export type { KernelSyscallArgs, SyscallArgs } from "./runtime/providers/syscall_types.ts";
+export { syscallName, UnknownArchitectureError } from "./runtime/providers/syscall_numbers.ts";
 export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
-export type { TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
+export type { KernelTracepointArgs, TracepointArgs } from "./runtime/providers/tracepoint_types.ts";
 export type {
   BaselineSyscallArgs,
   BaselineTracepointArgs,
