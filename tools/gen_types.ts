@@ -18,10 +18,12 @@ const SOURCES = [
   "README.md",
   "mod.ts",
   "recipe.ts",
+  "workload.ts",
   "cli.ts",
   "cli",
   "runtime",
   "scripts",
+  "testing",
   "tests",
   "bench",
 ];
