@@ -9,6 +9,7 @@ import { DEFAULT_RING_BYTES, type RunOptions } from "./run_options.ts";
 
 /** What became of the starts of a span. */
 export interface SpanSummary {
+  /** The span's `name` option, or "START -> END" from its two probes. */
   name: string;
   /** Starts stored. */
   started: number;
@@ -27,6 +28,7 @@ export type StopReason = "duration" | "signal" | "exit" | "command" | "exited" |
 
 /** What a session did. */
 export interface RunSummary {
+  /** Why the session ended. */
   reason: StopReason;
   /** Events delivered to handlers. */
   events: number;
@@ -34,6 +36,7 @@ export interface RunSummary {
   dropped: number;
   /** Events delivered, by probe name. */
   byProbe: Record<string, number>;
+  /** From the start of the run to its end, in milliseconds. */
   elapsedMs: number;
   /** Exit code of the traced command, when there was one. */
   commandExitCode?: number;
@@ -43,6 +46,7 @@ export interface RunSummary {
   aggregations: AggregationData[];
   /** One line per optional probe this kernel lacks, which the session ran without. */
   notes: string[];
+  /** What became of each span's starts. */
   spans: SpanSummary[];
   /** Counters providers keep in the kernel (e.g. "aio.submitted"), summed over CPUs. */
   counters: Record<string, number>;
