@@ -47,10 +47,10 @@ export class Session {
   #live: ((a: AggregationRequest) => AggregationData | undefined) | undefined;
   #clear: ((a: AggregationRequest) => void) | undefined;
   readonly #final = new Map<AggregationRequest, AggregationData>();
-  /** Programs of the running session, for listings. */
+  /** @internal Programs of the running session, for listings. */
   programs: Program[] = [];
 
-  /** Adds a consumer: a handler of a stream's events, or an aggregation of them. */
+  /** @internal Adds a consumer: a handler of a stream's events, or an aggregation of them. */
   add(request: ConsumerRequest): void {
     this.#requests.push(request);
   }
@@ -65,12 +65,15 @@ export class Session {
     this.#stopReason ??= reason;
   }
 
-  /** An aggregation's data: live while running, as it ended afterwards, undefined before. */
+  /**
+   * @internal An aggregation's data: live while running, as it ended afterwards, undefined
+   * before.
+   */
   read(a: AggregationRequest): AggregationData | undefined {
     return this.#live?.(a) ?? this.#final.get(a);
   }
 
-  /** Empties an aggregation of a running session. */
+  /** @internal Empties an aggregation of a running session. */
   clear(a: AggregationRequest): void {
     this.#clear?.(a);
   }

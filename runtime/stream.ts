@@ -41,8 +41,11 @@ export interface AggregateOptions<E> {
 
 /** Options of a linear histogram: buckets of `step` from `min` up to `max`. */
 export interface LinearOptions<E> extends AggregateOptions<E> {
+  /** The lowest bucket's start (a 32-bit integer); smaller values count below it. */
   min: number;
+  /** Where the buckets end (a 32-bit integer); larger values count above it. */
   max: number;
+  /** Each bucket's width, at most `max - min`, at most 1000 buckets. */
   step: number;
 }
 
@@ -55,6 +58,7 @@ export class Aggregation {
   readonly #session: Session;
   readonly #request: AggregationRequest;
 
+  /** @internal Made by a {@link Stream}'s aggregation methods. */
   constructor(session: Session, request: AggregationRequest) {
     this.#session = session;
     this.#request = request;
@@ -91,6 +95,7 @@ export class Stream<E> {
   readonly #session: () => Session;
   readonly #source: StreamSource;
 
+  /** @internal Made by the providers' `on()` and by {@link span}. */
   constructor(session: () => Session, source: StreamSource) {
     this.#session = session;
     this.#source = source;
