@@ -101,15 +101,18 @@ export class Session {
     await loadParser();
     const p = this.#plan(options);
     const out = p.notes.map((note) => `note: ${note}`);
+    // What each pass made: the sites streams resolved to, the consumers lowered onto each,
+    // the record it captures, then the maps and the programs emitted.
     for (const { site, consumers } of p.sites) {
       out.push(`probe ${site.name}`);
-      const fields = site.captured.map((c) => `${c.path} (${c.size} B)`).join(", ");
-      out.push(`  captured in the kernel: ${fields || "nothing"}`);
       for (const c of consumers) {
         const where = c.action.kind === "stream" ? "JavaScript" : "kernel";
         out.push(`  [${where}] ${c.describe}`);
       }
+      const fields = site.captured.map((c) => `${c.path} (${c.size} B)`).join(", ");
+      out.push(`  captured in the kernel: ${fields || "nothing"}`);
     }
+    for (const s of p.spans) out.push(`span ${s.name}: starts kept in map ${s.plan.map}`);
     out.push("maps:");
     for (const m of p.maps) {
       out.push(

@@ -1,5 +1,5 @@
 import { deepStrictEqual as equal, ok, rejects } from "node:assert/strict";
-import { explain, LambdaError, run, session, syscall } from "../mod.ts";
+import { explain, LambdaError, run, session, span, syscall } from "../mod.ts";
 
 const limit = 10;
 // deno-lint-ignore no-explicit-any
@@ -45,6 +45,18 @@ Deno.test("explain shows captures, what runs where, the maps and the assembly", 
   // Nothing ran: running now loads exactly the plan, and prints nothing unasked.
   const summary = await run({ command: ["true"], printAggregations: false });
   equal(summary.reason, "command");
+});
+
+Deno.test("explain shows a span's map of pending starts", async () => {
+  const reads = span(syscall.on("read:entry"), syscall.on("read:return"), {
+    key: (e) => e.tid,
+    name: "reads",
+  });
+  reads.count();
+  const text = await explain();
+  ok(text.includes("span reads: starts kept in map span_0"), text);
+  ok(/probe syscall:read:entry\n {2}\[kernel\] start span 'reads'/.test(text), text);
+  await run({ command: ["true"], printAggregations: false });
 });
 
 Deno.test("the kernel captures only the fields a handler reads", async () => {
