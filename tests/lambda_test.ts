@@ -116,6 +116,23 @@ Deno.test("parseFunction() reads arrows, functions and methods, keeping their te
   }
 });
 
+Deno.test("without the parser loaded, parsing fails loudly, not as 'does not parse' or 'reads all'", async () => {
+  // A fresh process: this one has loaded the parser.
+  const dir = new URL("../runtime/lambda/", import.meta.url).href;
+  const script = `import { parseFunction } from "${dir}parse.ts";
+    import { eventReads } from "${dir}reads.ts";
+    for (const f of [() => parseFunction((e) => e.a), () => eventReads((e) => e.a)]) {
+      try { f(); console.log("no error"); } catch (e) { console.log(e.constructor.name, e.message); }
+    }`;
+  const out = await new Deno.Command(Deno.execPath(), { args: ["eval", script], stdout: "piped" })
+    .output();
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  assertEquals(
+    lines,
+    Array(2).fill("Error internal: the lambda parser was not loaded (await loadParser())"),
+  );
+});
+
 Deno.test("parseFunction() rejects native and bound functions", () => {
   for (const fn of [Math.max, src("(e) => e.pid").bind(null)]) {
     throws(

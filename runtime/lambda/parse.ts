@@ -72,9 +72,11 @@ export function parseFunction(fn: AnyFunction): ParsedFunction {
 
 /** The function that `text` consists of (bare or as an object's only method), if it does. */
 function functionIn(text: string, source: string): FunctionNode | undefined {
+  // Not a LambdaError: a caller's mistake must not read as "does not parse" (or, to
+  // eventReads, as "reads every field").
+  if (!parser) throw new Error("internal: the lambda parser was not loaded (await loadParser())");
   let program: acorn.Program;
   try {
-    if (!parser) throw new Error("internal: the lambda parser was not loaded (await loadParser())");
     program = parser.parse(text, { ecmaVersion: "latest", sourceType: "script" });
   } catch (e) {
     // The parser recurses: source nested deep enough overflows the stack (acorn says so).

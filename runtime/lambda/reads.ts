@@ -39,7 +39,7 @@ export function readsNothing(fn: AnyFunction): boolean {
  * import { deepEqual } from "node:assert/strict";
  * import { eventReads } from "./reads.ts";
  * import { loadParser } from "./parse.ts";
- * await loadParser(); // without it, eventReads cannot parse and answers "all"
+ * await loadParser(); // without it, eventReads throws: it cannot parse
  * const handler = (e: { comm: string; args: { filename: string } }) =>
  *   console.log(e.comm, e.args.filename);
  * deepEqual(eventReads(handler), [["comm"], ["args", "filename"]]);
