@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { denoTool } from "./deno_tool.ts";
 
 /** What `deno info --json` says of one module. */
 interface InfoModule {
@@ -38,17 +39,9 @@ function sentType(local: string | undefined): string | undefined {
  * Throws an Error with deno info's first line when the graph cannot be read.
  */
 export async function mistypedModules(url: string, lock: string): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "--no-config", `--lock=${lock}`, "--frozen", url],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const why = new TextDecoder().decode(out.stderr).split("\n").find((l) => l.trim()) ?? "";
-    throw new Error(why.replace(/^error:\s*/i, ""));
-  }
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules?: InfoModule[] };
+  const out = await denoTool(["info", "--json", "--no-config", `--lock=${lock}`, "--frozen", url]);
+  if (!out.ok) throw new Error(out.error);
+  const info = JSON.parse(out.stdout) as { modules?: InfoModule[] };
   return (info.modules ?? []).flatMap((m) => {
     if (!/^https?:/.test(m.specifier)) return [];
     if (m.error?.includes("Expected a JavaScript or TypeScript module")) {

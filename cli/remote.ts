@@ -15,6 +15,7 @@
  */
 import { makeOwnedTempDir, removeOrphans } from "./owned_temp.ts";
 import { mistypedModules } from "./module_types.ts";
+import { denoTool } from "./deno_tool.ts";
 
 /** Prefix of the directories the lockfiles are written in. */
 const LOCK_DIR_PREFIX = "probe-remote-";
@@ -77,29 +78,21 @@ export async function lockGraph(url: string): Promise<LockedGraph> {
   const dir = await makeOwnedTempDir(LOCK_DIR_PREFIX);
   try {
     const lock = `${dir}/deno.lock`;
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "cache",
-        "--quiet",
-        "--no-config",
-        `--lock=${lock}`,
-        `--reload=${new URL(url).origin}`,
-        url,
-      ],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      const why = new TextDecoder().decode(out.stderr).split("\n").find((l) => l.trim()) ?? "";
+    const cached = await denoTool([
+      "cache",
+      "--quiet",
+      "--no-config",
+      `--lock=${lock}`,
+      `--reload=${new URL(url).origin}`,
+      url,
+    ]);
+    if (!cached.ok) {
       // Sent as text/html or JavaScript, a .ts file is parsed as JavaScript: its types fail.
-      const hint = /SyntaxError/.test(why)
+      const hint = /SyntaxError/.test(cached.error)
         ? "; if its server sends .ts files as text/html or JavaScript, Deno parses them as " +
           "JavaScript: have it send them as application/typescript"
         : "";
-      throw new RemoteRecipeError(
-        `cannot fetch ${url}: ${why.replace(/^error:\s*/i, "")}${hint}`,
-      );
+      throw new RemoteRecipeError(`cannot fetch ${url}: ${cached.error}${hint}`);
     }
     const mistyped = await mistypedModules(url, lock).catch((e: Error) => {
       throw new RemoteRecipeError(`cannot read the modules of ${url}: ${e.message}`);

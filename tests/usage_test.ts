@@ -12,6 +12,7 @@ import {
   LambdaError,
   NotAFunctionError,
   run,
+  type RunOptions,
   session,
   SizeError,
   span,
@@ -53,6 +54,23 @@ function refused(
 }
 
 const reads = () => syscall.on("read:return");
+
+/** `run(options)` of a one-probe session rejects with a one-line `type` that names `says`. */
+async function refusedRun(
+  options: Record<string, unknown>,
+  type: abstract new (...args: never[]) => Error,
+  says: string,
+): Promise<void> {
+  syscall.on("getppid:entry", () => {});
+  let thrown: unknown;
+  try {
+    await run(options as RunOptions);
+  } catch (e) {
+    thrown = e;
+  }
+  ok(thrown instanceof type, `${JSON.stringify(options)}: ${thrown}`);
+  oneLine(thrown, says);
+}
 
 Deno.test("aggregation size and top: positive integers up to 2^20, or a SizeError naming them", () => {
   for (const bad of BAD_SIZES) {
@@ -123,15 +141,7 @@ Deno.test("run() ringBufferBytes and stringSize: checked before anything loads",
     [{ ringBufferBytes: 2 ** 31 }, "ringBufferBytes"],
   ];
   for (const [options, option] of cases) {
-    syscall.on("getppid:entry", () => {});
-    let thrown: unknown;
-    try {
-      await run({ duration: "10ms", ...options });
-    } catch (e) {
-      thrown = e;
-    }
-    ok(thrown instanceof SizeError, `${JSON.stringify(options)}: ${thrown}`);
-    oneLine(thrown, option);
+    await refusedRun({ duration: "10ms", ...options }, SizeError, option);
   }
 });
 
@@ -144,15 +154,7 @@ Deno.test("run() comm and command of the wrong shape: an ArgumentError before an
     [{ command: ["ls", 42] }, "command"],
   ];
   for (const [options, option] of cases) {
-    syscall.on("getppid:entry", () => {});
-    let thrown: unknown;
-    try {
-      await run({ duration: "10ms", ...options });
-    } catch (e) {
-      thrown = e;
-    }
-    ok(thrown instanceof ArgumentError, `${JSON.stringify(options)}: ${thrown}`);
-    oneLine(thrown, option);
+    await refusedRun({ duration: "10ms", ...options }, ArgumentError, option);
   }
 });
 
@@ -163,17 +165,7 @@ Deno.test("run() command whose program cannot be executed: a TargetError before 
     [["/tmp"], "'/tmp' is not an executable file"],
     [["./no-such-file"], "no such program './no-such-file'"],
   ];
-  for (const [command, says] of cases) {
-    syscall.on("getppid:entry", () => {});
-    let thrown: unknown;
-    try {
-      await run({ command });
-    } catch (e) {
-      thrown = e;
-    }
-    ok(thrown instanceof TargetError, `${command}: ${thrown}`);
-    oneLine(thrown, says);
-  }
+  for (const [command, says] of cases) await refusedRun({ command }, TargetError, says);
   // `sh` is found in PATH, so this one runs.
   syscall.on("getppid:entry", () => {});
   equal((await run({ command: ["sh", "-c", "exit 4"] })).commandExitCode, 4);
