@@ -132,7 +132,7 @@ export function signalNames(mask: bigint): string[] {
 
 const paths = new Map<string, string>();
 
-/** The path of a process's fd, cached until {@link forgetPaths}; "" when it is gone. */
+/** The path of a process's fd, cached (see {@link forgetPaths}); "" when never readable. */
 export function fdPath(pid: number, fd: number): string {
   const key = `${pid}:${fd}`;
   let path = paths.get(key);
@@ -147,9 +147,22 @@ export function fdPath(pid: number, fd: number): string {
   return path;
 }
 
-/** Forgets cached fd paths: fds are reused. */
+/** Most fd paths kept; past it the cache starts over. */
+const MAX_PATHS = 65536;
+
+/**
+ * Reads the cached fd paths again, as fds are reused. One that can no longer be read (the fd
+ * closed, the process gone) keeps its last path: events decoded after the process exited still
+ * name its file.
+ */
 export function forgetPaths(): void {
-  paths.clear();
+  if (paths.size > MAX_PATHS) paths.clear();
+  for (const key of paths.keys()) {
+    const [pid, fd] = key.split(":");
+    try {
+      paths.set(key, Deno.readLinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch { /* gone: the last path stays */ }
+  }
 }
 
 function view(bytes: Uint8Array): DataView {
