@@ -28,13 +28,13 @@ async function tracedFio(args: string[], setup: () => void) {
 }
 
 /**
- * How far the kernel's mean may be from fio's clat: 5%, or 25% on one CPU, where fio's own
- * completion timestamps wait for the CPU the tracer's reader also needs (in the emulated
- * one-CPU 6.1 VM: 7.5% in one run, over 10% in another).
+ * How far the kernel's mean may be from fio's clat: 5%, or 10% on one CPU, where fio's own
+ * completion timestamps wait for the CPU the tracer's reader also needs (seen: 7.5% in the
+ * one-CPU 6.1 VM).
  */
-const TOLERANCE = navigator.hardwareConcurrency > 1 ? 0.05 : 0.25;
+const TOLERANCE = navigator.hardwareConcurrency > 1 ? 0.05 : 0.10;
 
-Deno.test("fio libaio randread: every request is reaped and timed, the mean within 5% (one CPU: 25%) of fio's clat", async () => {
+Deno.test("fio libaio randread: every request is reaped and timed, the mean within 5% (one CPU: 10%) of fio's clat", async () => {
   await withFilesystem("ext4", 256, async (m) => {
     const reaps: Pick<AioReapEvent, "latencyNs" | "op" | "fd" | "path" | "bytes" | "res">[] = [];
     const { job, summary } = await tracedFio([
