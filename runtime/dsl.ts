@@ -97,6 +97,21 @@ function stream<E>(request: ProbeRequest): Stream<E> {
   return new Stream<E>(session, { kind: "probe", request, predicates: [] });
 }
 
+/**
+ * What a provider's `on()` does: checks the handler (named as `call`, e.g. `io.on("start")`)
+ * before the probe is resolved, makes the stream, and subscribes the handler when there is one.
+ */
+function on<E>(
+  call: string,
+  handler: Handler<E> | undefined,
+  request: () => ProbeRequest,
+): Stream<E> {
+  if (handler !== undefined) checkFunction(`${call}'s handler`, handler);
+  const s = stream<E>(request());
+  if (handler) s.on(handler);
+  return s;
+}
+
 /** The `syscall` provider's methods. */
 export interface SyscallProvider {
   /**
@@ -130,10 +145,7 @@ export const syscall: SyscallProvider = {
     handler?: Handler<SyscallEvent<P>>,
     options?: SyscallProbeOptions,
   ): Stream<SyscallEvent<P>> {
-    if (handler !== undefined) checkFunction(`syscall.on("${probe}")'s handler`, handler);
-    const s = stream<SyscallEvent<P>>(syscallRequest(probe, options));
-    if (handler) s.on(handler);
-    return s;
+    return on(`syscall.on("${probe}")`, handler, () => syscallRequest(probe, options));
   },
 };
 
@@ -161,10 +173,7 @@ export interface IoProvider {
  */
 export const io: IoProvider = {
   on<P extends IoProbe>(probe: P, handler?: Handler<IoEvents[P]>): Stream<IoEvents[P]> {
-    if (handler !== undefined) checkFunction(`io.on("${probe}")'s handler`, handler);
-    const s = stream<IoEvents[P]>(ioRequest(probe));
-    if (handler) s.on(handler);
-    return s;
+    return on(`io.on("${probe}")`, handler, () => ioRequest(probe));
   },
 };
 
@@ -202,10 +211,7 @@ export const aio: AioProvider = {
     handler?: Handler<AioEventOf<P>>,
     options?: AioProbeOptions,
   ): Stream<AioEventOf<P>> {
-    if (handler !== undefined) checkFunction(`aio.on("${probe}")'s handler`, handler);
-    const s = stream<AioEventOf<P>>(aioRequest(probe, options));
-    if (handler) s.on(handler);
-    return s;
+    return on(`aio.on("${probe}")`, handler, () => aioRequest(probe, options));
   },
 };
 
