@@ -5,6 +5,9 @@
  */
 import { strerror } from "./ffi.ts";
 
+/** `EEXIST`: what a map update with `UpdateFlag.noexist` returns for a key already there. */
+export const EEXIST = 17;
+
 /** Errno names for the codes the runtime explains. */
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM",

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { EEXIST } from "../../bpf/errors.ts";
 import {
   alu64,
   call,
@@ -46,7 +47,6 @@ import type { ProgramBuilder } from "./builder.ts";
 import type { ExprCompiler, Locate } from "./expr.ts";
 import { readCString } from "./decode.ts";
 
-const EEXIST = 17;
 /** {count, sum, min, max}: what min/max/avg/stats keep, and what histograms start with. */
 const STATS_SIZE = 32;
 

@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { EEXIST } from "../../bpf/errors.ts";
+import { UpdateFlag } from "../../bpf/map.ts";
 import {
   alu64,
   call,
@@ -75,9 +77,6 @@ function emitKey(b: ProgramBuilder, st8: ThreadState): void {
   else b.emit(call("get_current_pid_tgid"));
 }
 
-const BPF_NOEXIST = 1;
-const EEXIST = 17;
-
 /** Bytes of a saved-state value: the time, then the saved words. */
 export function stateValueSize(words: number): number {
   return 8 + 8 * words;
@@ -130,7 +129,7 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
   }
   const stored = b.fresh("stored");
   const unpaired = b.fresh("unpaired");
-  b.update(st8.map, key, value, BPF_NOEXIST);
+  b.update(st8.map, key, value, Number(UpdateFlag.noexist));
   // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
   b.emit(jmp("JEQ", R0, imm(0), stored), jmp32("JNE", R0, imm(-EEXIST), unpaired));
   b.update(st8.map, key, value).mark(unpaired);

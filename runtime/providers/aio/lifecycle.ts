@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { EEXIST } from "../../../bpf/errors.ts";
 import {
   alu64,
   call,
@@ -37,7 +38,7 @@ import {
 } from "../../../bpf/asm/mod.ts";
 import { requireLoop } from "../../../bpf/features.ts";
 import { attachTracepoint } from "../../../bpf/link.ts";
-import type { BpfMap } from "../../../bpf/map.ts";
+import { type BpfMap, UpdateFlag } from "../../../bpf/map.ts";
 import { pathExists } from "../../../system/files.ts";
 import type { Program } from "../../../bpf/program.ts";
 import { ProgramBuilder } from "../../codegen/builder.ts";
@@ -61,8 +62,6 @@ import { loadArg } from "./decoded.ts";
  */
 export const MAX_BATCH = 65536;
 const RET = 16;
-const BPF_NOEXIST = 1;
-const EEXIST = 17;
 const INFLIGHT = "aio_inflight";
 const DESTROYED = "aio_destroyed";
 
@@ -208,7 +207,7 @@ function recordSubmit(b: ProgramBuilder, ctx: SiteContext): void {
   );
   const stored = b.fresh("stored");
   const lost = b.fresh("lost");
-  b.update(INFLIGHT, key, value, BPF_NOEXIST);
+  b.update(INFLIGHT, key, value, Number(UpdateFlag.noexist));
   // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
   b.emit(jmp("JEQ", R0, imm(0), stored), jmp32("JNE", R0, imm(-EEXIST), lost));
   b.increment(counters, counter(ctx, "replaced"));
