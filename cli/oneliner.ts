@@ -4,18 +4,16 @@
  *
  * @module
  */
+import { PROVIDERS } from "../runtime/providers/registry.ts";
 
-/** The names a one-liner sees without importing them. */
-export const IN_SCOPE = [
-  "syscall",
-  "tracepoint",
-  "io",
-  "aio",
+/** The names a one-liner sees without importing them: every provider, and the DSL's helpers. */
+export const IN_SCOPE: readonly string[] = [
+  ...PROVIDERS.map((p) => p.name),
   "span",
   "exit",
   "session",
   "B",
-] as const;
+];
 
 /**
  * The one-liner as a module importing mod.ts, in a `data:` URL to import: no file is written,

@@ -1,6 +1,8 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { readFormatSync } from "../system/tracefs.ts";
 import { formatListing, globMatcher, listProbes } from "../runtime/listing.ts";
+import { PROVIDERS } from "../runtime/providers/registry.ts";
+import { IN_SCOPE } from "../cli/oneliner.ts";
 
 Deno.test("listProbes() gives syscall entry and return probes with argument names and types", () => {
   const probes = listProbes("syscall:openat:*");
@@ -51,4 +53,24 @@ Deno.test("io probes are listed with DTrace's argument names, and the missing NF
   }
   ok(start.notes?.some((n) => n.startsWith("NFS:")));
   ok(formatListing(probes, false).includes("io:start  (NFS:"));
+});
+
+Deno.test("aio probes are listed: reap and uring with their fields, and every AIO syscall", () => {
+  const names = listProbes("aio:*").map((p) => p.name);
+  for (const p of ["aio:reap", "aio:io_submit:entry", "aio:io_getevents:return"]) {
+    ok(names.includes(p), p);
+  }
+  const [reap] = listProbes("aio:reap");
+  for (const arg of ["latencyNs", "path", "bytes", "offset", "res"]) {
+    ok(reap.args.some((a) => a.name === arg), arg);
+  }
+});
+
+Deno.test("every registered provider is exported by mod.ts, in one-liner scope and listed", async () => {
+  const mod: Record<string, unknown> = await import("../mod.ts");
+  for (const { name } of PROVIDERS) {
+    ok(mod[name] !== undefined, `mod.ts exports ${name}`);
+    ok(IN_SCOPE.includes(name), `a one-liner sees ${name}`);
+    ok(listProbes(`${name}:*`).length > 0, `probe -l lists ${name}:*`);
+  }
 });

@@ -15,6 +15,7 @@ import { attachTracepoint } from "../../bpf/link.ts";
 import {
   listTracepointsSync,
   ProbeNotFoundError,
+  readFormatSync,
   type TracepointField,
 } from "../../system/tracefs.ts";
 import { closeMatches } from "../../system/suggest.ts";
@@ -33,6 +34,7 @@ import type { FieldDecoding } from "../codegen/record.ts";
 import { probeProgram, stateValueSize } from "../codegen/probe_program.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
 import { tracepointFormat } from "./tracepoint.ts";
+import type { ProbeInfo, Provider } from "./probe_info.ts";
 import { ArgumentError, checkSize } from "../arguments.ts";
 
 /** The entry of a system call. */
@@ -282,3 +284,25 @@ export function syscallRequest(
     sites: (ctx) => [syscallSite(syscall, side, ctx, options)],
   };
 }
+
+/** The entry and return of every system call, with the arguments of its entry tracepoint. */
+export const syscallProvider: Provider = {
+  name: "syscall",
+  list: (match) =>
+    syscallNames().flatMap((syscall) => {
+      const wanted = (["entry", "return"] as const).filter((side) =>
+        match(`syscall:${syscall}:${side}`)
+      );
+      if (!wanted.length) return [];
+      const args = readFormatSync("syscalls", `sys_enter_${syscall}`).fields
+        .filter((f) => !f.common && f.name !== "__syscall_nr")
+        .map((f) => ({ name: f.name, type: isStringArg(f) ? `${f.cType} (string)` : f.cType }));
+      return wanted.map((side): ProbeInfo => ({
+        name: `syscall:${syscall}:${side}`,
+        provider: "syscall",
+        args: side === "return"
+          ? [{ name: "ret", type: "long" }, { name: "latencyNs", type: "u64" }, ...args]
+          : args,
+      }));
+    }),
+};

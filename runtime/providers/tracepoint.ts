@@ -26,6 +26,7 @@ import {
 } from "../codegen/fields.ts";
 import type { FieldDecoding } from "../codegen/record.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
+import type { ProbeArg, Provider } from "./probe_info.ts";
 
 /** An event of a tracepoint probe. */
 export interface TracepointEvent<A = Record<string, unknown>> extends EventHeader {
@@ -145,3 +146,25 @@ export function tracepointRequest(spec: string): ProbeRequest {
     sites: (ctx) => [tracepointSite(category, name, ctx)],
   };
 }
+
+/** A format field as `probe -lv` shows it: its C type, with the array length or `__data_loc`. */
+export function declaredArg(f: TracepointField): ProbeArg {
+  const type = f.dataLoc
+    ? `__data_loc ${f.cType}`
+    : f.arrayLength !== undefined
+    ? `${f.cType}[${f.arrayLength}]`
+    : f.cType;
+  return { name: f.name, type };
+}
+
+/** Every tracepoint of the kernel, as "tracepoint:CATEGORY:NAME". */
+export const tracepointProvider: Provider = {
+  name: "tracepoint",
+  list: (match) =>
+    listTracepointsSync().flatMap(({ category, name }) => {
+      const full = `tracepoint:${category}:${name}`;
+      if (!match(full)) return [];
+      const args = readFormatSync(category, name).fields.filter((f) => !f.common).map(declaredArg);
+      return [{ name: full, provider: "tracepoint", args }];
+    }),
+};

@@ -30,6 +30,7 @@ import {
   type SiteContext,
   SiteUnavailableError,
 } from "../provider.ts";
+import { describeRequest, type Provider } from "../probe_info.ts";
 import { parseSyscallProbe, syscallSite } from "../syscall.ts";
 import { firstTracepointFormat } from "../tracepoint.ts";
 import type { Iocb, IoEvent, SigSet } from "./abi.ts";
@@ -321,3 +322,12 @@ export function aioRequest(probe: string, options: AioProbeOptions = {}): ProbeR
     sites,
   };
 }
+
+/** Requests timed from submit to reap, io_uring requests, and the AIO syscalls. */
+export const aioProvider: Provider = {
+  name: "aio",
+  list: (match) =>
+    ["reap", "uring", ...AIO_SYSCALLS.flatMap((s) => [`${s}:entry`, `${s}:return`])]
+      .filter((p) => match(`aio:${p}`))
+      .map((p) => describeRequest("aio", aioRequest(p))),
+};

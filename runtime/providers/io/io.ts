@@ -41,6 +41,7 @@ import {
   type ThreadState,
 } from "../../codegen/probe_program.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "../provider.ts";
+import { describeRequest, type Provider } from "../probe_info.ts";
 import { devMajor, devMinor } from "../../../system/block_devices.ts";
 import { pathExists } from "../../../system/files.ts";
 import type { Expr } from "../../lambda/ir.ts";
@@ -385,16 +386,10 @@ export function requestCreationTracepoint(): "block:block_io_start" | "block:blo
     : "block:block_getrq";
 }
 
-/** The fields of io:start events, for listings. */
-export function ioArgs(): EventField[] {
-  return ioFields(SOURCES.rqStart, MOUNTS_MAP.name);
-}
-
 /** A request for io probe `probe`. */
 export function ioRequest(probe: string): ProbeRequest {
-  const names: IoProbe[] = ["start", "done", "wait-start", "wait-done"];
-  if (!names.includes(probe as IoProbe)) {
-    throw new TypeError(`Unknown io probe '${probe}': use one of ${names.join(", ")}`);
+  if (!IO_PROBES.includes(probe as IoProbe)) {
+    throw new TypeError(`Unknown io probe '${probe}': use one of ${IO_PROBES.join(", ")}`);
   }
   const name = `io:${probe}`;
   return {
@@ -406,3 +401,19 @@ export function ioRequest(probe: string): ProbeRequest {
         : transferSites(probe as "start" | "done", ctx),
   };
 }
+
+const IO_PROBES: readonly IoProbe[] = ["start", "done", "wait-start", "wait-done"];
+
+/** io:start and io:done (block devices; NFS noted), io:wait-start and io:wait-done. */
+export const ioProvider: Provider = {
+  name: "io",
+  list: (match) => {
+    const nfs = pathExists(`${tracefsRoot()}/events/nfs`)
+      ? "NFS: this kernel has nfs tracepoints, but tsprobe does not trace NFS I/O yet"
+      : "NFS: unavailable (this kernel has no nfs tracepoints; is the nfs module loaded?)";
+    return IO_PROBES.filter((p) => match(`io:${p}`)).map((p) => {
+      const info = describeRequest("io", ioRequest(p));
+      return p === "start" || p === "done" ? { ...info, notes: [...info.notes ?? [], nfs] } : info;
+    });
+  },
+};

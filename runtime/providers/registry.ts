@@ -1,0 +1,24 @@
+/**
+ * Every provider, registered once: the one-liner scope, `probe -l` and the test that mod.ts
+ * exports each of them all read this list. A new provider adds its folder and one line here.
+ *
+ * @module
+ */
+import { aioProvider } from "./aio/aio.ts";
+import { ioProvider } from "./io/io.ts";
+import type { ProbeInfo, Provider } from "./probe_info.ts";
+import { syscallProvider } from "./syscall.ts";
+import { tracepointProvider } from "./tracepoint.ts";
+
+/** The providers, by the name a script calls them (`io.on(...)`). */
+export const PROVIDERS: readonly Provider[] = [
+  syscallProvider,
+  tracepointProvider,
+  ioProvider,
+  aioProvider,
+];
+
+/** The probes of every provider whose full names `match` accepts, sorted by name. */
+export function listAll(match: (name: string) => boolean): ProbeInfo[] {
+  return PROVIDERS.flatMap((p) => p.list(match)).sort((a, b) => a.name.localeCompare(b.name));
+}
