@@ -104,10 +104,17 @@ export class Session {
     // What each pass made: the sites streams resolved to, the consumers lowered onto each,
     // the record it captures, then the maps and the programs emitted.
     for (const { site, consumers } of p.sites) {
-      out.push(`probe ${site.name}`);
+      out.push(`probe ${site.name} (program ${site.programs.at(-1)!.name})`);
       for (const c of consumers) {
         const where = c.action.kind === "stream" ? "JavaScript" : "kernel";
         out.push(`  [${where}] ${c.describe}`);
+        if (c.action.kind !== "stream") continue;
+        const decoded = site.decoded.get(c.action.tag)!.map((f) =>
+          `${f.event.join(".")}${
+            f.event.join(".") === f.field.path.join(".") ? "" : ` = ${f.field.path.join(".")}`
+          } @${f.offset} (${f.field.decoding.type})`
+        );
+        out.push(`    decoded from the record: ${decoded.join(", ") || "nothing"}`);
       }
       const fields = site.captured.map((c) => `${c.path} (${c.size} B)`).join(", ");
       out.push(`  captured in the kernel: ${fields || "nothing"}`);

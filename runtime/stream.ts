@@ -253,6 +253,12 @@ export function span<A, B, C extends string = never>(
   end: Stream<B>,
   options: SpanOptions<A, B, C>,
 ): Stream<SpanEvent<B, C>> {
+  if (!(start instanceof Stream) || !(end instanceof Stream)) {
+    throw new TypeError(
+      'span(start, end, options) takes two streams (e.g. syscall.on("read:entry")) and ' +
+        "options with a key; name it with options.name",
+    );
+  }
   const [s, e] = [start.source, end.source];
   if (s.kind !== "probe" || e.kind !== "probe") {
     throw new TypeError(

@@ -140,4 +140,7 @@ Deno.test("site compiler: the record layout, one program, and decoders from that
     record.setBigInt64(off, 0n, true);
   }
   ok(found >= 0, "ret is decoded from the record");
+  // What the decoder reads is what the layout placed: the provider's field, at that offset.
+  const [placed] = site.decoded.get(0)!;
+  equal([placed.event, placed.offset, placed.field.path], [["ret"], found, ["ret"]]);
 });

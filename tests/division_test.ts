@@ -14,6 +14,7 @@ import { BpfMap } from "../bpf/map.ts";
 import { Program } from "../bpf/program.ts";
 import { ProgramBuilder } from "../runtime/codegen/builder.ts";
 import { ExprCompiler } from "../runtime/codegen/expr.ts";
+import { field as eventField } from "../runtime/codegen/fields.ts";
 import type { Expr, ValueType } from "../runtime/lambda/ir.ts";
 import { testRun } from "./fixtures/bpf.ts";
 import { kernelTest } from "./fixtures/kernel.ts";
@@ -66,10 +67,15 @@ function divisionProgram(sdiv: boolean, out: BpfMap): Program {
   b.emit(a.mov64(R6, R1));
   for (const i of [0, 1]) b.emit(a.ldx("DW", R0, R6, 8 * i), a.stx("DW", R10, record + 8 * i, R0));
   b.stackPtr(R7, record);
-  const decoding = { type: "int", size: 8, signed: true } as const;
-  const exprs = new ExprCompiler(b, (path) => ({ offset: path[0] === "a" ? 0 : 8, decoding }), {
-    sdiv,
-  });
+  const s64 = { type: "int", size: 8, signed: true } as const;
+  const exprs = new ExprCompiler(
+    b,
+    (path) => ({
+      offset: path[0] === "a" ? 0 : 8,
+      field: eventField(path as string[], s64, () => {}),
+    }),
+    { sdiv },
+  );
   EXPRS.forEach(({ expr }, i) => {
     exprs.value(expr);
     b.emit(a.stx("DW", R10, results + 8 * i, R0));

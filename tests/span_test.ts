@@ -1,4 +1,4 @@
-import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { deepStrictEqual as equal, ok, throws } from "node:assert/strict";
 import { run, span, syscall } from "../mod.ts";
 
 Deno.test("span carries time and values from one probe to another; JavaScript sees only the slow ones", async () => {
@@ -56,4 +56,12 @@ Deno.test("only ends that pass the end stream's predicates end a span", async ()
   const [stats] = summary.spans;
   equal(stats.matched, 0);
   ok(stats.started > 0 && stats.open + stats.lost === stats.started, JSON.stringify(stats));
+});
+
+Deno.test("span() given something other than two streams says what it takes", () => {
+  throws(
+    // deno-lint-ignore no-explicit-any
+    () => span("read" as any, "read:return" as any, { key: (e: any) => e.tid }),
+    /span\(start, end, options\) takes two streams/,
+  );
 });

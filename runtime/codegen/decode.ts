@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FieldDecoding } from "./record.ts";
+import type { PlacedField, ViewField } from "./fields.ts";
 
 const utf8 = new TextDecoder();
 
@@ -42,20 +42,11 @@ function readInt(view: DataView, off: number, size: number, signed: boolean): nu
   }
 }
 
-/** A field placed in a record. */
-export interface PlacedField {
-  path: readonly string[];
-  offset: number;
-  decoding: FieldDecoding;
-  /** Applied to the decoded value. */
-  transform?: (decoded: unknown) => unknown;
-}
-
 const UNKNOWN_NS = 0xffff_ffff_ffff_ffffn;
 
 /** Decodes one field; `base` is the record's offset in `view`. */
 export function decodeField(view: DataView, base: number, f: PlacedField): unknown {
-  const d = f.decoding;
+  const d = f.field.decoding;
   const off = base + f.offset;
   switch (d.type) {
     case "int":
@@ -84,23 +75,27 @@ export function decodeField(view: DataView, base: number, f: PlacedField): unkno
 
 type Decoder = (view: DataView, base: number) => Record<string, unknown>;
 
+/** A field of a stream's events as the layout placed it. */
+export type DecodedField = Pick<ViewField, "event"> & PlacedField;
+
 /**
- * Builds a decoder of records into event objects: each field lands at its path
- * (`args.filename` in `event.args`), constants are set as they are.
+ * Builds a decoder of records into event objects: each field lands at its event path
+ * (`args.filename` in `event.args`), its provider's `transform` applied; constants are set as
+ * they are.
  */
 export function eventDecoder(
-  fields: readonly PlacedField[],
+  fields: readonly DecodedField[],
   constants: readonly { path: readonly string[]; constant: unknown }[] = [],
 ): Decoder {
   const leaves: Array<[string, (view: DataView, base: number) => unknown]> = [];
-  const groups = new Map<string, PlacedField[]>();
+  const groups = new Map<string, DecodedField[]>();
   const constantGroups = new Map<string, { path: readonly string[]; constant: unknown }[]>();
   for (const f of fields) {
-    const [head, ...rest] = f.path;
-    const t = f.transform;
+    const [head, ...rest] = f.event;
+    const t = f.field.transform;
     if (rest.length === 0) {
       leaves.push([head, t ? (v, b) => t(decodeField(v, b, f)) : (v, b) => decodeField(v, b, f)]);
-    } else groups.set(head, [...groups.get(head) ?? [], { ...f, path: rest }]);
+    } else groups.set(head, [...groups.get(head) ?? [], { ...f, event: rest }]);
   }
   for (const c of constants) {
     const [head, ...rest] = c.path;

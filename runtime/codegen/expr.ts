@@ -33,16 +33,10 @@ import {
 import { haveSignedDivision } from "../../bpf/features.ts";
 import type { ComparisonOp, Expr, ValueType } from "../lambda/ir.ts";
 import type { ProgramBuilder } from "./builder.ts";
-import type { FieldDecoding } from "./record.ts";
+import type { PlacedField } from "./fields.ts";
 
-/** Where a captured field is in the record. */
-export interface FieldSlot {
-  offset: number;
-  decoding: FieldDecoding;
-}
-
-/** Finds the record slot of a field path the expression reads. */
-export type Locate = (path: readonly string[]) => FieldSlot;
+/** Finds where the record holds a field path the expression reads. */
+export type Locate = (path: readonly string[]) => PlacedField;
 
 const VALUE_REGS: readonly Reg[] = [R0, R1, R2, R3, R4];
 const SWAP = R5;
@@ -217,7 +211,7 @@ export class ExprCompiler {
   }
 
   #load(path: readonly string[], rd: Reg): void {
-    const { offset, decoding } = this.#locate(path);
+    const { offset, field: { decoding } } = this.#locate(path);
     const [size, signed] = decoding.type === "int"
       ? [decoding.size, decoding.signed]
       : [8, decoding.type === "latency"];
@@ -364,7 +358,8 @@ export class ExprCompiler {
     const bytes = new TextEncoder().encode(e.value);
     const want = e.mode === "eq" ? [...bytes, 0] : [...bytes];
     const slot = this.#locate(e.field.path);
-    const size = slot.decoding.type === "string" ? slot.decoding.size : 0;
+    const d = slot.field.decoding;
+    const size = d.type === "string" ? d.size : 0;
     if (want.length > size) {
       b.emit(ja(no));
       return;

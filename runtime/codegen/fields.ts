@@ -57,6 +57,22 @@ export interface EventField {
   compareAs?: (value: string) => { path: string[]; value: bigint } | undefined;
 }
 
+/**
+ * A field as one stream's events name it: a handler reads it at `event`, the record holds it
+ * at `field.path` (the two differ for a span's own fields: `latencyNs` is `$span0.latencyNs`).
+ * Every pass after the provider carries the provider's {@link EventField} itself, annotated.
+ */
+export interface ViewField {
+  event: string[];
+  field: EventField;
+}
+
+/** A field placed in the record by the pass that lays it out: `offset` bytes from its start. */
+export interface PlacedField {
+  field: EventField;
+  offset: number;
+}
+
 /** A field whose value is known when the probe is compiled (the probe's name, say). */
 export interface ConstantField {
   path: string[];

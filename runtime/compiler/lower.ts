@@ -40,11 +40,7 @@ export function lower(
       if (r.kind === "stream") {
         const tag = bindings.length;
         const fields = fieldsRead(view, r.handler as AnyFunction, stringSize);
-        action = {
-          kind: "stream",
-          tag,
-          fields: fields.map((f) => ({ event: f.event, record: f.record })),
-        };
+        action = { kind: "stream", tag, fields };
         describe = `send ${fields.map((f) => join(f.event)).join(", ") || "no fields"} to ` +
           `the JavaScript handler ${summarize(r.handler)}`;
         bindings.push({ tag, probe: view.site.name, handler: r.handler });

@@ -71,7 +71,7 @@ export class Resolver {
       const base = {
         entry,
         site: entry.site,
-        fields: entry.site.fields.map((f) => ({ event: f.path, record: f.path, field: f })),
+        fields: entry.site.fields.map((f) => ({ event: f.path, field: f })),
         toRecord: (p: readonly string[]) => [...p],
       };
       const view: View = {

@@ -37,9 +37,9 @@ import {
   emitUpdate,
   keySize,
 } from "../codegen/aggregation.ts";
-import { eventDecoder, type PlacedField } from "../codegen/decode.ts";
-import { ExprCompiler, type FieldSlot } from "../codegen/expr.ts";
-import { type EventField, field } from "../codegen/fields.ts";
+import { type DecodedField, eventDecoder } from "../codegen/decode.ts";
+import { ExprCompiler, type Locate } from "../codegen/expr.ts";
+import { type EventField, field, type PlacedField, type ViewField } from "../codegen/fields.ts";
 import { emitEach, type Filter, type Frame, probeProgram } from "../codegen/probe_program.ts";
 import { RecordLayout, TAG_OFFSET } from "../codegen/record.ts";
 import { children, type Expr } from "../lambda/ir.ts";
@@ -70,8 +70,8 @@ export function spanFieldPaths(prefix: string, carry: readonly string[]): string
 
 /** What a consumer does with an event that passes its predicates. */
 export type Action =
-  /** Send the record to JavaScript; `fields` maps event paths to record paths. */
-  | { kind: "stream"; tag: number; fields: Array<{ event: string[]; record: string[] }> }
+  /** Send the record to JavaScript, to be decoded into `fields`. */
+  | { kind: "stream"; tag: number; fields: ViewField[] }
   | { kind: "aggregate"; plan: AggregationPlan }
   | { kind: "span-start"; span: SpanPlan; keys: Expr[]; carry: Expr[] };
 
@@ -100,6 +100,8 @@ export interface CompiledSite {
   programs: ProgramPlan[];
   /** Decoders of records by stream tag. */
   decoders: Map<number, (view: DataView, base: number) => unknown>;
+  /** What each decoder reads, by stream tag: event paths and where the record holds them. */
+  decoded: Map<number, DecodedField[]>;
   /** Scratch bytes the program needs. */
   scratchSize: number;
   /** The record fields captured, for listings. */
@@ -169,7 +171,7 @@ export function compileSite(
   for (const e of site.requires ?? []) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
   for (const c of consumers) {
     for (const e of exprsOf(c)) fieldsOf(e, []).forEach((p) => wanted.add(key(p)));
-    if (c.action.kind === "stream") c.action.fields.forEach((f) => wanted.add(key(f.record)));
+    if (c.action.kind === "stream") c.action.fields.forEach((f) => wanted.add(key(f.field.path)));
   }
   for (const end of spanEnds) {
     for (const e of [...end.keys, ...end.predicates]) {
@@ -183,18 +185,18 @@ export function compileSite(
     if (whole) wanted.add(key(whole.path));
   }
   const layout = new RecordLayout();
-  const slots = new Map<string, FieldSlot & { field: EventField }>();
+  const slots = new Map<string, PlacedField>();
   for (const [name, f] of catalog) {
     if (wanted.has(name) && !f.partOf) {
-      slots.set(name, { offset: layout.reserve(f.size), decoding: f.decoding, field: f });
+      slots.set(name, { offset: layout.reserve(f.size), field: f });
     }
   }
   for (const [name, f] of catalog) {
     if (!wanted.has(name) || !f.partOf) continue;
     const whole = slots.get(key(f.partOf.path))!;
-    slots.set(name, { offset: whole.offset + f.partOf.offset, decoding: f.decoding, field: f });
+    slots.set(name, { offset: whole.offset + f.partOf.offset, field: f });
   }
-  const locate = (path: readonly string[]) => {
+  const locate: Locate = (path) => {
     const slot = slots.get(key(path));
     if (!slot) throw new Error(`internal: field ${key(path)} was not captured`);
     return slot;
@@ -254,17 +256,18 @@ export function compileSite(
     ...frame,
     body,
   });
-  const decoders = new Map<number, (view: DataView, base: number) => unknown>();
+  // Decoded as the layout placed each field (a span's latency is the site's own field).
+  const decoded = new Map<number, DecodedField[]>();
   for (const c of consumers) {
     if (c.action.kind !== "stream") continue;
-    const placed: PlacedField[] = c.action.fields.map((f) => ({
-      path: f.event,
-      offset: locate(f.record).offset,
-      decoding: locate(f.record).decoding,
-      transform: locate(f.record).field.transform,
-    }));
-    decoders.set(c.action.tag, eventDecoder(placed, site.constants));
+    decoded.set(
+      c.action.tag,
+      c.action.fields.map((f) => ({ event: f.event, ...locate(f.field.path) })),
+    );
   }
+  const decoders = new Map(
+    [...decoded].map(([tag, fields]) => [tag, eventDecoder(fields, site.constants)]),
+  );
   return {
     name: site.name,
     programs: [...site.companions, {
@@ -274,6 +277,7 @@ export function compileSite(
       attach: site.hook.attach,
     }],
     decoders,
+    decoded,
     scratchSize,
     captured: [...slots].filter(([, s]) => !s.field.partOf)
       .map(([path, s]) => ({ path, size: s.field.size })),
@@ -283,7 +287,7 @@ export function compileSite(
 function emitAction(
   b: ProgramBuilder,
   exprs: ExprCompiler,
-  locate: (p: readonly string[]) => FieldSlot,
+  locate: Locate,
   a: Action,
   keyArea: number,
   recordSize: number,
@@ -349,7 +353,7 @@ function emitAction(
 function emitSpanEnd(
   b: ProgramBuilder,
   exprs: ExprCompiler,
-  locate: (p: readonly string[]) => FieldSlot,
+  locate: Locate,
   end: SpanEnd,
   keyArea: number,
   counters: string,

@@ -92,10 +92,9 @@ export function planSpan(
     endView.entry.ends.push({ span: spanPlan, keys, prefix, predicates: endView.predicates });
     const fields: View["fields"] = [
       ...endView.fields.filter((f) => !overridden.has(f.event[0])),
-      { event: ["latencyNs"], record: latency.path, field: latency },
+      { event: ["latencyNs"], field: latency },
       ...carryNames.map((n) => ({
         event: ["start", n],
-        record: [prefix, "start", n],
         field: {
           ...latency,
           path: [prefix, "start", n],
@@ -104,7 +103,7 @@ export function planSpan(
       })),
     ];
     const toRecord = (p: readonly string[]) =>
-      fields.find((f) => join(f.event) === join(p))?.record ?? [...p];
+      fields.find((f) => join(f.event) === join(p))?.field.path ?? [...p];
     const base = { entry: endView.entry, site: endView.site, fields, toRecord };
     return {
       ...base,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { EventField } from "../codegen/fields.ts";
+import type { EventField, ViewField } from "../codegen/fields.ts";
 import { taskField } from "../codegen/btf_field.ts";
 import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
 import { type Expr, type FieldInfo, type FieldResolver, LambdaError } from "../lambda/ir.ts";
@@ -18,8 +18,8 @@ import type { Consumer, SpanEnd } from "./site_compiler.ts";
 export interface View {
   entry: Entry;
   site: ProbeSite;
-  /** Event fields with the record path each is read from. */
-  fields: Array<{ event: string[]; record: string[]; field: EventField }>;
+  /** The fields its events have, each with the record path (`field.path`) it is read from. */
+  fields: ViewField[];
   resolve: FieldResolver;
   toRecord(path: readonly string[]): string[];
   /** Predicates over this view, already compiled. */
@@ -43,7 +43,7 @@ export function findField(
   const found = taskField([...path], stringSize);
   if (!found) return undefined;
   if (!view.site.fields.some((f) => join(f.path) === join(path))) view.site.fields.push(found);
-  view.fields.push({ event: [...path], record: [...path], field: found });
+  view.fields.push({ event: [...path], field: found });
   return found;
 }
 
