@@ -58,7 +58,10 @@ Deno.test("explain shows a span's map of pending starts", async () => {
   ok(text.includes("span reads: starts kept in map span_0"), text);
   // The end's decoder reads the span's latency from the field the end site captured.
   ok(/decoded from the record: latencyNs = \$span0\.latencyNs @\d+ \(latency\)/.test(text), text);
-  ok(/probe syscall:read:entry \(program sys_read\)\n {2}\[kernel\] start span 'reads'/.test(text), text);
+  ok(
+    /probe syscall:read:entry \(program sys_read\)\n {2}\[kernel\] start span 'reads'/.test(text),
+    text,
+  );
   await run({ command: ["true"], printAggregations: false });
 });
 
