@@ -1,0 +1,76 @@
+import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { readFormatSync } from "../../system/tracefs.ts";
+import { formatListing, globMatcher, listProbes } from "../../runtime/listing.ts";
+import { PROVIDERS } from "../../runtime/providers/registry.ts";
+import { IN_SCOPE } from "../../cli/oneliner.ts";
+
+Deno.test("listProbes() gives syscall entry and return probes with argument names and types", () => {
+  const probes = listProbes("syscall:openat:*");
+  equal(probes.map((p) => p.name), ["syscall:openat:entry", "syscall:openat:return"]);
+  equal(probes[0].args.map((a) => a.name), ["dfd", "filename", "flags", "mode"]);
+  equal(probes[0].args[1].type, "const char * (string)");
+  equal(probes[1].args.slice(0, 2).map((a) => a.name), ["ret", "latencyNs"]);
+});
+
+Deno.test("listProbes() gives tracepoints with array and __data_loc fields", () => {
+  const [rq] = listProbes("tracepoint:block:block_rq_issue");
+  const types = Object.fromEntries(rq.args.map((a) => [a.name, a.type]));
+  // RWBS_LEN differs between kernels: 8 bytes on 6.1, 10 on 6.18 (room for newer flags).
+  equal(
+    types.rwbs,
+    `char[${
+      readFormatSync("block", "block_rq_issue").fields.find((f) => f.name === "rwbs")!.arrayLength
+    }]`,
+  );
+  ok(["char[8]", "char[10]"].includes(types.rwbs), types.rwbs);
+  equal(types.cmd, "__data_loc char[]");
+  equal(types.bytes, "unsigned int");
+});
+
+Deno.test("listProbes() without a colon matches anywhere in the name", () => {
+  const names = listProbes("rq_issue").map((p) => p.name);
+  ok(names.includes("tracepoint:block:block_rq_issue"));
+  ok(names.every((n) => n.includes("rq_issue")));
+});
+
+Deno.test("formatListing() prints bpftrace -lv style", () => {
+  const text = formatListing(listProbes("syscall:close:entry"), true);
+  equal(text, "syscall:close:entry\n    unsigned int fd");
+});
+
+Deno.test("globMatcher() treats only * and ? as wildcards", () => {
+  ok(globMatcher("a.b*")("a.bc"));
+  ok(!globMatcher("a.b*")("axbc"));
+  ok(globMatcher("x?z")("xyz"));
+});
+
+Deno.test("io probes are listed with DTrace's argument names, and the missing NFS part is said", () => {
+  const probes = listProbes("io:*");
+  equal(probes.map((p) => p.name), ["io:done", "io:start", "io:wait-done", "io:wait-start"]);
+  const start = probes.find((p) => p.name === "io:start")!;
+  for (const arg of ["buf.b_flags", "buf.b_bcount", "dev.dev_statname", "file.fi_pathname"]) {
+    ok(start.args.some((a) => a.name === arg), arg);
+  }
+  ok(start.notes?.some((n) => n.startsWith("NFS:")));
+  ok(formatListing(probes, false).includes("io:start  (NFS:"));
+});
+
+Deno.test("aio probes are listed: reap and uring with their fields, and every AIO syscall", () => {
+  const names = listProbes("aio:*").map((p) => p.name);
+  for (const p of ["aio:reap", "aio:io_submit:entry", "aio:io_getevents:return"]) {
+    ok(names.includes(p), p);
+  }
+  const [reap] = listProbes("aio:reap");
+  for (const arg of ["latencyNs", "path", "bytes", "offset", "res"]) {
+    ok(reap.args.some((a) => a.name === arg), arg);
+  }
+});
+
+Deno.test("every registered provider is exported by mod.ts, in one-liner scope and listed", async () => {
+  const mod: Record<string, unknown> = await import("../../mod.ts");
+  for (const { name } of PROVIDERS) {
+    ok(mod[name] !== undefined, `mod.ts exports ${name}`);
+    ok(IN_SCOPE.includes(name), `a one-liner sees ${name}`);
+    ok(listProbes(`${name}:*`).length > 0, `probe -l lists ${name}:*`);
+  }
+});
