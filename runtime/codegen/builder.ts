@@ -11,6 +11,7 @@ import {
   imm,
   type Item,
   jmp,
+  jmp32,
   label,
   ldMap,
   ldx,
@@ -24,6 +25,8 @@ import {
   st,
   stx,
 } from "../../bpf/asm/mod.ts";
+import { EEXIST } from "../../bpf/errors.ts";
+import { UpdateFlag } from "../../bpf/map.ts";
 
 const STACK_SIZE = 512;
 /**
@@ -156,6 +159,28 @@ export class ProgramBuilder {
     this.stackPtr(R2, keyOff);
     this.stackPtr(R3, valueOff);
     return this.emit(mov64(4, imm(flags)), call("map_update_elem"));
+  }
+
+  /**
+   * Stores key → value where the key is new; where it is not (an entry no later probe took),
+   * replaces it and counts one in `replaced`; a store that fails counts one in `lost`. Both
+   * are `[counter map, slot]`, and may be the same counter.
+   */
+  insert(
+    map: string,
+    keyOff: number,
+    valueOff: number,
+    replaced: readonly [string, number],
+    lost: readonly [string, number],
+  ): this {
+    const stored = this.fresh("stored");
+    const failed = this.fresh("store_failed");
+    this.update(map, keyOff, valueOff, Number(UpdateFlag.noexist));
+    // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
+    this.emit(jmp("JEQ", R0, imm(0), stored), jmp32("JNE", R0, imm(-EEXIST), failed));
+    this.increment(...replaced).update(map, keyOff, valueOff);
+    this.emit(jmp("JEQ", R0, imm(0), stored)).mark(failed);
+    return this.increment(...lost).mark(stored);
   }
 
   /**

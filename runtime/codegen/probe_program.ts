@@ -7,8 +7,6 @@
  *
  * @module
  */
-import { EEXIST } from "../../bpf/errors.ts";
-import { UpdateFlag } from "../../bpf/map.ts";
 import {
   alu64,
   call,
@@ -16,7 +14,6 @@ import {
   imm,
   ja,
   jmp,
-  jmp32,
   ldFunc,
   ldImm64,
   ldMap,
@@ -127,13 +124,9 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
     b.update(st8.map, key, value);
     return;
   }
-  const stored = b.fresh("stored");
-  const unpaired = b.fresh("unpaired");
-  b.update(st8.map, key, value, Number(UpdateFlag.noexist));
-  // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
-  b.emit(jmp("JEQ", R0, imm(0), stored), jmp32("JNE", R0, imm(-EEXIST), unpaired));
-  b.update(st8.map, key, value).mark(unpaired);
-  b.increment(st8.unpaired.map, st8.unpaired.index).mark(stored);
+  // A start whose end never came, and one that could not be kept, are both unpaired.
+  const unpaired = [st8.unpaired.map, st8.unpaired.index] as const;
+  b.insert(st8.map, key, value, unpaired, unpaired);
 }
 
 /** Looks up this thread's saved state into R8 (0 when none) and deletes it. */

@@ -13,14 +13,12 @@
  *
  * @module
  */
-import { EEXIST } from "../../../bpf/errors.ts";
 import {
   alu64,
   call,
   imm,
   ja,
   jmp,
-  jmp32,
   ldImm64,
   ldMap,
   ldx,
@@ -38,7 +36,7 @@ import {
 } from "../../../bpf/asm/mod.ts";
 import { requireLoop } from "../../../bpf/features.ts";
 import { attachTracepoint } from "../../../bpf/link.ts";
-import { type BpfMap, UpdateFlag } from "../../../bpf/map.ts";
+import type { BpfMap } from "../../../bpf/map.ts";
 import { pathExists } from "../../../system/files.ts";
 import type { Program } from "../../../bpf/program.ts";
 import { ProgramBuilder } from "../../codegen/builder.ts";
@@ -205,15 +203,13 @@ function recordSubmit(b: ProgramBuilder, ctx: SiteContext): void {
     ldx("DW", R0, R10, iocb + IOCB.offset),
     stx("DW", R10, value + 24, R0),
   );
-  const stored = b.fresh("stored");
-  const lost = b.fresh("lost");
-  b.update(INFLIGHT, key, value, Number(UpdateFlag.noexist));
-  // 32-bit: map operations return an int, which kernels before 6.4 leave zero-extended.
-  b.emit(jmp("JEQ", R0, imm(0), stored), jmp32("JNE", R0, imm(-EEXIST), lost));
-  b.increment(counters, counter(ctx, "replaced"));
-  b.update(INFLIGHT, key, value);
-  b.emit(jmp("JEQ", R0, imm(0), stored)).mark(lost);
-  b.increment(counters, counter(ctx, "lost")).mark(stored);
+  b.insert(
+    INFLIGHT,
+    key,
+    value,
+    [counters, counter(ctx, "replaced")],
+    [counters, counter(ctx, "lost")],
+  );
 }
 
 /** io_cancel's return: a cancelled request will not be reaped. */
