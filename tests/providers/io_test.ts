@@ -215,7 +215,7 @@ Deno.test("flush requests name their disk, and every record's device agrees with
   });
 });
 
-Deno.test("a failed write is io:done with B_ERROR and the errno", async () => {
+Deno.test("a failed write is io:done with B_ERROR, the errno, and b_resid equal to b_bcount", async () => {
   await withFullLoopDevice(async ({ device }) => {
     const dones: IoDoneEvent["buf"][] = [];
     io.on("done").where((e, p) => e.dev.dev_statname === p.name, { name: device.name })
@@ -235,6 +235,9 @@ Deno.test("a failed write is io:done with B_ERROR and the errno", async () => {
     for (const b of failed) {
       equal(b.b_error, errno);
       ok(b.b_flags & B.B_WRITE);
+      // DTrace's b_resid: the bytes not transferred, which for a failed request is all.
+      equal(b.b_resid, b.b_bcount, "a failed request moved nothing");
+      ok(b.b_bcount > 0);
     }
     ok(dones.some((b) => !(b.b_flags & B.B_ERROR) && b.b_error === 0), "the first 4 MiB succeeded");
   });

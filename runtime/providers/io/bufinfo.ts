@@ -7,7 +7,7 @@
  *   file's or a block device's), B_PHYS when it is user memory (direct I/O). B_ERROR at done
  *   on failure. B_DONE is never set: done fires before completion processing, as in DTrace.
  * - `b_blkno` and `b_lblkno` are both the device sector (512 bytes): Linux has one numbering.
- * - `b_resid` at done: the bytes this completion did not transfer.
+ * - `b_resid` at done: the bytes this completion did not transfer; all of them on failure.
  * - `b_error`: the errno of the block status (EIO, ENOSPC, ...), 0 on success and at start.
  * - `b_iodone`: the bio's completion function, as a kernel symbol name (a string).
  *
@@ -170,6 +170,14 @@ export function bufFields(src: IoSource): EventField[] {
   };
   const resid = (b: ProgramBuilder, dst: number) => {
     if (!src.done) return void b.emit(st("DW", R7, dst, 0));
+    // A failed completion transferred none of the bytes it had left (block_rq_complete
+    // reports a failed request's bytes as "completed", with the error).
+    const ok = b.fresh("resid_ok");
+    const done = b.fresh("resid_done");
+    loadErrno(b, src, R0);
+    b.emit(jmp("JEQ", R0, imm(0), ok));
+    loadWord(b, src, "bytes", R0);
+    b.emit(stx("DW", R7, dst, R0), ja(done)).mark(ok);
     if (src.level === "rq") {
       // Of the bytes left before this completion, those it did not complete.
       loadWord(b, src, "bytes", R0);
@@ -180,6 +188,7 @@ export function bufFields(src: IoSource): EventField[] {
       readMember(b, R1, "bio", "bi_iter.bi_size", R0);
       b.emit(stx("DW", R7, dst, R0));
     }
+    b.mark(done);
   };
   const f = (name: keyof BufInfo, ...rest: [Parameters<typeof field>[1], EventField["capture"]]) =>
     field(["buf", name], ...rest, 8);
