@@ -104,6 +104,7 @@ export type {
 export { B, type BufInfo } from "./runtime/providers/io/bufinfo.ts";
 export type { DevInfo } from "./runtime/providers/io/devinfo.ts";
 export type { FileInfo } from "./runtime/providers/io/fileinfo.ts";
+export type { Association } from "./runtime/providers/io/waited.ts";
 export {
   AIO_SYSCALLS,
   type AioDecoded,

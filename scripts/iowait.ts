@@ -16,9 +16,9 @@
  * The process filters (-p, -c) apply to the thread that waits.
  *
  * Which file: a wait is seen in the scheduler, where the buffer waited for is not known; the
- * io provider gives each wait the file of the last I/O its thread submitted within the second
- * before (right for direct and synchronous I/O, which submit and then wait). `--files` adds
- * the total wait per process and file, from that.
+ * io provider gives each wait the file of the I/O that names the thread as its waiter (direct
+ * and synchronous I/O: exact), else of the last I/O the thread submitted within the second
+ * before (page-cache reads: inferred). `--files` adds the total wait per process and file.
  *
  * JSON (`--json`; with -i one object per line and interval): `{ unit: "us", processes: [{ comm,
  * pid, count, total_us, mean_us, p50_us, p99_us, min_us, max_us, buckets: [{ low, high, count

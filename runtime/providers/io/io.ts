@@ -65,6 +65,7 @@ import {
   SOURCES,
 } from "./source.ts";
 import { waitSite } from "./wait.ts";
+import type { Association } from "./waited.ts";
 
 /** An io:start event. */
 export interface IoStartEvent extends EventHeader {
@@ -88,13 +89,18 @@ export interface IoDoneEvent extends Omit<IoStartEvent, "probe"> {
 
 /**
  * An io:wait-start event: the current thread blocks waiting for I/O. `buf`, `dev` and `file`
- * are those of the last I/O the thread submitted within the second before (best effort;
- * `<none>` and zeros when there is none).
+ * are those of the I/O it waits for, as `association` says it is known: `"exact"` where the
+ * I/O names this thread as its waiter (synchronous bios, direct I/O) and was in flight when the
+ * wait began; `"inferred"` where it is the thread's last submitted I/O within the second
+ * before (page-cache reads: usually right, never certain); `"none"` (`<none>` and zeros)
+ * otherwise.
  */
 export interface IoWaitStartEvent extends EventHeader {
   /** The probe. */
   probe: "io:wait-start";
-  /** The last I/O the thread submitted (the fields known without the request). */
+  /** How `buf`, `dev` and `file` were associated with this wait. */
+  association: Association;
+  /** The I/O waited for (the fields known without the request). */
   buf: Pick<BufInfo, "b_flags" | "b_bcount" | "b_bufsize" | "b_blkno" | "b_lblkno" | "b_edev">;
   /** Its device. */
   dev: DevInfo;

@@ -6,9 +6,9 @@
  * pid, tid and comm are those of the thread that resumes (the one switched in), not of the
  * task that was running.
  *
- * The I/O waited for is not known at this level; wait events carry the thread's last
- * submitted I/O instead, best effort (see `waited.ts`). Asynchronous I/O is never waited on,
- * so it never appears.
+ * The I/O waited for is not known at this level: it is recorded per waiting thread when
+ * queued, and wait events say how it was associated, `exact` or `inferred` (see `waited.ts`).
+ * Asynchronous I/O is never waited on, so it never appears.
  *
  * @module
  */
@@ -21,7 +21,14 @@ import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/pr
 import { readMember, readMemberBytes } from "../../codegen/struct_read.ts";
 import type { ProbeSite, SiteContext } from "../provider.ts";
 import { fillMounts, MOUNTS_MAP } from "./fileinfo.ts";
-import { lastSubmitRecorder, waitedFields } from "./waited.ts";
+import {
+  emitWaited,
+  fillWaited,
+  lastSubmitRecorders,
+  WAITED_WORDS,
+  waitedFields,
+  waitedFromState,
+} from "./waited.ts";
 
 const PREV = 8;
 const NEXT = 16;
@@ -75,11 +82,12 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
   const attach = (p: Program) => attachRawTracepoint(p, "sched_switch");
   const constants = [{ path: ["probe"], constant: name }];
   ctx.map(MOUNTS_MAP);
-  const last = lastSubmitRecorder(ctx);
+  const recorders = lastSubmitRecorders(ctx);
   if (side === "start") {
+    const current = (b: ProgramBuilder) => b.emit(call("get_current_pid_tgid"));
     return {
       name,
-      fields: [...headerFields(), ...waitedFields((b) => b.emit(call("get_current_pid_tgid")))],
+      fields: [...headerFields(), ...waitedFields((b) => emitWaited(b, current))],
       constants,
       prepare: fillMounts,
       hook: {
@@ -88,26 +96,35 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
         attach,
         guard: (b, skip) => inIowait(PREV, skip, b),
       },
-      companions: [last],
+      companions: recorders,
     };
   }
   const map = ctx.map({
     name: WAIT_MAP,
     type: "hash",
     keySize: 8,
-    valueSize: stateValueSize(0),
+    valueSize: stateValueSize(WAITED_WORDS),
     maxEntries: 16384,
   });
+  // The wait-start keeps what the thread waits for, as it stood when the wait began.
   const save: ThreadState = {
     map,
     mode: "save",
-    capacity: 0,
+    capacity: WAITED_WORDS,
+    words: WAITED_WORDS,
+    fill: fillWaited,
     unpaired: {
       map: ctx.counters,
       index: ctx.counter(WAIT_UNPAIRED, "io:wait-starts without a wait-done: the end was not seen"),
     },
   };
-  const load: ThreadState = { map, mode: "load", capacity: 0, key: nextPidTgid, required: true };
+  const load: ThreadState = {
+    map,
+    mode: "load",
+    capacity: WAITED_WORDS,
+    key: nextPidTgid,
+    required: true,
+  };
   const own = new Set(["pid", "tid", "comm"]);
   return {
     name,
@@ -115,7 +132,7 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
       ...nextTaskFields(),
       ...headerFields().filter((f) => !own.has(f.path[0])),
       field(["waitNs"], { type: "latency" }, latencyFromState()),
-      ...waitedFields(nextPidTgid),
+      ...waitedFields(waitedFromState),
     ],
     prepare: fillMounts,
     constants,
@@ -134,7 +151,7 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
         },
       },
     },
-    companions: [last, {
+    companions: [...recorders, {
       name: "io_wait_save",
       type: "raw_tracepoint",
       instructions: probeProgram({

@@ -1,0 +1,139 @@
+/**
+ * io:wait-start and io:wait-done name the I/O their thread waits for: exactly where the I/O
+ * names its waiter (direct I/O, synchronous bios), as an inference where it does not
+ * (page-cache reads), checked against what each reader read.
+ */
+import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { B, io, type IoWaitDoneEvent, run } from "../../mod.ts";
+import { withLoopDevice } from "../../testing/loop_device.ts";
+import { withFilesystem } from "../fixtures/filesystem.ts";
+
+type Wait = Pick<IoWaitDoneEvent, "tid" | "association" | "buf" | "dev" | "file" | "waitNs">;
+
+/** The wait-dones of `comm`'s threads while `script` runs. */
+async function waits(comm: string, script: string): Promise<Wait[]> {
+  const seen: Wait[] = [];
+  io.on("wait-done").where((e, p) => e.comm === p.comm, { comm }).on((e) =>
+    seen.push({
+      tid: e.tid,
+      association: e.association,
+      buf: e.buf,
+      dev: e.dev,
+      file: e.file,
+      waitNs: e.waitNs,
+    })
+  );
+  const summary = await run({ command: ["sh", "-c", script] });
+  equal(summary.commandExitCode, 0, script);
+  return seen;
+}
+
+const READERS = 8;
+const BLOCKS = 64;
+const BS = 4096;
+
+Deno.test("direct reads of a file from 8 processes: each exact wait-done carries the read its thread waited for", async () => {
+  await withFilesystem("ext4", 64, async (m) => {
+    const file = `${m.mountPoint}/data.bin`;
+    const size = READERS * BLOCKS * BS;
+    const data = new Uint8Array(size);
+    for (let p = 0; p < size; p += 65536) crypto.getRandomValues(data.subarray(p, p + 65536));
+    await Deno.writeFile(file, data);
+    // Reader i reads blocks [i * BLOCKS, (i + 1) * BLOCKS) of the file, one direct read each.
+    const script = Array.from(
+      { length: READERS },
+      (_, i) =>
+        `dd if=${file} of=/dev/null bs=${BS} skip=${i * BLOCKS} count=${BLOCKS} iflag=direct ` +
+        "status=none &",
+    ).join(" ") + " wait";
+    const seen = (await waits("dd", script)).filter((w) => w.file.fi_name === "data.bin");
+    const exact = seen.filter((w) => w.association === "exact");
+    // A read that completes before its reader sleeps has no wait; most do wait.
+    ok(
+      exact.length >= READERS * BLOCKS / 2,
+      `${exact.length} exact waits for ${READERS * BLOCKS} reads`,
+    );
+    const regionOf = new Map<number, number>();
+    for (const w of exact) {
+      equal(w.buf.b_bcount, BS, "one direct read is one 4 KiB bio");
+      equal(w.file.fi_offset % BS, 0);
+      equal(w.file.fi_pathname, file);
+      equal(w.dev.dev_statname, m.device.name);
+      ok(w.buf.b_flags & B.B_READ);
+      ok(w.waitNs > 0);
+      const region = Math.floor(w.file.fi_offset / (BLOCKS * BS));
+      ok(region >= 0 && region < READERS, `offset ${w.file.fi_offset} outside the file`);
+      // Each thread waits only for reads of its own region.
+      if (!regionOf.has(w.tid)) regionOf.set(w.tid, region);
+      equal(regionOf.get(w.tid), region, `thread ${w.tid} waited for another's read`);
+    }
+    equal(new Set(regionOf.values()).size, READERS, "every reader's waits, each its own region");
+    // Within a thread, the reads it waited for come in the order it read them.
+    for (const tid of regionOf.keys()) {
+      const offsets = exact.filter((w) => w.tid === tid).map((w) => w.file.fi_offset);
+      equal(offsets, [...offsets].sort((a, b) => a - b), `thread ${tid}'s waits in order`);
+      equal(new Set(offsets).size, offsets.length, `thread ${tid} waited for each read once`);
+    }
+  });
+});
+
+Deno.test("direct reads of a raw device: exact waits carry the device and the sector read", async () => {
+  await withLoopDevice(16, async (loop) => {
+    const skip = 100;
+    const seen = await waits(
+      "dd",
+      `dd if=${loop.path} of=/dev/null bs=${BS} skip=${skip} count=${BLOCKS} iflag=direct`,
+    );
+    const exact = seen.filter((w) => w.association === "exact" && w.dev.dev_statname === loop.name);
+    ok(exact.length >= BLOCKS / 2, `${exact.length} exact waits for ${BLOCKS} reads`);
+    const sectors = exact.map((w) => w.buf.b_blkno);
+    for (const w of exact) {
+      equal(w.buf.b_bcount, BS);
+      const block = w.buf.b_blkno / 8;
+      ok(
+        Number.isInteger(block) && block >= skip && block < skip + BLOCKS,
+        `sector ${w.buf.b_blkno}`,
+      );
+      equal(w.file.fi_name, "<none>", "a raw device has no file");
+    }
+    equal(sectors, [...sectors].sort((a, b) => a - b));
+  });
+});
+
+Deno.test("a buffered read of a cold file region: the wait is for the thread's own read, marked inferred", async () => {
+  await withFilesystem("ext4", 64, async (m) => {
+    const file = `${m.mountPoint}/cold.bin`;
+    const blocks = 1024;
+    const data = new Uint8Array(blocks * BS);
+    for (let p = 0; p < data.length; p += 65536) {
+      crypto.getRandomValues(data.subarray(p, p + 65536));
+    }
+    await Deno.writeFile(file, data);
+    await m.remount(); // cold: the read goes to the device
+    const at = 600;
+    const seen = await waits(
+      "dd",
+      `dd if=${file} of=/dev/null bs=${BS} skip=${at} count=1 status=none`,
+    );
+    const mine = seen.filter((w) => w.file.fi_name === "cold.bin");
+    ok(
+      mine.length >= 1,
+      `no wait for the file among ${JSON.stringify(seen.map((w) => w.file.fi_name))}`,
+    );
+    for (const w of mine) {
+      // A page-cache read does not name its waiter: never presented as exact.
+      equal(w.association, "inferred");
+      ok(w.buf.b_flags & B.B_READ);
+    }
+    // The read the thread submitted covers the block it asked for (readahead may add more).
+    ok(
+      mine.some((w) => w.file.fi_offset <= at * BS && at * BS < w.file.fi_offset + w.buf.b_bcount),
+      `no wait covers offset ${at * BS}: ${
+        JSON.stringify(mine.map((w) => [w.file.fi_offset, w.buf.b_bcount]))
+      }`,
+    );
+    for (const w of seen.filter((w) => w.association === "none")) {
+      equal([w.buf.b_bcount, w.file.fi_name], [0, "<none>"]);
+    }
+  });
+});
