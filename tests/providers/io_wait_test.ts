@@ -8,14 +8,21 @@ import { B, io, type IoWaitDoneEvent, run } from "../../mod.ts";
 import { withLoopDevice } from "../../testing/loop_device.ts";
 import { withFilesystem } from "../fixtures/filesystem.ts";
 
-type Wait = Pick<IoWaitDoneEvent, "tid" | "association" | "buf" | "dev" | "file" | "waitNs">;
+type Wait = Pick<
+  IoWaitDoneEvent,
+  "tid" | "comm" | "association" | "buf" | "dev" | "file" | "waitNs"
+>;
 
-/** The wait-dones of `comm`'s threads while `script` runs. */
-async function waits(comm: string, script: string): Promise<Wait[]> {
+/** The wait-dones of `comm`'s threads (or of all the script's) while `script` runs. */
+async function waits(comm: string | null, script: string): Promise<Wait[]> {
   const seen: Wait[] = [];
-  io.on("wait-done").where((e, p) => e.comm === p.comm, { comm }).on((e) =>
+  const done = comm === null
+    ? io.on("wait-done")
+    : io.on("wait-done").where((e, p) => e.comm === p.comm, { comm });
+  done.on((e) =>
     seen.push({
       tid: e.tid,
+      comm: e.comm,
       association: e.association,
       buf: e.buf,
       dev: e.dev,
@@ -68,11 +75,11 @@ Deno.test("direct reads of a file from 8 processes: each exact wait-done carries
       equal(regionOf.get(w.tid), region, `thread ${w.tid} waited for another's read`);
     }
     equal(new Set(regionOf.values()).size, READERS, "every reader's waits, each its own region");
-    // Within a thread, the reads it waited for come in the order it read them.
+    // Within a thread, the reads it waited for come in the order it read them (a thread woken
+    // before its read completed waits again for the same read: seen once in 512 on 6.1).
     for (const tid of regionOf.keys()) {
       const offsets = exact.filter((w) => w.tid === tid).map((w) => w.file.fi_offset);
       equal(offsets, [...offsets].sort((a, b) => a - b), `thread ${tid}'s waits in order`);
-      equal(new Set(offsets).size, offsets.length, `thread ${tid} waited for each read once`);
     }
   });
 });
@@ -100,7 +107,7 @@ Deno.test("direct reads of a raw device: exact waits carry the device and the se
   });
 });
 
-Deno.test("a buffered read of a cold file region: the wait is for the thread's own read, marked inferred", async () => {
+Deno.test("buffered reads of cold file regions: each wait is for its reader's own read, marked inferred", async () => {
   await withFilesystem("ext4", 64, async (m) => {
     const file = `${m.mountPoint}/cold.bin`;
     const blocks = 1024;
@@ -109,29 +116,35 @@ Deno.test("a buffered read of a cold file region: the wait is for the thread's o
       crypto.getRandomValues(data.subarray(p, p + 65536));
     }
     await Deno.writeFile(file, data);
-    await m.remount(); // cold: the read goes to the device
-    const at = 600;
-    const seen = await waits(
-      "dd",
-      `dd if=${file} of=/dev/null bs=${BS} skip=${at} count=1 status=none`,
-    );
+    await m.remount(); // cold: the reads go to the device
+    // Reader i, a copy of dd named r<i>, reads block 64 * i alone. A reader whose read completes
+    // before it sleeps (likely on one CPU, where the loop worker preempts it) does not wait.
+    const readers = 16;
+    const dd = new Deno.Command("sh", { args: ["-c", "command -v dd"], stdout: "piped" })
+      .outputSync();
+    const ddPath = new TextDecoder().decode(dd.stdout).trim();
+    const script = Array.from({ length: readers }, (_, i) => {
+      const copy = `${m.mountPoint}/r${i}`;
+      return `cp ${ddPath} ${copy} && ${copy} if=${file} of=/dev/null bs=${BS} skip=${64 * i} ` +
+        "count=1 status=none";
+    }).join(" && ");
+    const seen = await waits(null, script);
     const mine = seen.filter((w) => w.file.fi_name === "cold.bin");
     ok(
       mine.length >= 1,
-      `no wait for the file among ${JSON.stringify(seen.map((w) => w.file.fi_name))}`,
+      `no reader waited for the file: ${JSON.stringify(seen.map((w) => w.comm))}`,
     );
     for (const w of mine) {
       // A page-cache read does not name its waiter: never presented as exact.
       equal(w.association, "inferred");
       ok(w.buf.b_flags & B.B_READ);
+      // The read its reader submitted covers the block it asked for (readahead may add more).
+      const at = 64 * Number(/^r(\d+)$/.exec(w.comm)![1]) * BS;
+      ok(
+        w.file.fi_offset <= at && at < w.file.fi_offset + w.buf.b_bcount,
+        `${w.comm} read offset ${at}, waited for ${w.file.fi_offset} + ${w.buf.b_bcount}`,
+      );
     }
-    // The read the thread submitted covers the block it asked for (readahead may add more).
-    ok(
-      mine.some((w) => w.file.fi_offset <= at * BS && at * BS < w.file.fi_offset + w.buf.b_bcount),
-      `no wait covers offset ${at * BS}: ${
-        JSON.stringify(mine.map((w) => [w.file.fi_offset, w.buf.b_bcount]))
-      }`,
-    );
     for (const w of seen.filter((w) => w.association === "none")) {
       equal([w.buf.b_bcount, w.file.fi_name], [0, "<none>"]);
     }

@@ -12,6 +12,7 @@ import { blockDevice, blockDeviceByName, kernelDev } from "../../../system/block
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, field } from "../../codegen/fields.ts";
 import { readMemberBytes } from "../../codegen/struct_read.ts";
+import type { Expr } from "../../lambda/ir.ts";
 import { type IoSource, loadWord, readDevice } from "./source.ts";
 
 /** DTrace's devinfo_t. */
@@ -69,4 +70,19 @@ export function devFields(src: IoSource): EventField[] {
       transform: (s) => `/dev/${s}`,
     },
   ];
+}
+
+/**
+ * The devices predicates (all of which must hold) pin an event to: each `buf.b_edev == N`
+ * among their conjuncts, which is also what `dev_statname === "loop0"` compiles to.
+ */
+export function pinnedDevices(predicates: readonly Expr[]): number[] {
+  const conjuncts = (e: Expr): Expr[] =>
+    e.op === "and" ? [...conjuncts(e.left), ...conjuncts(e.right)] : [e];
+  return predicates.flatMap(conjuncts).flatMap((e) => {
+    if (e.op !== "compare" || e.operator !== "==") return [];
+    const [f, c] = e.left.op === "field" ? [e.left, e.right] : [e.right, e.left];
+    if (f.op !== "field" || c.op !== "const" || f.path.join(".") !== "buf.b_edev") return [];
+    return [Number(c.value)];
+  });
 }

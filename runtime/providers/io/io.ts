@@ -46,7 +46,8 @@ import { devMajor, devMinor } from "../../../system/block_devices.ts";
 import { pathExists } from "../../../system/files.ts";
 import type { Expr } from "../../lambda/ir.ts";
 import { bufFields, type BufInfo } from "./bufinfo.ts";
-import { devFields, type DevInfo } from "./devinfo.ts";
+import { devFields, type DevInfo, pinnedDevices } from "./devinfo.ts";
+import { haveNfsTracepoints, nfsSites } from "./nfs.ts";
 import {
   emitInode,
   fileFields,
@@ -282,19 +283,19 @@ function requestBased(dev: number): boolean | undefined {
  * comparison) to one this site's level never sees, so its programs need not run at all.
  */
 function pinnedElsewhere(predicates: readonly Expr[], src: IoSource): boolean {
-  const conjuncts = (e: Expr): Expr[] =>
-    e.op === "and" ? [...conjuncts(e.left), ...conjuncts(e.right)] : [e];
-  return predicates.flatMap(conjuncts).some((e) => {
-    if (e.op !== "compare" || e.operator !== "==") return false;
-    const [f, c] = e.left.op === "field" ? [e.left, e.right] : [e.right, e.left];
-    if (f.op !== "field" || c.op !== "const" || f.path.join(".") !== "buf.b_edev") return false;
-    const rq = requestBased(Number(c.value));
+  return pinnedDevices(predicates).some((dev) => {
+    const rq = requestBased(dev);
     return rq !== undefined && rq !== (src.level === "rq");
   });
 }
 
-/** The sites of io:start or io:done: requests and bios. */
+/** The sites of io:start or io:done: requests, bios, and NFS reads and writes. */
 function transferSites(side: "start" | "done", ctx: SiteContext): ProbeSite[] {
+  return [...blockSites(side, ctx), ...nfsSites(side, ctx)];
+}
+
+/** The block sites of io:start or io:done: requests and bios. */
+function blockSites(side: "start" | "done", ctx: SiteContext): ProbeSite[] {
   const mounts = ctx.map(MOUNTS_MAP);
   const name = `io:${side}`;
   const pairs: Array<[IoSource, IoSource]> = [
@@ -414,12 +415,16 @@ const IO_PROBES: readonly IoProbe[] = ["start", "done", "wait-start", "wait-done
 export const ioProvider: Provider = {
   name: "io",
   list: (match) => {
-    const nfs = pathExists(`${tracefsRoot()}/events/nfs`)
-      ? "NFS: this kernel has nfs tracepoints, but tsprobe does not trace NFS I/O yet"
-      : "NFS: unavailable (this kernel has no nfs tracepoints; is the nfs module loaded?)";
+    // The nfs module's tracepoints exist once it is loaded (modprobe nfs, or a first mount).
+    const nfs = haveNfsTracepoints() ? [] : [
+      "NFS: unavailable (no nfs client tracepoints: load the nfs module or mount an NFS share " +
+      "before tracing)",
+    ];
     return IO_PROBES.filter((p) => match(`io:${p}`)).map((p) => {
       const info = describeRequest("io", ioRequest(p));
-      return p === "start" || p === "done" ? { ...info, notes: [...info.notes ?? [], nfs] } : info;
+      return p === "start" || p === "done"
+        ? { ...info, notes: [...info.notes ?? [], ...nfs] }
+        : info;
     });
   },
 };
