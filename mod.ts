@@ -27,6 +27,10 @@ export {
   explain,
   io,
   type IoProvider,
+  kprobe,
+  type KprobeProvider,
+  kretprobe,
+  type KretprobeProvider,
   requestCreated,
   run,
   session,
@@ -36,7 +40,13 @@ export {
   type SyscallProvider,
   tracepoint,
   type TracepointEventOf,
+  uprobe,
+  type UprobeProvider,
+  uretprobe,
+  type UretprobeProvider,
 } from "./runtime/dsl.ts";
+export type { UprobeEvent, UretprobeEvent } from "./runtime/providers/functions/uprobe.ts";
+export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
 export type {
   Handler,
   RunOptions,

@@ -135,9 +135,14 @@ export function havePmu(name: string): boolean {
   return cached(`pmu:${name}`, () => pathExists(`/sys/bus/event_source/devices/${name}/type`));
 }
 
+/** True when kprobes can be attached: a kprobe PMU and the kprobe program type. */
+export function haveKprobes(): boolean {
+  return havePmu("kprobe") && haveProgramType("kprobe");
+}
+
 /** Throws {@link NotSupportedError} unless kprobes can be attached. */
 export function requireKprobes(): void {
-  if (!havePmu("kprobe") || !haveProgramType("kprobe")) {
+  if (!haveKprobes()) {
     throw new NotSupportedError("kprobe", "no kprobe PMU; the kernel lacks CONFIG_KPROBES");
   }
 }

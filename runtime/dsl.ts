@@ -21,6 +21,16 @@ import {
   type SyscallReturnEvent,
 } from "./providers/syscall.ts";
 import { type TracepointEvent, tracepointRequest } from "./providers/tracepoint.ts";
+import {
+  type KprobeEvent,
+  kprobeRequest,
+  type KretprobeEvent,
+} from "./providers/functions/kprobe.ts";
+import {
+  type UprobeEvent,
+  uprobeRequest,
+  type UretprobeEvent,
+} from "./providers/functions/uprobe.ts";
 import type { SyscallArgs } from "./providers/syscall_types.ts";
 import type { TracepointArgs } from "./providers/tracepoint_types.ts";
 import {
@@ -239,6 +249,113 @@ export function requestCreated(): Stream<TracepointEventOf<"block:block_getrq">>
 export function tracepoint<N extends string>(name: N): Stream<TracepointEventOf<N>> {
   return stream(tracepointRequest(name));
 }
+
+/** The `uprobe` provider's methods. */
+export interface UprobeProvider {
+  /**
+   * The calls of a function in an executable or shared library ("/usr/bin/bash:readline",
+   * "libc:malloc", "TARGET:SYMBOL+OFFSET") as a {@link Stream}, with its first six arguments
+   * as `arg0`..`arg5`; with a handler, also calls it for each event.
+   */
+  on(probe: string, handler?: Handler<UprobeEvent>): Stream<UprobeEvent>;
+}
+
+/**
+ * User-space function entries, in every process that runs the function (narrowed by the
+ * session's `pid` or `command`): `uprobe.on("libc:malloc")`.
+ *
+ * @example Bytes malloc'ed per process
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { run, uprobe } from "./dsl.ts";
+ * uprobe.on("libc:malloc").sum((e) => e.arg0, { by: (e) => e.comm });
+ * await run({ duration: "5s" });
+ * ```
+ */
+export const uprobe: UprobeProvider = {
+  on(probe: string, handler?: Handler<UprobeEvent>): Stream<UprobeEvent> {
+    return on(`uprobe.on("${probe}")`, handler, () => uprobeRequest("uprobe", probe));
+  },
+};
+
+/** The `uretprobe` provider's methods. */
+export interface UretprobeProvider {
+  /**
+   * The returns of a function in an executable or shared library as a {@link Stream}, with
+   * its return value as `retval`; with a handler, also calls it for each event.
+   */
+  on(probe: string, handler?: Handler<UretprobeEvent>): Stream<UretprobeEvent>;
+}
+
+/**
+ * User-space function returns: `uretprobe.on("/usr/bin/bash:readline")`.
+ *
+ * @example What readline returned
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { run, uretprobe } from "./dsl.ts";
+ * uretprobe.on("/usr/bin/bash:readline", (e) => console.log(e.pid, e.retval));
+ * await run();
+ * ```
+ */
+export const uretprobe: UretprobeProvider = {
+  on(probe: string, handler?: Handler<UretprobeEvent>): Stream<UretprobeEvent> {
+    return on(`uretprobe.on("${probe}")`, handler, () => uprobeRequest("uretprobe", probe));
+  },
+};
+
+/** The `kprobe` provider's methods. */
+export interface KprobeProvider {
+  /**
+   * The calls of kernel function `func` as a {@link Stream}, with its first six arguments as
+   * `arg0`..`arg5`; with a handler, also calls it for each event. Where the kernel has no
+   * kprobes, {@link run} fails in one line naming the tracepoints to use instead.
+   */
+  on(func: string, handler?: Handler<KprobeEvent>): Stream<KprobeEvent>;
+}
+
+/**
+ * Kernel function entries: `kprobe.on("vfs_read")`.
+ *
+ * @example Which processes call vfs_fsync
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (and a kernel with kprobes).
+ * import { kprobe, run } from "./dsl.ts";
+ * kprobe.on("vfs_fsync").count((e) => e.comm);
+ * await run({ duration: "5s" });
+ * ```
+ */
+export const kprobe: KprobeProvider = {
+  on(func: string, handler?: Handler<KprobeEvent>): Stream<KprobeEvent> {
+    return on(`kprobe.on("${func}")`, handler, () => kprobeRequest("kprobe", func));
+  },
+};
+
+/** The `kretprobe` provider's methods. */
+export interface KretprobeProvider {
+  /**
+   * The returns of kernel function `func` as a {@link Stream}, with its return value as
+   * `retval`; with a handler, also calls it for each event.
+   */
+  on(func: string, handler?: Handler<KretprobeEvent>): Stream<KretprobeEvent>;
+}
+
+/**
+ * Kernel function returns: `kretprobe.on("vfs_read")`.
+ *
+ * @example Failed vfs_fsync calls
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (and a kernel with kprobes).
+ * import { kretprobe, run } from "./dsl.ts";
+ * kretprobe.on("vfs_fsync").where((e) => e.retval !== 0n).count((e) => e.comm);
+ * await run({ duration: "5s" });
+ * ```
+ */
+export const kretprobe: KretprobeProvider = {
+  on(func: string, handler?: Handler<KretprobeEvent>): Stream<KretprobeEvent> {
+    return on(`kretprobe.on("${func}")`, handler, () => kprobeRequest("kretprobe", func));
+  },
+};
 
 /**
  * What the probes added so far would do, without loading anything: the fields captured, what

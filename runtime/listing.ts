@@ -23,7 +23,8 @@ export function globMatcher(glob: string): (name: string) => boolean {
  * format files only for the probes that match, so a narrow glob is fast.
  */
 export function listProbes(glob = "*"): ProbeInfo[] {
-  return listAll(globMatcher(glob.includes(":") ? glob : `*${glob}*`));
+  const full = glob.includes(":") ? glob : `*${glob}*`;
+  return listAll(globMatcher(full), full);
 }
 
 /**

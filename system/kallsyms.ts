@@ -208,3 +208,10 @@ export function ksymAddress(name: string): bigint | undefined {
   }
   return index === undefined ? undefined : symbolAt(table, index).address;
 }
+
+/** The names of every kernel function (text symbol) in /proc/kallsyms, each once. */
+export function kernelFunctions(): string[] {
+  const table = symbolTable();
+  if (table === null) return [];
+  return [...new Set(table.names.filter((_, i) => isText(table.types[i])))];
+}

@@ -29,8 +29,12 @@ export interface ProbeInfo {
 /** A provider: its name in scripts (`io.on(...)`) and in probe names ("io:start"). */
 export interface Provider {
   name: string;
-  /** Its probes whose full names `match` accepts, with their arguments on this kernel. */
-  list(match: (name: string) => boolean): ProbeInfo[];
+  /**
+   * Its probes whose full names `match` accepts, with their arguments on this kernel. `glob`
+   * is the pattern `match` tests, for providers whose probes live in a file it names
+   * ("uprobe:/usr/bin/bash:*").
+   */
+  list(match: (name: string) => boolean, glob?: string): ProbeInfo[];
 }
 
 /** Fields every event has (`EventHeader`), left out of a probe's own arguments. */

@@ -9,6 +9,8 @@ import { ioProvider } from "./io/io.ts";
 import type { ProbeInfo, Provider } from "./probe_info.ts";
 import { syscallProvider } from "./syscall.ts";
 import { tracepointProvider } from "./tracepoint.ts";
+import { uprobeProvider, uretprobeProvider } from "./functions/uprobe.ts";
+import { kprobeProvider, kretprobeProvider } from "./functions/kprobe.ts";
 
 /** The providers, by the name a script calls them (`io.on(...)`). */
 export const PROVIDERS: readonly Provider[] = [
@@ -16,9 +18,14 @@ export const PROVIDERS: readonly Provider[] = [
   tracepointProvider,
   ioProvider,
   aioProvider,
+  uprobeProvider,
+  uretprobeProvider,
+  kprobeProvider,
+  kretprobeProvider,
 ];
 
-/** The probes of every provider whose full names `match` accepts, sorted by name. */
-export function listAll(match: (name: string) => boolean): ProbeInfo[] {
-  return PROVIDERS.flatMap((p) => p.list(match)).sort((a, b) => a.name.localeCompare(b.name));
+/** The probes of every provider whose full names `match` (the glob `glob`) accepts, sorted. */
+export function listAll(match: (name: string) => boolean, glob?: string): ProbeInfo[] {
+  return PROVIDERS.flatMap((p) => p.list(match, glob))
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
