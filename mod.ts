@@ -25,6 +25,10 @@ export {
   type AioSyscall,
   exit,
   explain,
+  fentry,
+  type FentryProvider,
+  fexit,
+  type FexitProvider,
   io,
   type IoProvider,
   kprobe,
@@ -47,6 +51,7 @@ export {
 } from "./runtime/dsl.ts";
 export type { UprobeEvent, UretprobeEvent } from "./runtime/providers/functions/uprobe.ts";
 export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
+export type { FentryEvent, FexitEvent } from "./runtime/providers/functions/fentry.ts";
 export type {
   Handler,
   RunOptions,

@@ -275,6 +275,8 @@ export function compileSite(
       type: site.hook.type,
       instructions,
       attach: site.hook.attach,
+      expectedAttachType: site.hook.expectedAttachType,
+      attachBtfId: site.hook.attachBtfId,
     }],
     decoders,
     decoded,

@@ -35,8 +35,16 @@ export interface SiteContext {
   scratch: string;
 }
 
+/** How a `tracing` program (fentry, fexit) is loaded: against a kernel function. */
+export interface TracingTarget {
+  /** `expected_attach_type`: fentry or fexit. */
+  expectedAttachType?: number;
+  /** BTF id of the traced function. */
+  attachBtfId?: number;
+}
+
 /** One program to load and how to attach it. */
-export interface ProgramPlan {
+export interface ProgramPlan extends TracingTarget {
   /** Object name, for `bpftool prog list`. */
   name: string;
   type: ProgramType;
@@ -45,7 +53,7 @@ export interface ProgramPlan {
 }
 
 /** The program a probe's consumers run in, before the compiler fills its body. */
-export interface HookPlan {
+export interface HookPlan extends TracingTarget {
   name: string;
   type: ProgramType;
   attach(prog: Program): Link;

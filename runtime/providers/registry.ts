@@ -11,6 +11,7 @@ import { syscallProvider } from "./syscall.ts";
 import { tracepointProvider } from "./tracepoint.ts";
 import { uprobeProvider, uretprobeProvider } from "./functions/uprobe.ts";
 import { kprobeProvider, kretprobeProvider } from "./functions/kprobe.ts";
+import { fentryProvider, fexitProvider } from "./functions/fentry.ts";
 
 /** The providers, by the name a script calls them (`io.on(...)`). */
 export const PROVIDERS: readonly Provider[] = [
@@ -22,6 +23,8 @@ export const PROVIDERS: readonly Provider[] = [
   uretprobeProvider,
   kprobeProvider,
   kretprobeProvider,
+  fentryProvider,
+  fexitProvider,
 ];
 
 /** The probes of every provider whose full names `match` (the glob `glob`) accepts, sorted. */

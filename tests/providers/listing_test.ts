@@ -4,7 +4,7 @@ import { formatListing, globMatcher, listProbes } from "../../runtime/listing.ts
 import { PROVIDERS } from "../../runtime/providers/registry.ts";
 import { IN_SCOPE } from "../../cli/oneliner.ts";
 import { haveNfsTracepoints } from "../../runtime/providers/io/nfs.ts";
-import { kernelHas } from "../fixtures/kernel.ts";
+import { type KernelFeature, kernelHas } from "../fixtures/kernel.ts";
 
 Deno.test("listProbes() gives syscall entry and return probes with argument names and types", () => {
   const probes = listProbes("syscall:openat:*");
@@ -70,17 +70,26 @@ Deno.test("aio probes are listed: reap and uring with their fields, and every AI
   }
 });
 
+/** What a provider's probes need of the kernel to be listed. */
+const NEEDS: Record<string, KernelFeature> = {
+  kprobe: "kprobes",
+  kretprobe: "kprobes",
+  fentry: "fentry",
+  fexit: "fentry",
+};
+
 Deno.test("every registered provider is exported by mod.ts, in one-liner scope and listed", async () => {
   const mod: Record<string, unknown> = await import("../../mod.ts");
   for (const { name } of PROVIDERS) {
     ok(mod[name] !== undefined, `mod.ts exports ${name}`);
     ok(IN_SCOPE.includes(name), `a one-liner sees ${name}`);
-    // Probes in a file are listed for a file the glob names; kernel functions where kprobes are.
+    // Probes in a file are listed for a file the glob names; kernel functions where the
+    // kernel can probe them.
     const glob = name.startsWith("uprobe") || name.startsWith("uretprobe")
       ? `${name}:libc:*`
       : `${name}:*`;
-    const listed = !name.startsWith("kprobe") && !name.startsWith("kretprobe") ||
-      kernelHas("kprobes");
+    const needs = NEEDS[name];
+    const listed = needs === undefined || kernelHas(needs);
     equal(listProbes(glob).length > 0, listed, `probe -l lists ${glob}`);
   }
 });
