@@ -35,6 +35,7 @@ export {
   type KprobeProvider,
   kretprobe,
   type KretprobeProvider,
+  profile,
   requestCreated,
   run,
   session,
@@ -52,6 +53,7 @@ export {
 export type { UprobeEvent, UretprobeEvent } from "./runtime/providers/functions/uprobe.ts";
 export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
 export type { FentryEvent, FexitEvent } from "./runtime/providers/functions/fentry.ts";
+export type { ProfileEvent, ProfileOptions } from "./runtime/providers/profile.ts";
 export type {
   Handler,
   RunOptions,
@@ -91,6 +93,8 @@ export {
   type FormatOptions,
   type JsonKeyPart,
 } from "./runtime/aggregate/print.ts";
+export { type FoldedStack, foldedText, foldStacks } from "./runtime/aggregate/folded.ts";
+export { flameGraphSvg } from "./runtime/aggregate/flamegraph.ts";
 export { printable, printableJson } from "./runtime/printable.ts";
 export { DurationError, parseDuration } from "./runtime/duration.ts";
 export { ArgumentError, NotAFunctionError, SizeError } from "./runtime/arguments.ts";

@@ -18,6 +18,7 @@ export const MapType = {
   percpu_array: 6,
   lru_hash: 9,
   lru_percpu_hash: 10,
+  stack_trace: 7,
   ringbuf: 27,
 } as const;
 export type MapType = keyof typeof MapType;

@@ -21,6 +21,7 @@ import {
   type SyscallReturnEvent,
 } from "./providers/syscall.ts";
 import { type TracepointEvent, tracepointRequest } from "./providers/tracepoint.ts";
+import { type ProfileEvent, type ProfileOptions, profileRequest } from "./providers/profile.ts";
 import { type FentryEvent, fentryRequest, type FexitEvent } from "./providers/functions/fentry.ts";
 import {
   type KprobeEvent,
@@ -410,6 +411,22 @@ export const fexit: FexitProvider = {
     return on(`fexit.on("${func}")`, handler, () => fentryRequest("fexit", func));
   },
 };
+
+/**
+ * Samples of every online CPU, `hz` times a second on each (default 99): the task running,
+ * with its stacks. The basis of CPU profiles and flame graphs.
+ *
+ * @example The hottest kernel and user stacks
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { profile, run } from "./dsl.ts";
+ * profile({ hz: 99 }).count((e) => [e.kstack, e.ustack], { top: 10 });
+ * await run({ duration: "10s" });
+ * ```
+ */
+export function profile(options: ProfileOptions = {}): Stream<ProfileEvent> {
+  return stream(profileRequest(options));
+}
 
 /**
  * What the probes added so far would do, without loading anything: the fields captured, what

@@ -4,19 +4,19 @@
  *
  * @module
  */
-import type { Link } from "../bpf/link.ts";
+import type { Link, LinkGroup } from "../bpf/link.ts";
 
 /** Kernel objects of a session, closed in reverse order of creation: links, programs, maps. */
 export class KernelObjects {
   readonly #owned: Disposable[] = [];
-  readonly #links: Link[] = [];
+  readonly #links: Array<Link | LinkGroup> = [];
 
   own<T extends Disposable>(x: T): T {
     this.#owned.push(x);
     return x;
   }
 
-  link(l: Link): void {
+  link(l: Link | LinkGroup): void {
     this.#links.push(l);
   }
 

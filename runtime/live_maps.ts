@@ -6,7 +6,7 @@
  * @module
  */
 import { BpfMap } from "../bpf/map.ts";
-import type { AggregationData } from "./aggregate/data.ts";
+import { type AggregationData, type KeyPart, stackKey } from "./aggregate/data.ts";
 import { formatAggregation } from "./aggregate/print.ts";
 import { readAggregation } from "./codegen/aggregation.ts";
 import { type Plan, type PlannedAggregation, SessionMaps } from "./compiler/plan.ts";
@@ -44,11 +44,29 @@ export class Aggregations {
       name: a.name,
       kind: a.kind,
       keyNames: planned.keyNames,
-      rows: readAggregation(this.#maps.get(planned.plan.map)!, planned.plan, clear),
+      rows: readAggregation(this.#maps.get(planned.plan.map)!, planned.plan, clear).map((r) => ({
+        ...r,
+        key: r.key.map((k, i) => {
+          const t = planned.keyTransforms[i];
+          if (!t) return k;
+          const named = t(k);
+          // A list is a stack's frames.
+          return Array.isArray(named) ? stackKey(named) : named as KeyPart;
+        }),
+      })),
       lost: this.counter(planned.plan.lostCounter),
       capacity: a.size,
       range: a.range,
     };
+  }
+
+  /** Hands the keys seen so far to the fields that keep something of them (see `retain`). */
+  retain(): void {
+    for (const planned of this.#plan.aggregations) {
+      if (!planned.keyRetains.some((r) => r)) continue;
+      const rows = readAggregation(this.#maps.get(planned.plan.map)!, planned.plan, false);
+      for (const row of rows) row.key.forEach((k, i) => planned.keyRetains[i]?.(k));
+    }
   }
 
   clear(a: AggregationRequest): void {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { setStackMap, STACK_MAP } from "./codegen/stacks.ts";
 import { BpfMap } from "../bpf/map.ts";
 import { Program } from "../bpf/program.ts";
 import { formatProgram, link as linkProgram } from "../bpf/asm/mod.ts";
@@ -160,6 +161,7 @@ export class Session {
         : undefined;
       if (ring) maps.set(SessionMaps.events, ring.map);
       for (const spec of p.maps) maps.set(spec.name, resources.own(BpfMap.create(spec)));
+      setStackMap(maps.get(STACK_MAP.name));
       for (const prepare of p.prepare) prepare(maps);
       const loaded = p.programs.map(({ plan, probe }) =>
         resources.own(Program.load({ ...plan, probe, maps }))
@@ -219,6 +221,7 @@ export class Session {
         }
         if (now >= nextTick) {
           ticked.add(p.tick.map((tick) => tick(maps)));
+          aggregations.retain();
           nextTick = now + 1000;
         }
         if (now >= nextInterval) {
@@ -269,6 +272,7 @@ export class Session {
       report(summary, options);
       return summary;
     } finally {
+      setStackMap(undefined);
       this.#live = this.#clear = undefined;
       signals.forEach((s) => Deno.removeSignalListener(s, onSignal));
       // A command still running when the session ends goes, with the descendants it started

@@ -14,6 +14,7 @@ export const Helper = {
   get_current_pid_tgid: 14,
   get_current_uid_gid: 15,
   get_current_comm: 16,
+  get_stackid: 27,
   get_current_task: 35,
   probe_read_str: 45,
   get_stack: 67,

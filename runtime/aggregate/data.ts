@@ -11,6 +11,20 @@ export type AggregationKind = "count" | "sum" | "min" | "max" | "avg" | "stats" 
 /** One part of an aggregation key: an integer or a string. */
 export type KeyPart = number | bigint | string;
 
+/**
+ * A stack as a key part: NUL, then its frames (leaf first) separated by NUL. Kernel strings
+ * and symbol names end at a NUL, so no other key holds one.
+ */
+export function stackKey(frames: readonly string[]): string {
+  return `\0${frames.join("\0")}`;
+}
+
+/** The frames of a key part made by {@link stackKey}; undefined for any other. */
+export function stackFrames(part: KeyPart): string[] | undefined {
+  if (typeof part !== "string" || !part.startsWith("\0")) return undefined;
+  return part.length === 1 ? [] : part.slice(1).split("\0");
+}
+
 /** count, sum, min, max, avg and stats all keep these; each kind reports its own. */
 export interface Stats {
   /** Values counted. */

@@ -17,6 +17,7 @@ import {
   linearSlot,
   log2Bucket,
   log2Slot,
+  stackFrames,
   type Stats,
 } from "./data.ts";
 
@@ -296,9 +297,16 @@ function mapName(data: AggregationData): string {
   return `@${data.name}`;
 }
 
-/** `@name` for a keyless aggregation, else `@name[part, part]` with parts printed raw. */
+/**
+ * `@name` for a keyless aggregation, else `@name[part, part]` with parts printed raw; a part of
+ * several lines (a stack's frames) is printed as bpftrace prints stacks, a frame per line.
+ */
 function keyLabel(data: AggregationData, key: KeyPart[]): string {
-  const parts = key.map((k) => typeof k === "string" ? printable(k) : String(k));
+  const parts = key.map((k) => {
+    const frames = stackFrames(k);
+    if (frames) return `\n${frames.map((f) => `        ${printable(f)}`).join("\n")}\n`;
+    return typeof k === "string" ? printable(k) : String(k);
+  });
   return key.length === 0 ? mapName(data) : `${mapName(data)}[${parts.join(", ")}]`;
 }
 

@@ -31,6 +31,7 @@ import {
 } from "../../bpf/asm/mod.ts";
 import type { ValueType } from "../lambda/ir.ts";
 import type { ProgramBuilder } from "./builder.ts";
+import { stackFields } from "./stacks.ts";
 import { decodingSize, type FieldDecoding } from "./record.ts";
 
 /** A field the kernel captures into the record. */
@@ -50,6 +51,11 @@ export interface EventField {
   partOf?: { path: string[]; offset: number };
   /** Turns the decoded value into what JavaScript sees (a device number into its name). */
   transform?: (decoded: unknown) => unknown;
+  /**
+   * Called with values seen while the session runs (aggregation keys, about once a second),
+   * so that what `transform` needs later is kept: a process's mappings, before it exits.
+   */
+  retain?: (decoded: unknown) => void;
   /**
    * A cheaper equal test for a string field: `field === value` as another (integer) field
    * equal to a number, e.g. a device name as its device number; undefined to compare text.
@@ -248,6 +254,7 @@ export function headerFields(): EventField[] {
     field(["timestampNs"], { type: "int", size: 8, signed: false }, (b, dst) => {
       b.emit(stx("DW", R7, dst, R9));
     }),
+    ...stackFields(),
   ];
 }
 
@@ -263,6 +270,14 @@ export interface EventHeader {
   cpu: number;
   /** Kernel monotonic time of the probe, in nanoseconds (`bpf_ktime_get_ns`). */
   timestampNs: number;
+  /**
+   * The kernel stack, leaf first ("vfs_read+20"); in kernel lambdas an id, usable as an
+   * aggregation key (`count((e) => e.kstack)`) that is named when read. Captured only for a
+   * handler that names it (not for one that passes the whole event on).
+   */
+  kstack: string[];
+  /** The user stack, leaf first ("main+12", "[unknown] 0x7f... (libc.so.6)"); as kstack. */
+  ustack: string[];
   /**
    * The current task's `struct task_struct`, members read through the kernel's BTF when a
    * lambda or handler names them: `e.task.real_parent.tgid`, `e.task.mm.arg_start`.

@@ -58,7 +58,19 @@ export function lower(
         };
         if (i === 0) {
           res.declare(aggregationMap(aggPlan));
-          aggregations.push({ request: a, plan: aggPlan, keyNames: keys.names });
+          // A key that is a field its provider names in JavaScript (a stack) is named so.
+          const keyFields = keys.parts.map((p) =>
+            p.op === "field"
+              ? view.fields.find((f) => join(f.field.path) === join(p.path))?.field
+              : undefined
+          );
+          aggregations.push({
+            request: a,
+            plan: aggPlan,
+            keyNames: keys.names,
+            keyTransforms: keyFields.map((f) => f?.transform),
+            keyRetains: keyFields.map((f) => f?.retain),
+          });
         }
         action = { kind: "aggregate", plan: aggPlan };
         describe = `${a.kind}${a.value ? ` of ${a.value.fn.toString()}` : ""}` +

@@ -24,6 +24,7 @@ import { type CompiledSite, compileSite, type Consumer, type SpanPlan } from "./
 import type { AggregationRequest, ConsumerRequest } from "./requests.ts";
 import { Resolver } from "./resolve.ts";
 import { lower } from "./lower.ts";
+import { STACK_FIELDS, STACK_MAP } from "../codegen/stacks.ts";
 
 /** Session-wide settings that shape the programs. */
 export interface PlanOptions {
@@ -49,6 +50,13 @@ export interface PlannedAggregation {
   request: AggregationRequest;
   plan: AggregationPlan;
   keyNames: string[];
+  /**
+   * Per key part, how its kernel value reads in JavaScript where a field's provider says
+   * (a stack id becomes its frames); undefined parts are shown as they are.
+   */
+  keyTransforms: Array<((kernel: unknown) => unknown) | undefined>;
+  /** Per key part, what to keep of its values while the session runs (see `EventField`). */
+  keyRetains: Array<((kernel: unknown) => void) | undefined>;
 }
 
 /** Everything a session creates and loads. */
@@ -144,6 +152,10 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
     site: compileSite(s.site, s.ends, s.consumers, shared, filter),
     consumers: s.consumers,
   }));
+  // Stack ids point into one map, made only where a site reads a stack.
+  if (compiled.some((c) => c.site.captured.some((f) => STACK_FIELDS.includes(f.path)))) {
+    declare(STACK_MAP);
+  }
   const follow = options.follow && filter.pidsMap
     ? options.follow(ctx, filter.pidsMap, PIDS_CAPACITY)
     : [];

@@ -7,6 +7,7 @@
  */
 import type { EventField, ViewField } from "../codegen/fields.ts";
 import { taskField } from "../codegen/btf_field.ts";
+import { STACK_FIELDS } from "../codegen/stacks.ts";
 import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
 import { type Expr, type FieldInfo, type FieldResolver, LambdaError } from "../lambda/ir.ts";
 import { eventReads } from "../lambda/reads.ts";
@@ -133,7 +134,8 @@ export function keysOn(view: View, ref: LambdaRef | undefined): { parts: Expr[];
 /** The record fields a JavaScript handler needs: those it reads, or all when unsure. */
 export function fieldsRead(view: View, handler: AnyFunction, stringSize: number): View["fields"] {
   const reads = eventReads(handler);
-  if (reads === "all") return view.fields;
+  // Stacks cost a stack walk per event and a map: only for handlers that name them.
+  if (reads === "all") return view.fields.filter((f) => !STACK_FIELDS.includes(f.event[0]));
   // BTF fields join the view when read: the longest prefix of a read path that names one.
   for (const r of reads) {
     for (let n = r.length; n > 1 && !findField(view, r.slice(0, n), stringSize); n--);

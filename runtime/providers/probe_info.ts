@@ -38,7 +38,7 @@ export interface Provider {
 }
 
 /** Fields every event has (`EventHeader`), left out of a probe's own arguments. */
-const HEADER = new Set(["pid", "tid", "comm", "cpu", "timestampNs"]);
+const HEADER = new Set(["pid", "tid", "comm", "cpu", "timestampNs", "kstack", "ustack"]);
 
 /** The type a listing shows for a decoded field. */
 function typeOf(f: EventField): string {

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Item } from "../../bpf/asm/mod.ts";
-import type { Link } from "../../bpf/link.ts";
+import type { Link, LinkGroup } from "../../bpf/link.ts";
 import type { BpfMap, MapSpec } from "../../bpf/map.ts";
 import type { ProgramBuilder } from "../codegen/builder.ts";
 import type { Expr } from "../lambda/ir.ts";
@@ -49,14 +49,14 @@ export interface ProgramPlan extends TracingTarget {
   name: string;
   type: ProgramType;
   instructions: Item[];
-  attach(prog: Program): Link;
+  attach(prog: Program): Link | LinkGroup;
 }
 
 /** The program a probe's consumers run in, before the compiler fills its body. */
 export interface HookPlan extends TracingTarget {
   name: string;
   type: ProgramType;
-  attach(prog: Program): Link;
+  attach(prog: Program): Link | LinkGroup;
   /** Per-thread state to load into R8 (and delete after the body). */
   state?: ThreadState;
   /** Jumps to `skip` for events the probe does not cover, before anything else. */

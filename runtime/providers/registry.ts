@@ -12,6 +12,7 @@ import { tracepointProvider } from "./tracepoint.ts";
 import { uprobeProvider, uretprobeProvider } from "./functions/uprobe.ts";
 import { kprobeProvider, kretprobeProvider } from "./functions/kprobe.ts";
 import { fentryProvider, fexitProvider } from "./functions/fentry.ts";
+import { profileProvider } from "./profile.ts";
 
 /** The providers, by the name a script calls them (`io.on(...)`). */
 export const PROVIDERS: readonly Provider[] = [
@@ -25,6 +26,7 @@ export const PROVIDERS: readonly Provider[] = [
   kretprobeProvider,
   fentryProvider,
   fexitProvider,
+  profileProvider,
 ];
 
 /** The probes of every provider whose full names `match` (the glob `glob`) accepts, sorted. */

@@ -9,6 +9,7 @@
  *
  * Needs root, libbpf and perl; x86_64 (syscall numbers and pt_regs offsets).
  */
+import { onlineCpus } from "../../system/cpus.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import * as a from "../../bpf/asm/mod.ts";
 import { BpfMap } from "../../bpf/map.ts";
@@ -122,16 +123,6 @@ function counting(
       ...countAndReturn("counts"),
     ],
   });
-}
-
-function onlineCpus(): number[] {
-  const cpus: number[] = [];
-  const text = Deno.readTextFileSync("/sys/devices/system/cpu/online").trim();
-  for (const part of text.split(",")) {
-    const [lo, hi] = part.split("-").map(Number);
-    for (let c = lo; c <= (hi ?? lo); c++) cpus.push(c);
-  }
-  return cpus;
 }
 
 Deno.test("attachTracepoint() counts exactly the child's getppid syscalls", async () => {
