@@ -7,31 +7,25 @@ import { fentry, fexit, run } from "../../mod.ts";
 import { kernelHas, kernelTest } from "../fixtures/kernel.ts";
 
 const N = 300;
-const GETPPID = Deno.build.arch === "x86_64" ? "__x64_sys_getppid" : "__arm64_sys_getppid";
 
 kernelTest(
   ["fentry"],
-  "fentry: vfs_read's size_t count by its BTF name, exactly N times; fexit: getppid's return",
+  "fentry: vfs_read's size_t count by its BTF name, exactly N times; fexit: its return value",
   async () => {
     const counts: Array<number | bigint> = [];
     fentry.on("vfs_read").where((e) => e.comm === "dd" && e.args.count === 12345)
       .on((e) => counts.push(e.args.count));
     const returned: Array<number | bigint> = [];
-    fexit.on(GETPPID).where((e) => e.comm === "perl").on((e) => returned.push(e.retval));
+    fexit.on("vfs_read").where((e) => e.comm === "dd" && e.args.count === 12345)
+      .on((e) => returned.push(e.retval));
     const summary = await run({
-      command: [
-        "sh",
-        "-c",
-        `dd if=/dev/zero of=/dev/null bs=12345 count=${N} status=none && ` +
-        `perl -e 'getppid() for 1..${N}'`,
-      ],
+      command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=12345", `count=${N}`, "status=none"],
     });
     equal(summary.commandExitCode, 0);
     equal(counts.length, N);
     ok(counts.every((c) => c === 12345), "size_t decoded as a number");
-    equal(returned.length, N);
-    // perl's parent is the shell the session started.
-    ok(new Set(returned).size === 1 && Number(returned[0]) > 1, `${returned.slice(0, 3)}`);
+    // Every read of /dev/zero returns all it was asked for: ssize_t 12345.
+    equal(returned, Array(N).fill(12345));
   },
 );
 

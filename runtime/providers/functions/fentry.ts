@@ -17,7 +17,7 @@ import { haveFentry } from "../../../bpf/features.ts";
 import { attachTracing } from "../../../bpf/link.ts";
 import { AttachType } from "../../../bpf/program.ts";
 import { closeMatches } from "../../../system/suggest.ts";
-import { kernelFunctions } from "../../../system/kallsyms.ts";
+import { kernelFunctions, ksymAddress } from "../../../system/kallsyms.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, type EventHeader, field, headerFields } from "../../codegen/fields.ts";
 import type { FieldDecoding } from "../../codegen/record.ts";
@@ -67,7 +67,14 @@ function signature(
   const btf = Btf.vmlinux();
   const f = btf.find(func, "func");
   if (!f || f.kind !== "func") {
-    const near = closeMatches(func, kernelFunctions());
+    if (ksymAddress(func) !== undefined) {
+      throw new ArgumentError(
+        `${kind}: kernel function '${func}' has no BTF description, so the trampoline cannot ` +
+          `trace it; use kprobe.on("${func}")`,
+      );
+    }
+    const near = closeMatches(func, kernelFunctions(), 10)
+      .filter((n) => btf.find(n, "func") !== undefined).slice(0, 3);
     throw new ArgumentError(
       `${kind}: the kernel's BTF has no function '${func}'` +
         (near.length ? `; did you mean ${near.join(", ")}?` : ""),
