@@ -49,11 +49,14 @@ export {
   type UprobeProvider,
   uretprobe,
   type UretprobeProvider,
+  usdt,
+  type UsdtProvider,
 } from "./runtime/dsl.ts";
 export type { UprobeEvent, UretprobeEvent } from "./runtime/providers/functions/uprobe.ts";
 export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
 export type { FentryEvent, FexitEvent } from "./runtime/providers/functions/fentry.ts";
 export type { ProfileEvent, ProfileOptions } from "./runtime/providers/profile.ts";
+export type { UsdtEvent, UsdtProbeOptions } from "./runtime/providers/functions/usdt.ts";
 export type {
   Handler,
   RunOptions,

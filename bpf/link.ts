@@ -83,6 +83,12 @@ function pmuType(pmu: string): number {
   return Number(Deno.readTextFileSync(`/sys/bus/event_source/devices/${pmu}/type`).trim());
 }
 
+/** Where the uprobe PMU's config takes a semaphore's offset ("config:32-63"). */
+function refCounterShift(): bigint {
+  const text = Deno.readTextFileSync("/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset");
+  return BigInt(text.trim().split(":")[1].split("-")[0]);
+}
+
 /** The config bit that turns a kprobe/uprobe PMU event into a return probe. */
 function retprobeBit(pmu: string): bigint {
   const text = Deno.readTextFileSync(`/sys/bus/event_source/devices/${pmu}/format/retprobe`);
@@ -91,7 +97,8 @@ function retprobeBit(pmu: string): bigint {
 
 /**
  * Attaches a `kprobe`-type program to a uprobe (or uretprobe) at `offset` in the file `path`,
- * for process `pid` (-1: every process).
+ * for process `pid` (-1: every process). `semaphore`: the file offset of a USDT semaphore,
+ * which the kernel increments in every process while the probe is attached (4.20+).
  */
 export function attachUprobe(
   prog: Program,
@@ -99,6 +106,7 @@ export function attachUprobe(
   offset: bigint,
   retprobe: boolean,
   pid = -1,
+  semaphore = 0n,
 ): Link {
   requireUprobes();
   const pathBuf = cstr(path);
@@ -106,7 +114,8 @@ export function attachUprobe(
   const pfd = perfEventOpen(
     {
       type: pmuType("uprobe"),
-      config: retprobe ? retprobeBit("uprobe") : 0n,
+      config: (retprobe ? retprobeBit("uprobe") : 0n) |
+        (semaphore ? semaphore << refCounterShift() : 0n),
       config1: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(pathBuf))),
       config2: offset,
     },

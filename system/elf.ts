@@ -72,6 +72,8 @@ const SHT_SYMTAB = 2;
 const SHT_DYNSYM = 11;
 const SHT_GNU_VERSYM = 0x6fff_ffff;
 const PT_LOAD = 1;
+const SHT_NOTE = 7;
+const NT_STAPSDT = 3;
 const STT_FUNC = 2;
 const STT_GNU_IFUNC = 10;
 const STB_LOCAL = 0;
@@ -87,7 +89,21 @@ interface Segment {
   filesz: bigint;
 }
 
+/** A USDT probe of the file, from its `.note.stapsdt` note (SystemTap's format). */
+export interface UsdtNote {
+  provider: string;
+  name: string;
+  /** File offset of the probe's instruction, for a uprobe. */
+  offset: bigint;
+  /** File offset of its semaphore (a u16 counting attached tracers), 0n when it has none. */
+  semaphore: bigint;
+  /** Argument specs as the note spells them ("8@%rbx", "-4@112(%rsp)"), space-separated. */
+  args: string;
+}
+
 interface SymbolTable {
+  /** USDT probes, in note order. */
+  usdt: UsdtNote[];
   /** Defined functions by plain name; the preferred definition first. */
   functions: Map<string, ElfSymbol[]>;
   /** Names of defined `STT_GNU_IFUNC` symbols, which are resolvers rather than functions. */
@@ -152,12 +168,14 @@ function parse(path: string, bytes: Uint8Array): SymbolTable {
   let phnum = view.getUint16(0x38, le);
   const shentsize = view.getUint16(0x3a, le);
   let shnum = view.getUint16(0x3c, le);
+  let shstrndx = view.getUint16(0x3e, le);
 
   // Extended numbering: counts that do not fit 16 bits live in section header 0.
   if (shoff !== 0n && (shnum === 0 || phnum === 0xffff)) {
     const [s0] = range(shoff, 64n, "section header 0");
     if (shnum === 0) shnum = Number(view.getBigUint64(s0 + 32, le));
     if (phnum === 0xffff) phnum = view.getUint32(s0 + 44, le);
+    if (shstrndx === SHN_XINDEX) shstrndx = view.getUint32(s0 + 40, le);
   }
 
   const segments: Segment[] = [];
@@ -177,6 +195,8 @@ function parse(path: string, bytes: Uint8Array): SymbolTable {
 
   interface Section {
     type: number;
+    name: number;
+    addr: bigint;
     offset: bigint;
     size: bigint;
     link: number;
@@ -189,7 +209,9 @@ function parse(path: string, bytes: Uint8Array): SymbolTable {
     for (let i = 0; i < shnum; i++) {
       const s = sh + i * shentsize;
       sections.push({
+        name: view.getUint32(s, le),
         type: view.getUint32(s + 4, le),
+        addr: view.getBigUint64(s + 16, le),
         offset: view.getBigUint64(s + 24, le),
         size: view.getBigUint64(s + 32, le),
         link: view.getUint32(s + 40, le),
@@ -287,7 +309,67 @@ function parse(path: string, bytes: Uint8Array): SymbolTable {
       indirect.delete(name);
     }
   }
-  return { functions: sorted, indirect, hasSymbols };
+  return { functions: sorted, indirect, hasSymbols, usdt: usdtNotes() };
+
+  /** The section's name, from the section header string table. */
+  function sectionName(sec: Section): string {
+    const names = sections[shstrndx];
+    if (!names) return "";
+    const [start, length] = range(names.offset, names.size, "the section name table");
+    let end = start + sec.name;
+    if (sec.name >= length) return "";
+    while (end < start + length && bytes[end] !== 0) end++;
+    return decoder.decode(bytes.subarray(start + sec.name, end));
+  }
+
+  /**
+   * The probes of `.note.stapsdt`: each note holds the probe's address, the link-time address
+   * of `.stapsdt.base` (to correct for prelinking) and of its semaphore, then provider, name
+   * and argument specs as NUL-terminated strings.
+   */
+  function usdtNotes(): UsdtNote[] {
+    const base = sections.find((s) => sectionName(s) === ".stapsdt.base")?.addr;
+    const out: UsdtNote[] = [];
+    for (const sec of sections) {
+      if (sec.type !== SHT_NOTE || sectionName(sec) !== ".note.stapsdt") continue;
+      const [start, length] = range(sec.offset, sec.size, ".note.stapsdt");
+      for (let p = start; p + 12 <= start + length;) {
+        const nameSize = view.getUint32(p, le);
+        const descSize = view.getUint32(p + 4, le);
+        const type = view.getUint32(p + 8, le);
+        const desc = p + 12 + align4(nameSize);
+        const next = desc + align4(descSize);
+        if (next > start + length) fail("a .note.stapsdt note overruns its section");
+        if (type === NT_STAPSDT && descSize >= 24) {
+          const pc = view.getBigUint64(desc, le);
+          const linkBase = view.getBigUint64(desc + 8, le);
+          const sem = view.getBigUint64(desc + 16, le);
+          const strings = decoder.decode(bytes.subarray(desc + 24, desc + descSize)).split("\0");
+          const shift = base !== undefined ? base - linkBase : 0n;
+          const offset = toOffset(pc + shift);
+          if (offset !== undefined) {
+            out.push({
+              provider: strings[0] ?? "",
+              name: strings[1] ?? "",
+              offset,
+              // Semaphores live in .probes, initialized data: in the file.
+              semaphore: sem === 0n ? 0n : toOffset(sem + shift) ?? 0n,
+              args: strings[2] ?? "",
+            });
+          }
+        }
+        p = next;
+      }
+    }
+    return out;
+  }
+}
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+/** The USDT probes of the ELF file `path` (empty when it has none). */
+export function usdtProbes(path: string): UsdtNote[] {
+  return symbolTable(path).usdt;
 }
 
 /** Strips an `@VERSION` or `@@VERSION` suffix: `malloc@@GLIBC_2.2.5` is looked up as `malloc`. */

@@ -13,6 +13,7 @@ import { uprobeProvider, uretprobeProvider } from "./functions/uprobe.ts";
 import { kprobeProvider, kretprobeProvider } from "./functions/kprobe.ts";
 import { fentryProvider, fexitProvider } from "./functions/fentry.ts";
 import { profileProvider } from "./profile.ts";
+import { usdtProvider } from "./functions/usdt.ts";
 
 /** The providers, by the name a script calls them (`io.on(...)`). */
 export const PROVIDERS: readonly Provider[] = [
@@ -27,6 +28,7 @@ export const PROVIDERS: readonly Provider[] = [
   fentryProvider,
   fexitProvider,
   profileProvider,
+  usdtProvider,
 ];
 
 /** The probes of every provider whose full names `match` (the glob `glob`) accepts, sorted. */
