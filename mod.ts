@@ -38,6 +38,8 @@ export {
   profile,
   requestCreated,
   run,
+  sched,
+  type SchedProvider,
   session,
   syscall,
   type SyscallEvent,
@@ -56,6 +58,12 @@ export type { UprobeEvent, UretprobeEvent } from "./runtime/providers/functions/
 export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
 export type { FentryEvent, FexitEvent } from "./runtime/providers/functions/fentry.ts";
 export type { ProfileEvent, ProfileOptions } from "./runtime/providers/profile.ts";
+export type {
+  OffCpuEvent,
+  OnCpuEvent,
+  SchedEvents,
+  SchedProbe,
+} from "./runtime/providers/sched.ts";
 export type { UsdtEvent, UsdtProbeOptions } from "./runtime/providers/functions/usdt.ts";
 export type {
   Handler,
@@ -96,7 +104,12 @@ export {
   type FormatOptions,
   type JsonKeyPart,
 } from "./runtime/aggregate/print.ts";
-export { type FoldedStack, foldedText, foldStacks } from "./runtime/aggregate/folded.ts";
+export {
+  type FoldedStack,
+  foldedText,
+  foldStacks,
+  formatStacks,
+} from "./runtime/aggregate/folded.ts";
 export { flameGraphSvg } from "./runtime/aggregate/flamegraph.ts";
 export { printable, printableJson } from "./runtime/printable.ts";
 export { DurationError, parseDuration } from "./runtime/duration.ts";

@@ -19,7 +19,7 @@ import {
   flameGraphSvg,
   foldedText,
   foldStacks,
-  printable,
+  formatStacks,
   profile,
   type ProfileEvent,
 } from "../mod.ts";
@@ -79,16 +79,7 @@ await recipe({
       if (o.json) {
         console.log(JSON.stringify({ samples: total, stacks: stacks.slice(0, o.top) }));
       } else if (o.folded) console.log(foldedText(stacks));
-      else {
-        for (const s of stacks.slice(0, o.top)) {
-          const [comm, ...frames] = s.frames;
-          console.log(
-            `${printable(comm)}\n${
-              [...frames].reverse().map((f) => `    ${f}`).join("\n")
-            }\n  ${s.count}\n`,
-          );
-        }
-      }
+      else console.log(formatStacks(stacks, o.top));
       console.error(`profile: ${total} samples, ${stacks.length} distinct stacks`);
     };
   },

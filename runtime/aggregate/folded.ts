@@ -43,3 +43,14 @@ export function foldStacks(data: AggregationData): FoldedStack[] {
 export function foldedText(stacks: readonly FoldedStack[]): string {
   return stacks.map((s) => `${s.frames.join(";") || "[empty]"} ${s.count}`).join("\n");
 }
+
+/**
+ * The `top` largest folded stacks as bpftrace prints stacks: the first frame (a process name)
+ * on its own line, then the frames leaf first, indented, then the count.
+ */
+export function formatStacks(stacks: readonly FoldedStack[], top: number): string {
+  return [...stacks].sort((a, b) => b.count - a.count).slice(0, top).map((s) => {
+    const [first, ...frames] = s.frames;
+    return [first, ...[...frames].reverse().map((f) => `    ${f}`), `  ${s.count}`, ""].join("\n");
+  }).join("\n");
+}

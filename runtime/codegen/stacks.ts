@@ -12,16 +12,21 @@ import {
   alu64,
   call,
   imm,
+  ja,
   jmp,
   ldMap,
   ldx,
   mov64,
   R0,
   R1,
+  R10,
   R2,
   R3,
   R6,
   R7,
+  R8,
+  type Reg,
+  st,
   stx,
 } from "../../bpf/asm/mod.ts";
 import type { BpfMap, MapSpec } from "../../bpf/map.ts";
@@ -68,23 +73,44 @@ function addresses(id: number): bigint[] {
   return out;
 }
 
-/** Stores `bpf_get_stackid(ctx, stacks, flags)` (R6: the context) at R7 + `dst` as s64. */
-function stackId(b: ProgramBuilder, dst: number, flags: number): void {
+/** Stores `bpf_get_stackid(ctx, stacks, flags)` (R6: the context) at `reg + dst` as s64. */
+function stackId(b: ProgramBuilder, reg: Reg, dst: number, flags: number): void {
   b.emit(
     mov64(R1, R6),
     ldMap(R2, STACK_MAP.name),
     mov64(R3, imm(flags)),
     call("get_stackid"),
-    stx("DW", R7, dst, R0),
+    stx("DW", reg, dst, R0),
   );
 }
 
+/** The current kernel stack's id at `reg + dst`. */
+function kernelStack(b: ProgramBuilder, reg: Reg, dst: number): void {
+  stackId(b, reg, dst, 0);
+}
+
+/** The current process id and user stack id at `reg + dst` (all ones for no stack). */
+function userStack(b: ProgramBuilder, reg: Reg, dst: number): void {
+  const done = b.fresh("ustack_done");
+  stackId(b, reg, dst, USER_STACK); // -1 (all ones) when there is none
+  b.emit(jmp("JSLT", R0, imm(0), done), call("get_current_pid_tgid"));
+  b.emit(alu64("RSH", R0, imm(32)), alu64("LSH", R0, imm(32)), ldx("DW", R1, reg, dst));
+  b.emit(alu32("MOV", R1, R1), alu64("OR", R0, R1), stx("DW", reg, dst, R0)).mark(done);
+}
+
 /**
- * `kstack` (the kernel stack's id, negative for none) and `ustack` (the process id in the high
- * half, the user stack's id in the low half, all ones for none): integers in the kernel, frame
- * names in JavaScript.
+ * Saves the current task's stacks (kernel, then user: two words) at R10 + `at`, for a
+ * later probe to report with {@link savedStackFields}.
  */
-export function stackFields(): EventField[] {
+export function saveStacks(b: ProgramBuilder, at: number): void {
+  kernelStack(b, R10, at);
+  userStack(b, R10, at + 8);
+}
+
+/** The two stack fields, each captured by `capture(b, dst, which)`. */
+function fields(
+  capture: (b: ProgramBuilder, dst: number, which: "kernel" | "user") => void,
+): EventField[] {
   // Built here, not with fields.ts's helpers: the header (fields.ts) includes these.
   const word = (path: string, decoding: EventField["decoding"], signed: boolean) => ({
     path: [path],
@@ -95,18 +121,12 @@ export function stackFields(): EventField[] {
   return [
     {
       ...word("kstack", { type: "int", size: 8, signed: true }, true),
-      capture: (b, dst) => stackId(b, dst, 0),
+      capture: (b, dst) => capture(b, dst, "kernel"),
       transform: (id) => addresses(Number(id)).map(kernelFrame),
     },
     {
       ...word("ustack", { type: "pointer" }, false),
-      capture: (b, dst) => {
-        const done = b.fresh("ustack_done");
-        stackId(b, dst, USER_STACK); // -1 (all ones) when there is none
-        b.emit(jmp("JSLT", R0, imm(0), done), call("get_current_pid_tgid"));
-        b.emit(alu64("RSH", R0, imm(32)), alu64("LSH", R0, imm(32)), ldx("DW", R1, R7, dst));
-        b.emit(alu32("MOV", R1, R1), alu64("OR", R0, R1), stx("DW", R7, dst, R0)).mark(done);
-      },
+      capture: (b, dst) => capture(b, dst, "user"),
       retain: (v) => {
         const n = BigInt(v as bigint);
         if (!(n >> 63n)) rememberProcess(Number(n >> 32n));
@@ -120,4 +140,27 @@ export function stackFields(): EventField[] {
       },
     },
   ];
+}
+
+/**
+ * `kstack` (the kernel stack's id, negative for none) and `ustack` (the process id in the high
+ * half, the user stack's id in the low half, all ones for none): integers in the kernel, frame
+ * names in JavaScript.
+ */
+export function stackFields(): EventField[] {
+  return fields((b, dst, which) => (which === "kernel" ? kernelStack : userStack)(b, R7, dst));
+}
+
+/**
+ * The stacks {@link saveStacks} kept, read from the saved state at R8 + `off` (none when
+ * there is no state): the stacks of another moment (a task's, as it left the CPU).
+ */
+export function savedStackFields(off: number): EventField[] {
+  return fields((b, dst, which) => {
+    const none = b.fresh("no_saved_stack");
+    const done = b.fresh("saved_stack");
+    b.emit(jmp("JEQ", R8, imm(0), none), ldx("DW", R0, R8, off + (which === "user" ? 8 : 0)));
+    b.emit(stx("DW", R7, dst, R0), ja(done)).mark(none);
+    b.emit(st("DW", R7, dst, -1)).mark(done);
+  });
 }

@@ -14,6 +14,7 @@ import { kprobeProvider, kretprobeProvider } from "./functions/kprobe.ts";
 import { fentryProvider, fexitProvider } from "./functions/fentry.ts";
 import { profileProvider } from "./profile.ts";
 import { usdtProvider } from "./functions/usdt.ts";
+import { schedProvider } from "./sched.ts";
 
 /** The providers, by the name a script calls them (`io.on(...)`). */
 export const PROVIDERS: readonly Provider[] = [
@@ -29,6 +30,7 @@ export const PROVIDERS: readonly Provider[] = [
   fexitProvider,
   profileProvider,
   usdtProvider,
+  schedProvider,
 ];
 
 /** The probes of every provider whose full names `match` (the glob `glob`) accepts, sorted. */

@@ -12,13 +12,14 @@
  *
  * @module
  */
-import { alu64, call, imm, jmp, ldx, R0, R1, R10, R2, R6, R7, stx } from "../../../bpf/asm/mod.ts";
+import { NEXT_TASK, nextPidTgid, nextTaskFields, SWITCH } from "../sched_switch.ts";
+import { call, imm, jmp, ldx, R0, R1, R6 } from "../../../bpf/asm/mod.ts";
 import { attachRawTracepoint } from "../../../bpf/link.ts";
 import type { Program } from "../../../bpf/program.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
-import { type EventField, field, headerFields, latencyFromState } from "../../codegen/fields.ts";
+import { field, headerFields, latencyFromState } from "../../codegen/fields.ts";
 import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/probe_program.ts";
-import { readMember, readMemberBytes } from "../../codegen/struct_read.ts";
+import { readMember } from "../../codegen/struct_read.ts";
 import type { ProbeSite, SiteContext } from "../provider.ts";
 import { fillMounts, MOUNTS_MAP } from "./fileinfo.ts";
 import {
@@ -30,8 +31,8 @@ import {
   waitedFromState,
 } from "./waited.ts";
 
-const PREV = 8;
-const NEXT = 16;
+const PREV = SWITCH.prev;
+const NEXT = SWITCH.next;
 const WAIT_MAP = "io_wait";
 /**
  * Wait-starts no wait-done will pair: the wait map refused them (full), or the thread's earlier
@@ -46,34 +47,6 @@ function inIowait(task: number, skip: string, b: ProgramBuilder): void {
   b.emit(ldx("DW", R1, R6, task));
   readMember(b, R1, "task_struct", "in_iowait", R0);
   b.emit(jmp("JEQ", R0, imm(0), skip));
-}
-
-/** `R0 = tgid << 32 | pid` of the task switched in: its `pid_tgid`. */
-function nextPidTgid(b: ProgramBuilder): void {
-  const tid = b.alloc(8);
-  b.emit(ldx("DW", R1, R6, NEXT));
-  readMember(b, R1, "task_struct", "pid", R0);
-  b.emit(stx("DW", R10, tid, R0), ldx("DW", R1, R6, NEXT));
-  readMember(b, R1, "task_struct", "tgid", R0);
-  b.emit(alu64("LSH", R0, imm(32)), ldx("DW", R2, R10, tid), alu64("OR", R0, R2));
-}
-
-/** pid, tid and comm of the task switched in. */
-function nextTaskFields(): EventField[] {
-  const member = (path: string) => (b: ProgramBuilder, dst: number) => {
-    b.emit(ldx("DW", R1, R6, NEXT));
-    readMember(b, R1, "task_struct", path, R0);
-    b.emit(stx("W", R7, dst, R0));
-  };
-  const u32 = { type: "int", size: 4, signed: false } as const;
-  return [
-    field(["pid"], u32, member("tgid")),
-    field(["tid"], u32, member("pid")),
-    field(["comm"], { type: "string", size: 16 }, (b, dst) => {
-      b.emit(ldx("DW", R1, R6, NEXT));
-      readMemberBytes(b, R1, "task_struct", "comm", R7, dst, 16);
-    }),
-  ];
 }
 
 /** Sets up io:wait-start or io:wait-done. */
@@ -143,13 +116,7 @@ export function waitSite(side: "start" | "done", ctx: SiteContext): ProbeSite {
       state: load,
       guard: (b, skip) => inIowait(NEXT, skip, b),
       // The process filter applies to the thread that resumes.
-      subject: {
-        pidTgid: nextPidTgid,
-        comm: (b, at) => {
-          b.emit(ldx("DW", R1, R6, NEXT));
-          readMemberBytes(b, R1, "task_struct", "comm", R10, at, 16);
-        },
-      },
+      subject: NEXT_TASK,
     },
     companions: [...recorders, {
       name: "io_wait_save",

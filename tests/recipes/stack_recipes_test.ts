@@ -1,0 +1,81 @@
+/**
+ * offcputime, stackcount and funclatency against workloads whose waits, stacks and calls are
+ * known.
+ */
+import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { lines, recipe } from "../fixtures/subprocess.ts";
+
+type Stack = { frames: string[]; count: number };
+
+Deno.test("offcputime: a process that sleeps 200 ms ten times was off CPU 2 s, in its sleep's stack", async () => {
+  const r = await recipe(
+    "offcputime",
+    "--json",
+    "--stacks",
+    "kernel",
+    "--top",
+    "1000",
+    "-c",
+    "perl -e 'select(undef, undef, undef, 0.2) for 1..10'",
+  );
+  equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { unit: string; stacks: Stack[] };
+  equal(out.unit, "us");
+  const perl = out.stacks.filter((s) => s.frames[0] === "perl");
+  const total = perl.reduce((n, s) => n + s.count, 0);
+  ok(Math.abs(total - 2e6) <= 0.05 * 2e6, `perl off CPU ${total} us`);
+  ok(perl.some((s) => s.count >= 1.9e6 && s.frames.some((f) => /schedule/.test(f))), r.stdout);
+});
+
+Deno.test("stackcount: every fork of a process is counted, in the stack of the kernel's clone", async () => {
+  const r = await recipe(
+    "stackcount",
+    "--probe",
+    "tracepoint:sched:sched_process_fork",
+    "--folded",
+    "-c",
+    "perl -e 'for (1..5) { fork() || exit 0; wait }'",
+  );
+  equal(r.code, 0, r.stderr);
+  const perl = lines(r.stdout).filter((l) => l.startsWith("perl;"));
+  const count = perl.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+  equal(count, 5, r.stdout);
+  ok(perl.every((l) => /;kernel_clone(\+\d+)?;/.test(l)), r.stdout);
+});
+
+const SLEEPER = `
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((noinline)) void tsp_work(int i) { usleep(500); }
+int main(int argc, char **argv) { for (int i = 0; i < atoi(argv[1]); i++) tsp_work(i); return 0; }
+`;
+
+Deno.test("funclatency: each of N calls of a function that sleeps 500 us timed, none faster", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tsprobe-funclat-" });
+  try {
+    await Deno.writeTextFile(`${dir}/work.c`, SLEEPER);
+    const gcc = await new Deno.Command("gcc", {
+      args: ["-O2", "-o", `${dir}/work`, `${dir}/work.c`],
+      stderr: "piped",
+    }).output();
+    ok(gcc.success, new TextDecoder().decode(gcc.stderr));
+    const n = 200;
+    const r = await recipe(
+      "funclatency",
+      "--json",
+      "-f",
+      `${dir}/work:tsp_work`,
+      "-c",
+      `${dir}/work ${n}`,
+    );
+    equal(r.code, 0, r.stderr);
+    const [row] = JSON.parse(r.stdout).rows as Array<
+      { count: number; buckets: Array<{ low: number; high: number | null; count: number }> }
+    >;
+    equal(row.count, n);
+    // usleep(500) sleeps at least 500 us: nothing in a bucket below 256.
+    ok(row.buckets.every((b) => b.count === 0 || b.low >= 256), JSON.stringify(row.buckets));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
