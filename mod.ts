@@ -35,6 +35,8 @@ export {
   type KprobeProvider,
   kretprobe,
   type KretprobeProvider,
+  proc,
+  type ProcProvider,
   profile,
   requestCreated,
   run,
@@ -58,6 +60,7 @@ export type { UprobeEvent, UretprobeEvent } from "./runtime/providers/functions/
 export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
 export type { FentryEvent, FexitEvent } from "./runtime/providers/functions/fentry.ts";
 export type { ProfileEvent, ProfileOptions } from "./runtime/providers/profile.ts";
+export type { ExecEvent } from "./runtime/providers/proc.ts";
 export type {
   OffCpuEvent,
   OnCpuEvent,
@@ -112,6 +115,7 @@ export {
 } from "./runtime/aggregate/folded.ts";
 export { flameGraphSvg } from "./runtime/aggregate/flamegraph.ts";
 export { printable, printableJson } from "./runtime/printable.ts";
+export { AF_INET, AF_INET6, ntop } from "./runtime/ntop.ts";
 export { DurationError, parseDuration } from "./runtime/duration.ts";
 export { ArgumentError, NotAFunctionError, SizeError } from "./runtime/arguments.ts";
 export { TargetError } from "./runtime/process_tree.ts";

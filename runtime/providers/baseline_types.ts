@@ -139,6 +139,20 @@ export interface BaselineTracepointArgs {
     next_pid: number;
     next_prio: number;
   };
+  /** The fields of tracepoint sock:inet_sock_set_state. */
+  "sock:inet_sock_set_state": {
+    skaddr: bigint;
+    oldstate: number;
+    newstate: number;
+    sport: number;
+    dport: number;
+    family: number;
+    protocol: number;
+    saddr: number[];
+    daddr: number[];
+    saddr_v6: number[];
+    daddr_v6: number[];
+  };
   /** The fields of tracepoint syscalls:sys_enter_getppid. */
   "syscalls:sys_enter_getppid": { __syscall_nr: number };
   /** The fields of tracepoint syscalls:sys_enter_io_destroy. */

@@ -15,6 +15,7 @@ import { fentryProvider, fexitProvider } from "./functions/fentry.ts";
 import { profileProvider } from "./profile.ts";
 import { usdtProvider } from "./functions/usdt.ts";
 import { schedProvider } from "./sched.ts";
+import { procProvider } from "./proc.ts";
 
 /** The providers, by the name a script calls them (`io.on(...)`). */
 export const PROVIDERS: readonly Provider[] = [
@@ -31,6 +32,7 @@ export const PROVIDERS: readonly Provider[] = [
   profileProvider,
   usdtProvider,
   schedProvider,
+  procProvider,
 ];
 
 /** The probes of every provider whose full names `match` (the glob `glob`) accepts, sorted. */
