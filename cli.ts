@@ -12,7 +12,15 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { aggregationJson, explain, formatAggregation, run, type RunSummary } from "./mod.ts";
+import {
+  aggregationJson,
+  explain,
+  foldedText,
+  foldStacks,
+  formatAggregation,
+  run,
+  type RunSummary,
+} from "./mod.ts";
 import { pathExists } from "./system/files.ts";
 import { isUsageError } from "./runtime/usage.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
@@ -45,7 +53,8 @@ options:
   -d, --duration D               stop after D (500ms, 10s, 2m)
   -i, --interval I               print the aggregations every I
   -o, --output FILE              write the output to FILE
-  --format text|json|ndjson      output format (default text)
+  --format text|json|ndjson|folded  output format (default text; folded: stack-keyed counts,
+                                    one line each, for flame graph tools)
   --explain                      print what would be compiled and loaded, then exit
   -h, --help                     this text
 exit codes: 0 done, 1 runtime failure, 2 usage error`;
@@ -125,6 +134,9 @@ function printSummary(
 ): void {
   if (format === "text") {
     for (const a of summary.aggregations) out(formatAggregation(a) + "\n");
+  } else if (format === "folded") {
+    // Stack-keyed counts as flame graph tools read them; other parts of a key lead its line.
+    for (const a of summary.aggregations) out(foldedText(foldStacks(a)));
   } else if (format === "ndjson") {
     for (const a of summary.aggregations) out(printableJson(aggregationJson(a)));
     // The run's end, after its aggregations (not for interval prints).
@@ -269,8 +281,8 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!["text", "json", "ndjson"].includes(o.format!)) {
-    throw new Usage(`--format '${o.format}' is not one of text, json, ndjson`);
+  if (!["text", "json", "ndjson", "folded"].includes(o.format!)) {
+    throw new Usage(`--format '${o.format}' is not one of text, json, ndjson, folded`);
   }
   const asked = [
     o.eval !== undefined && "-e",

@@ -56,7 +56,11 @@ export {
   usdt,
   type UsdtProvider,
 } from "./runtime/dsl.ts";
-export type { UprobeEvent, UretprobeEvent } from "./runtime/providers/functions/uprobe.ts";
+export type {
+  UprobeEvent,
+  UprobeOptions,
+  UretprobeEvent,
+} from "./runtime/providers/functions/uprobe.ts";
 export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
 export type { FentryEvent, FexitEvent } from "./runtime/providers/functions/fentry.ts";
 export type { ProfileEvent, ProfileOptions } from "./runtime/providers/profile.ts";

@@ -33,6 +33,7 @@ import {
 } from "./providers/functions/kprobe.ts";
 import {
   type UprobeEvent,
+  type UprobeOptions,
   uprobeRequest,
   type UretprobeEvent,
 } from "./providers/functions/uprobe.ts";
@@ -262,7 +263,11 @@ export interface UprobeProvider {
    * "libc:malloc", "TARGET:SYMBOL+OFFSET") as a {@link Stream}, with its first six arguments
    * as `arg0`..`arg5`; with a handler, also calls it for each event.
    */
-  on(probe: string, handler?: Handler<UprobeEvent>): Stream<UprobeEvent>;
+  on(
+    probe: string,
+    handler?: Handler<UprobeEvent>,
+    options?: UprobeOptions,
+  ): Stream<UprobeEvent>;
 }
 
 /**
@@ -278,8 +283,8 @@ export interface UprobeProvider {
  * ```
  */
 export const uprobe: UprobeProvider = {
-  on(probe: string, handler?: Handler<UprobeEvent>): Stream<UprobeEvent> {
-    return on(`uprobe.on("${probe}")`, handler, () => uprobeRequest("uprobe", probe));
+  on(probe: string, handler?: Handler<UprobeEvent>, options?: UprobeOptions): Stream<UprobeEvent> {
+    return on(`uprobe.on("${probe}")`, handler, () => uprobeRequest("uprobe", probe, options));
   },
 };
 

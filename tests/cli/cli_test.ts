@@ -281,3 +281,19 @@ Deno.test("probe pin and run URL: a recipe sent as text/plain, octet-stream or u
     await Deno.remove(marker);
   }
 });
+
+Deno.test("probe --format folded prints stack-keyed counts one line each, for flame graph tools", async () => {
+  const r = await probe([
+    "-e",
+    "tracepoint('sched:sched_process_fork').where((e) => e.comm === 'perl').count((e) => [e.comm, e.kstack])",
+    "-c",
+    "perl -e 'for (1..4) { fork() || exit 0; wait }'",
+    "--format",
+    "folded",
+  ]);
+  equal(r.code, 0, r.stderr);
+  const folded = r.stdout.split("\n").filter((l) => l);
+  ok(folded.length >= 1, r.stdout);
+  for (const l of folded) ok(/^perl;entry_SYSCALL_64[^ ]*(;[^; ]+)+ \d+$/.test(l), l);
+  equal(folded.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0), 4);
+});

@@ -16,9 +16,11 @@ const PROGRAM = `
 #include <unistd.h>
 long tsp_mul(long x);
 __attribute__((noinline)) long tsp_add(long a, long b) { return a + b + 1; }
+__attribute__((noinline)) long tsp_len(const char *s) { long n = 0; while (s[n]) n++; return n; }
 int main(int argc, char **argv) {
   long n = atol(argv[1]), sum = 0;
   for (long i = 0; i < n; i++) sum += tsp_add(i, 2 * i) + tsp_mul(i) + getppid();
+  sum += tsp_len(argv[0]);
   return sum == 42 ? 3 : 0;
 }
 `;
@@ -61,6 +63,17 @@ Deno.test("uprobe counts exactly the N calls of a PIE executable's function, wit
       Array.from({ length: N }, (_, i) => [BigInt(i), BigInt(2 * i)]),
     );
     equal(counted.read()?.rows.map((r) => r.value), [{ kind: "count", value: N }], "in the kernel");
+  });
+});
+
+Deno.test("uprobe strings: the string an argument points to, read when the probe fires", async () => {
+  await withProgram(async ({ exe }) => {
+    const seen: Array<[string, bigint]> = [];
+    uprobe.on(`${exe}:tsp_len`, (e) => seen.push([e.str0, e.arg0]), { strings: [0] });
+    await run({ command: [exe, "1"] });
+    equal(seen.length, 1);
+    equal(seen[0][0], exe, "argv[0], as the program was started");
+    ok(seen[0][1] > 0n, "arg0 is the pointer itself");
   });
 });
 

@@ -8,7 +8,7 @@
  */
 import { ldx, R0, R6, R7, stx } from "../../../bpf/asm/mod.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
-import { type EventField, field } from "../../codegen/fields.ts";
+import { type EventField, field, stringFrom } from "../../codegen/fields.ts";
 import { memberOffset } from "../../codegen/struct_read.ts";
 
 /** Argument registers, then the return value's, as `struct pt_regs` member paths. */
@@ -46,6 +46,21 @@ function register(name: string, member: string): EventField {
 /** `arg0` to `arg5`: the registers of a function's first six integer or pointer arguments. */
 export function argumentFields(): EventField[] {
   return convention().args.map((member, i) => register(`arg${i}`, member));
+}
+
+/**
+ * `str0`..: the NUL-terminated user strings the arguments at `indexes` point to, read when the
+ * probe fires (up to `size` bytes).
+ */
+export function argumentStrings(indexes: readonly number[], size: number): EventField[] {
+  const members = convention().args;
+  return indexes.map((i) =>
+    field(
+      [`str${i}`],
+      { type: "string", size },
+      stringFrom("ctx", memberOffset("pt_regs", members[i]), "user", size),
+    )
+  );
 }
 
 /** `retval`: the register of a function's integer or pointer return value. */

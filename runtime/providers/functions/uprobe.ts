@@ -18,7 +18,7 @@ import { ArgumentError } from "../../arguments.ts";
 import type { ProbeRequest, ProbeSite } from "../provider.ts";
 import { SiteUnavailableError } from "../provider.ts";
 import type { Provider } from "../probe_info.ts";
-import { argumentFields, returnField } from "./registers.ts";
+import { argumentFields, ARGUMENTS, argumentStrings, returnField } from "./registers.ts";
 
 /** An event of a uprobe: a call of the function. */
 export interface UprobeEvent extends EventHeader {
@@ -36,6 +36,8 @@ export interface UprobeEvent extends EventHeader {
   arg4: bigint;
   /** The sixth argument. */
   arg5: bigint;
+  /** The strings `options.strings` asked for: `str0` is the one `arg0` points to. */
+  [str: `str${number}`]: string;
 }
 
 /** An event of a uretprobe: a return from the function. */
@@ -90,21 +92,42 @@ function site(kind: "uprobe" | "uretprobe", spec: string, target: UprobeTarget):
   };
 }
 
+/** Options of a uprobe. */
+export interface UprobeOptions {
+  /**
+   * Arguments that point to NUL-terminated strings in the process's memory, to read when the
+   * probe fires: `[0]` gives `e.str0`, the string `arg0` points to.
+   */
+  strings?: number[];
+}
+
 /** A request for a uprobe or uretprobe; the file and symbol are checked now. */
-export function uprobeRequest(kind: "uprobe" | "uretprobe", spec: string): ProbeRequest {
+export function uprobeRequest(
+  kind: "uprobe" | "uretprobe",
+  spec: string,
+  options: UprobeOptions = {},
+): ProbeRequest {
+  const strings = [...new Set(options.strings ?? [])];
+  if (strings.some((i) => !Number.isInteger(i) || i < 0 || i >= ARGUMENTS)) {
+    throw new ArgumentError(`strings: argument indexes go from 0 to ${ARGUMENTS - 1}`);
+  }
+  if (strings.length && kind === "uretprobe") {
+    throw new ArgumentError("strings: a uretprobe has no arguments, only retval");
+  }
   const target = resolveUprobe(spec);
   const name = `${kind}:${target.path}:${spec.slice(spec.lastIndexOf(":") + 1)}`;
   return {
     name,
-    key: name,
-    sites: () => {
+    key: `${name} ${strings.join(",")}`,
+    sites: (ctx) => {
       try {
         requireUprobes();
       } catch (e) {
         if (e instanceof NotSupportedError) throw new SiteUnavailableError(name, e.message);
         throw e;
       }
-      return [site(kind, spec, target)];
+      const s = site(kind, spec, target);
+      return [{ ...s, fields: [...s.fields, ...argumentStrings(strings, ctx.stringSize)] }];
     },
   };
 }
