@@ -79,3 +79,25 @@ Deno.test("funclatency: each of N calls of a function that sleeps 500 us timed, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("pyflow: a known script's functions with their exact call counts", async () => {
+  const script = await Deno.makeTempFile({ suffix: ".py" });
+  try {
+    await Deno.writeTextFile(
+      script,
+      "def alpha(x): return x\ndef beta(x): return alpha(x)\n" +
+        "for i in range(10): alpha(i)\nfor i in range(7): beta(i)\n",
+    );
+    const r = await recipe("pyflow", "--json", "--top", "1000", "-c", `/usr/bin/python3 ${script}`);
+    equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout).rows as Array<
+      { file: string; function: string; calls: number }
+    >;
+    const mine = Object.fromEntries(
+      rows.filter((x) => x.file === script).map((x) => [x.function, x.calls]),
+    );
+    equal([mine.alpha, mine.beta], [17, 7], JSON.stringify(mine));
+  } finally {
+    await Deno.remove(script);
+  }
+});
