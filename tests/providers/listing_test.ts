@@ -85,8 +85,10 @@ Deno.test("every registered provider is exported by mod.ts, in one-liner scope a
     ok(IN_SCOPE.includes(name), `a one-liner sees ${name}`);
     // Probes in a file are listed for a file the glob names; kernel functions where the
     // kernel can probe them.
-    const glob = name.startsWith("uprobe") || name.startsWith("uretprobe")
+    const glob = name === "uprobe" || name === "uretprobe"
       ? `${name}:libc:*`
+      : name === "usdt"
+      ? "usdt:/usr/bin/python3:*"
       : `${name}:*`;
     const needs = NEEDS[name];
     const listed = needs === undefined || kernelHas(needs);

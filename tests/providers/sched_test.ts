@@ -16,15 +16,14 @@ Deno.test("off-CPU time of a thread that sleeps 200 ms ten times is 2 s within 5
   });
   equal(summary.commandExitCode, 0);
   const rows = offcpu.read()!.rows;
-  const total = rows.reduce((n, r) => n + (r.value as { value: number }).value, 0);
-  // Ten sleeps of 200 ms; anything else perl waits for (its start) adds a little.
-  ok(Math.abs(total - 2e9) <= 0.05 * 2e9, `off-CPU ${total / 1e6} ms`);
   ok(offs >= 10, `${offs} switch-outs that blocked`);
-  // Most of it in the stack of the select() that slept.
+  // The ten sleeps share the select() stack: 2 s within 5% (perl's start waits on other
+  // things, in other stacks).
   const top =
     rows.sort((a, b) =>
       (b.value as { value: number }).value - (a.value as { value: number }).value
     )[0];
-  ok((top.value as { value: number }).value >= 1.9e9, "the sleeps share one stack");
+  const slept = (top.value as { value: number }).value;
+  ok(Math.abs(slept - 2e9) <= 0.05 * 2e9, `off-CPU in the sleep's stack: ${slept / 1e6} ms`);
   ok(/select|poll|nanosleep|schedule_hrtimeout/.test(String(top.key[0])), String(top.key[0]));
 });

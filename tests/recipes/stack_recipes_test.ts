@@ -21,10 +21,10 @@ Deno.test("offcputime: a process that sleeps 200 ms ten times was off CPU 2 s, i
   equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { unit: string; stacks: Stack[] };
   equal(out.unit, "us");
-  const perl = out.stacks.filter((s) => s.frames[0] === "perl");
-  const total = perl.reduce((n, s) => n + s.count, 0);
-  ok(Math.abs(total - 2e6) <= 0.05 * 2e6, `perl off CPU ${total} us`);
-  ok(perl.some((s) => s.count >= 1.9e6 && s.frames.some((f) => /schedule/.test(f))), r.stdout);
+  // The sleeps share one stack: 2 s within 5% (perl's start waits on other things too).
+  const perl = out.stacks.filter((s) => s.frames[0] === "perl").sort((a, b) => b.count - a.count);
+  ok(Math.abs(perl[0].count - 2e6) <= 0.05 * 2e6, `perl's top stack off CPU ${perl[0].count} us`);
+  ok(perl[0].frames.some((f) => /schedule/.test(f)), r.stdout);
 });
 
 Deno.test("stackcount: every fork of a process is counted, in the stack of the kernel's clone", async () => {
@@ -40,7 +40,7 @@ Deno.test("stackcount: every fork of a process is counted, in the stack of the k
   const perl = lines(r.stdout).filter((l) => l.startsWith("perl;"));
   const count = perl.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
   equal(count, 5, r.stdout);
-  ok(perl.every((l) => /;kernel_clone(\+\d+)?;/.test(l)), r.stdout);
+  ok(perl.every((l) => /;kernel_clone(\+\d+)?[; ]/.test(l)), r.stdout);
 });
 
 const SLEEPER = `
