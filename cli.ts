@@ -11,6 +11,7 @@
  *
  * @module
  */
+import config from "./deno.json" with { type: "json" };
 import { parseArgs } from "node:util";
 import {
   aggregationJson,
@@ -56,10 +57,17 @@ options:
   --format text|json|ndjson|folded  output format (default text; folded: stack-keyed counts,
                                     one line each, for flame graph tools)
   --explain                      print what would be compiled and loaded, then exit
+  -V, --version                  print the version
   -h, --help                     this text
 exit codes: 0 done, 1 runtime failure, 2 usage error`;
 
+/** This tsprobe's version, from deno.json. */
+const VERSION: string = config.version;
+
 class Usage extends Error {}
+
+/** A bpftrace program: `provider:...` or `BEGIN`/`END` then a `{` block, or a `@map`. */
+const BPFTRACE_SYNTAX = /^\s*(?:[a-z]+:[^\s{]*\s*(?:\/[^/]*\/\s*)?\{|(?:BEGIN|END)\s*\{|@)/;
 
 /** What Deno runs as a module. */
 const RECIPE_FILE = /\.(ts|mts|tsx|js|mjs|jsx)$/;
@@ -84,6 +92,7 @@ function options() {
         integrity: { type: "string" },
         module: { type: "string" },
         help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
       },
     });
   } catch (e) {
@@ -177,7 +186,13 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
   } catch (e) {
     // Its own mistakes: syntax, a name not in scope, a call of what is not a function.
     if (e instanceof SyntaxError || e instanceof ReferenceError || e instanceof TypeError) {
-      throw new Usage(`the one-liner does not run: ${e.message.split("\n")[0]}`);
+      // bpftrace's `probe { action }` form is not TypeScript: say what is.
+      const syntax = (e as Error).message.startsWith("SyntaxError") || e instanceof SyntaxError;
+      const hint = syntax && BPFTRACE_SYNTAX.test(o.eval!)
+        ? "; -e takes TypeScript, not bpftrace's language: e.g. " +
+          "probe -e 'syscall.on(\"read:entry\").count((e) => e.comm)'"
+        : "";
+      throw new Usage(`the one-liner does not run: ${e.message.split("\n")[0]}${hint}`);
     }
     throw e;
   }
@@ -277,6 +292,10 @@ async function runDeno(args: string[], env: Record<string, string>): Promise<num
 
 async function main(): Promise<number> {
   const { values: o, positionals } = options();
+  if (o.version) {
+    console.log(`probe (tsprobe) ${VERSION}, Deno ${Deno.version.deno}`);
+    return 0;
+  }
   if (o.help || Deno.args.length === 0) {
     console.log(USAGE);
     return 0;

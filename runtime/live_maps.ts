@@ -57,6 +57,7 @@ export class Aggregations {
       lost: this.counter(planned.plan.lostCounter),
       capacity: a.size,
       range: a.range,
+      top: a.top,
     };
   }
 

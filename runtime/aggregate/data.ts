@@ -90,6 +90,8 @@ export interface AggregationData {
   capacity: number;
   /** For lhist. */
   range?: LinearRange;
+  /** How many keys printing shows, the largest (the aggregation's `top` option). */
+  top?: number;
 }
 
 /**

@@ -102,7 +102,7 @@ const SUFFIXES = ["", "K", "M", "G", "T", "P", "E"];
  * ```
  */
 export function formatAggregation(data: AggregationData, options: FormatOptions = {}): string {
-  const { top } = options;
+  const top = options.top ?? data.top;
   if (top !== undefined && !(Number.isInteger(top) && top > 0)) {
     throw new RangeError(`Option top '${top}' is not valid: give a positive integer`);
   }

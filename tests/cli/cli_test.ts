@@ -297,3 +297,26 @@ Deno.test("probe --format folded prints stack-keyed counts one line each, for fl
   for (const l of folded) ok(/^perl;entry_SYSCALL_64[^ ]*(;[^; ]+)+ \d+$/.test(l), l);
   equal(folded.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0), 4);
 });
+
+Deno.test("probe --version names the release; bpftrace syntax in -e is pointed to the TypeScript form", async () => {
+  const v = await probe(["--version"]);
+  equal(v.code, 0);
+  ok(/^probe \(tsprobe\) \d+\.\d+\.\d+, Deno \d+/.test(v.stdout), v.stdout);
+  const bt = await probe(["-e", "tracepoint:syscalls:sys_enter_read { @[comm] = count(); }"]);
+  equal(bt.code, 2);
+  equal(bt.stderr.trim().split("\n").length, 1, bt.stderr);
+  ok(bt.stderr.includes("-e takes TypeScript, not bpftrace's language"), bt.stderr);
+});
+
+Deno.test("probe -e honours an aggregation's top: only the N largest keys print", async () => {
+  const r = await probe([
+    "-e",
+    "syscall.on('getppid:entry').where((e) => e.comm === 'perl').count((e) => e.tid, { top: 1 })",
+    "-c",
+    "perl -e 'getppid() for 1..5; fork() || do { getppid() for 1..9; exit 0 }; wait'",
+  ]);
+  equal(r.code, 0, r.stderr);
+  const rows = r.stdout.split("\n").filter((l) => l.startsWith("@count["));
+  equal(rows.length, 1, r.stdout);
+  ok(rows[0].endsWith(" 9"), r.stdout);
+});
