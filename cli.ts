@@ -12,6 +12,7 @@
  * @module
  */
 import config from "./deno.json" with { type: "json" };
+import { attachedBanner } from "./runtime/run_options.ts";
 import { parseArgs } from "node:util";
 import {
   aggregationJson,
@@ -57,6 +58,7 @@ options:
   --format text|json|ndjson|folded  output format (default text; folded: stack-keyed counts,
                                     one line each, for flame graph tools)
   --explain                      print what would be compiled and loaded, then exit
+  -q, --quiet                    no "tracing ..." line on stderr once attached
   -V, --version                  print the version
   -h, --help                     this text
 exit codes: 0 done, 1 runtime failure, 2 usage error`;
@@ -93,6 +95,7 @@ function options() {
         module: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
+        quiet: { type: "boolean", short: "q" },
       },
     });
   } catch (e) {
@@ -201,11 +204,17 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     return;
   }
   const out = writer(o.output);
+  const command = o.command === undefined ? undefined : ["sh", "-c", o.command];
   const summary = await run({
     pid,
-    command: o.command === undefined ? undefined : ["sh", "-c", o.command],
+    command,
     duration: o.duration,
     interval: o.interval,
+    onAttached: (attached) => {
+      if (!o.quiet) {
+        console.error(attachedBanner("probe", attached, { pid, command, duration: o.duration }));
+      }
+    },
     onInterval: o.interval === undefined ? undefined : (data) => {
       const when = new Date().toTimeString().slice(0, 8);
       if (o.format === "text") out(when);

@@ -73,6 +73,7 @@ export type {
 } from "./runtime/providers/sched.ts";
 export type { UsdtEvent, UsdtProbeOptions } from "./runtime/providers/functions/usdt.ts";
 export type {
+  Attached,
   Handler,
   RunOptions,
   RunSummary,

@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { attachedBanner } from "./runtime/run_options.ts";
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { isUsageError } from "./runtime/usage.ts";
@@ -80,6 +81,8 @@ export interface CommonOptions {
   json: boolean;
   /** -a: every process rather than the demo workload. */
   all: boolean;
+  /** -q: no "tracing ..." line on stderr once attached. */
+  quiet: boolean;
 }
 
 /** A recipe's declaration. */
@@ -118,6 +121,7 @@ const COMMON: Record<string, OptionSpec> = {
   duration: { type: "string", short: "d", help: "stop after D (500ms, 10s, 2m)" },
   interval: { type: "string", short: "i", help: "print each interval I" },
   json: { type: "boolean", help: "print JSON" },
+  quiet: { type: "boolean", short: "q", help: 'no "tracing ..." line on stderr once attached' },
   help: { type: "boolean", short: "h", help: "this text" },
 };
 
@@ -250,13 +254,20 @@ export async function recipe<O extends Record<string, OptionSpec>>(
       : !traced && r.demo
       ? ["sh", "-c", r.demo]
       : undefined;
+    const extra = r.run?.(options);
     const summary = await run({
       pid: options.pid,
       command,
       duration: options.duration,
       interval: options.interval,
       printAggregations: false,
-      ...r.run?.(options),
+      ...extra,
+      onAttached: (attached) => {
+        if (!options.quiet) {
+          console.error(attachedBanner(r.name, attached, { ...options, command }));
+        }
+        extra?.onAttached?.(attached);
+      },
     });
     if (report) report(summary);
   } catch (e) {

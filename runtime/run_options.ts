@@ -27,8 +27,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Print the end-of-run line on stderr (default: only when events were dropped). */
   summary?: boolean;
-  /** Called once every probe is attached, before the traced command (if any) resumes. */
-  onAttached?: () => void;
+  /**
+   * Called once every probe is attached, before the traced command (if any) resumes, with
+   * what was attached.
+   */
+  onAttached?: (attached: Attached) => void;
   /** Print (or pass to `onInterval`) the aggregations this often ("1s", or milliseconds). */
   interval?: string | number;
   /** Receives the aggregations each interval instead of printing them. */
@@ -72,4 +75,38 @@ export function checkRunOptions(options: RunOptions): void {
       powerOfTwo: true,
     });
   }
+}
+
+/** What a run attached, for a banner ("tracing 2 probes ..."). */
+export interface Attached {
+  /** The probes, by name ("syscall:read:entry"), each once. */
+  probes: string[];
+  /** Programs loaded and attached for them (a probe may need several). */
+  programs: number;
+}
+
+/**
+ * The line a tool prints on stderr once tracing has begun, like bpftrace's "Attaching N
+ * probes..." and BCC's "Tracing... Hit Ctrl-C to end.": what is traced, for how long, how to
+ * stop.
+ */
+export function attachedBanner(
+  tool: string,
+  attached: Attached,
+  options: Pick<RunOptions, "duration" | "command" | "pid">,
+): string {
+  const shown = attached.probes.slice(0, 3).join(", ") +
+    (attached.probes.length > 3 ? `, +${attached.probes.length - 3} more` : "");
+  const who = options.command
+    ? "the command"
+    : options.pid !== undefined
+    ? `pid ${[options.pid].flat().join(", ")}`
+    : "every process";
+  const until = options.command
+    ? "until it exits or Ctrl-C"
+    : options.duration !== undefined
+    ? `for ${options.duration} (Ctrl-C to end sooner)`
+    : "until Ctrl-C";
+  const n = attached.probes.length;
+  return `${tool}: tracing ${who} at ${n} probe${n === 1 ? "" : "s"} (${shown}), ${until}`;
 }

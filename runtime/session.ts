@@ -34,7 +34,7 @@ import { report, type RunSummary, type StopReason } from "./run_summary.ts";
 import { Aggregations } from "./live_maps.ts";
 import { KernelObjects } from "./kernel_objects.ts";
 
-export type { RunOptions } from "./run_options.ts";
+export type { Attached, RunOptions } from "./run_options.ts";
 export type { RunSummary, SpanSummary, StopReason } from "./run_summary.ts";
 
 /** Called with each event of a probe. */
@@ -189,7 +189,11 @@ export class Session {
       for (const note of p.notes) console.error(`tsprobe: note: ${note}`);
       signals.forEach((s) => Deno.addSignalListener(s, onSignal));
       options.signal?.addEventListener("abort", () => this.stop("aborted"), { once: true });
-      options.onAttached?.();
+      options.onAttached?.({
+        // The user's probes, not the session's own programs (following a command's children).
+        probes: [...new Set(p.sites.map((s) => s.site.name))],
+        programs: loaded.length,
+      });
       child?.resume();
 
       const counts = new Array<number>(p.streams.length).fill(0);

@@ -92,7 +92,14 @@ function workload(dir: string): void {
   const depth = 8;
   const total = 4096;
   const path = Deno.makeTempFileSync({ dir, prefix: "aio_latency-" });
-  Deno.truncateSync(path, size);
+  // Written, not a sparse file: reads of holes never reach the device, and the histogram
+  // would show microseconds of page zeroing instead of the device's latency.
+  {
+    using out = Deno.openSync(path, { write: true });
+    const chunk = new Uint8Array(1 << 20).fill(0xa5);
+    for (let written = 0; written < size; written += chunk.length) out.writeSync(chunk);
+    out.syncSync();
+  }
   let fd;
   try {
     fd = new Fd(path, { direct: true });

@@ -320,3 +320,47 @@ Deno.test("probe -e honours an aggregation's top: only the N largest keys print"
   equal(rows.length, 1, r.stdout);
   ok(rows[0].endsWith(" 9"), r.stdout);
 });
+
+Deno.test("the banner comes once on stderr when all is attached: what starts after it is fully counted", async () => {
+  const n = 300;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}cli.ts`,
+      "-e",
+      "syscall.on('getppid:entry').where((e) => e.comm === 'tsp_banner').count()",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let err = "";
+  while (!err.includes("\n")) {
+    const { value, done } = await stderr.read();
+    if (done) break;
+    err += value;
+  }
+  ok(
+    /^probe: tracing every process at 1 probe \(syscall:getppid:entry\), until Ctrl-C\n$/.test(err),
+    err,
+  );
+  // Started only now: every call must be counted.
+  const perl = await new Deno.Command("perl", {
+    args: ["-e", `$0 = "tsp_banner"; getppid() for 1..${n}`],
+  }).output();
+  ok(perl.success);
+  child.kill("SIGINT");
+  const [status, out] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+  ]);
+  for (;;) {
+    const { value, done } = await stderr.read();
+    if (done) break;
+    err += value;
+  }
+  equal(status.code, 0, err);
+  equal(out.trim(), `@count: ${n}`);
+  equal(err.match(/tracing/g)?.length, 1, "the banner once");
+});
