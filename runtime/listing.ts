@@ -27,13 +27,27 @@ export function listProbes(glob = "*"): ProbeInfo[] {
   return listAll(globMatcher(full), full);
 }
 
+/** The fields every probe's events have, listed once at the top of a verbose listing. */
+const HEADER_ARGS = "u32 pid, u32 tid, string comm, u32 cpu, u64 timestampNs, stack kstack, " +
+  "stack ustack, task_struct task";
+
 /**
- * Formats a listing the way `bpftrace -lv` does: the probe, then indented arguments; what the
- * kernel lacks for a probe follows its name.
+ * Formats a listing the way `bpftrace -lv` does: the probe, then indented arguments. What the
+ * kernel lacks for a probe is a numbered note after its name, each note printed once at the
+ * end; a verbose listing starts with the fields every event has.
  */
 export function formatListing(probes: ProbeInfo[], verbose: boolean): string {
-  return probes.map((p) => {
-    const name = p.notes?.length ? `${p.name}  (${p.notes.join("; ")})` : p.name;
+  const notes: string[] = [];
+  const marks = (p: ProbeInfo) =>
+    (p.notes ?? []).map((n) => {
+      if (!notes.includes(n)) notes.push(n);
+      return `[${notes.indexOf(n) + 1}]`;
+    }).join("");
+  const lines = probes.map((p) => {
+    const mark = marks(p);
+    const name = mark ? `${p.name}  ${mark}` : p.name;
     return verbose ? [name, ...p.args.map((a) => `    ${a.type} ${a.name}`)].join("\n") : name;
-  }).join("\n");
+  });
+  const header = verbose && probes.length ? [`(every event also has: ${HEADER_ARGS})`] : [];
+  return [...header, ...lines, ...notes.map((n, i) => `[${i + 1}] ${n}`)].join("\n");
 }

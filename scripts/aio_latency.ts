@@ -20,6 +20,7 @@ import {
   quantile,
   run,
   type RunSummary,
+  uringOpName,
 } from "../mod.ts";
 import { isUsageError, micros, programProblem } from "../recipe.ts";
 import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../workload.ts";
@@ -170,17 +171,8 @@ const hist = opts.by === "process"
   : reaps.hist(inMicros, { by: (e) => e.op, clear });
 const uringHist = uring.hist(inMicros, { by: (e) => e.opcode, clear });
 
-const URING_OPS: Record<number, string> = {
-  0: "NOP",
-  1: "READV",
-  2: "WRITEV",
-  3: "FSYNC",
-  22: "READ",
-  23: "WRITE",
-};
-
 function label(k: unknown[], kind: "aio" | "uring"): string {
-  if (kind === "uring") return `io_uring ${URING_OPS[k[0] as number] ?? `op ${k[0]}`}`;
+  if (kind === "uring") return `io_uring ${uringOpName(k[0])}`;
   switch (opts.by) {
     case "process":
       return `${k[0]} (pid ${k[1]})`;

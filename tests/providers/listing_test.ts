@@ -37,7 +37,9 @@ Deno.test("listProbes() without a colon matches anywhere in the name", () => {
 
 Deno.test("formatListing() prints bpftrace -lv style", () => {
   const text = formatListing(listProbes("syscall:close:entry"), true);
-  equal(text, "syscall:close:entry\n    unsigned int fd");
+  const [header, ...rest] = text.split("\n");
+  ok(header.startsWith("(every event also has: u32 pid, u32 tid, string comm"), header);
+  equal(rest.join("\n"), "syscall:close:entry\n    unsigned int fd");
 });
 
 Deno.test("globMatcher() treats only * and ? as wildcards", () => {
@@ -56,7 +58,14 @@ Deno.test("io probes are listed with DTrace's argument names, and a missing NFS 
   // The NFS part is said to be missing exactly where the nfs client's tracepoints are.
   const nfs = haveNfsTracepoints();
   equal(!!start.notes?.some((n) => n.startsWith("NFS:")), !nfs);
-  equal(formatListing(probes, false).includes("io:start  (NFS:"), !nfs);
+  const text = formatListing(probes, false);
+  equal(text.includes("io:start  [1]") && text.includes("\n[1] NFS:"), !nfs, text);
+  // A note is printed once, however many probes it concerns.
+  equal(text.split("NFS:").length - 1, nfs ? 0 : 1, text);
+  // DTrace's argument types, as dtrace -lv shows them.
+  for (const t of ["bufinfo_t buf", "devinfo_t dev", "fileinfo_t file"]) {
+    ok(formatListing(probes, true).includes(`    ${t}\n`), t);
+  }
 });
 
 Deno.test("aio probes are listed: reap and uring with their fields, and every AIO syscall", () => {

@@ -13,6 +13,7 @@
  * @module
  */
 import { imm, jmp, ldx, R0, R10, R6, stx } from "../../../bpf/asm/mod.ts";
+import { Btf } from "../../../bpf/btf.ts";
 import { attachTracepoint } from "../../../bpf/link.ts";
 import type { Program } from "../../../bpf/program.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
@@ -218,71 +219,30 @@ function uringSite(ctx: SiteContext): ProbeSite {
   };
 }
 
-/** `IORING_OP_*` names, in the kernel's order (include/uapi/linux/io_uring.h). */
-const URING_OPS = [
-  "NOP",
-  "READV",
-  "WRITEV",
-  "FSYNC",
-  "READ_FIXED",
-  "WRITE_FIXED",
-  "POLL_ADD",
-  "POLL_REMOVE",
-  "SYNC_FILE_RANGE",
-  "SENDMSG",
-  "RECVMSG",
-  "TIMEOUT",
-  "TIMEOUT_REMOVE",
-  "ACCEPT",
-  "ASYNC_CANCEL",
-  "LINK_TIMEOUT",
-  "CONNECT",
-  "FALLOCATE",
-  "OPENAT",
-  "CLOSE",
-  "FILES_UPDATE",
-  "STATX",
-  "READ",
-  "WRITE",
-  "FADVISE",
-  "MADVISE",
-  "SEND",
-  "RECV",
-  "OPENAT2",
-  "EPOLL_CTL",
-  "SPLICE",
-  "PROVIDE_BUFFERS",
-  "REMOVE_BUFFERS",
-  "TEE",
-  "SHUTDOWN",
-  "RENAMEAT",
-  "UNLINKAT",
-  "MKDIRAT",
-  "SYMLINKAT",
-  "LINKAT",
-  "MSG_RING",
-  "FSETXATTR",
-  "SETXATTR",
-  "FGETXATTR",
-  "GETXATTR",
-  "SOCKET",
-  "URING_CMD",
-  "SEND_ZC",
-  "SENDMSG_ZC",
-  "READ_MULTISHOT",
-  "WAITID",
-  "FUTEX_WAIT",
-  "FUTEX_WAKE",
-  "FUTEX_WAITV",
-  "FIXED_FD_INSTALL",
-  "FTRUNCATE",
-  "BIND",
-  "LISTEN",
-];
+let uringOpNames: Map<number, string> | undefined;
+
+/** `IORING_OP_*` by value, from the running kernel's BTF (`enum io_uring_op`). */
+function uringOps(): Map<number, string> {
+  if (uringOpNames) return uringOpNames;
+  const names = uringOpNames = new Map<number, string>();
+  try {
+    const e = Btf.vmlinux().find("io_uring_op", "enum");
+    if (e?.kind === "enum") {
+      for (const v of e.values) {
+        if (v.name !== "IORING_OP_LAST") {
+          names.set(Number(v.value), v.name.slice("IORING_OP_".length));
+        }
+      }
+    }
+  } catch {
+    // No BTF: numbers only.
+  }
+  return names;
+}
 
 /**
- * The name of io_uring opcode `op` as the kernel spells it (`IORING_OP_READ` is "READ");
- * "OP_N" for one this table does not know.
+ * The name of io_uring opcode `op` as the running kernel spells it (`IORING_OP_READ` is
+ * "READ"), from its BTF; "OP_N" for one it does not know.
  *
  * @example Names
  * ```ts
@@ -293,7 +253,7 @@ const URING_OPS = [
  * ```
  */
 export function uringOpName(op: unknown): string {
-  return URING_OPS[Number(op)] ?? `OP_${op}`;
+  return uringOps().get(Number(op)) ?? `OP_${op}`;
 }
 
 /** A request for aio probe `probe`: "reap", "uring", or "io_submit:entry" and the like. */

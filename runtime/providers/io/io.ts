@@ -420,8 +420,15 @@ export const ioProvider: Provider = {
       "NFS: unavailable (no nfs client tracepoints: load the nfs module or mount an NFS share " +
       "before tracing)",
     ];
+    // DTrace's argument types, as `dtrace -lv` shows them, before their members.
+    const structs = [
+      { name: "buf", type: "bufinfo_t" },
+      { name: "dev", type: "devinfo_t" },
+      { name: "file", type: "fileinfo_t" },
+    ];
     return IO_PROBES.filter((p) => match(`io:${p}`)).map((p) => {
-      const info = describeRequest("io", ioRequest(p));
+      const described = describeRequest("io", ioRequest(p));
+      const info = { ...described, args: [...structs, ...described.args] };
       return p === "start" || p === "done"
         ? { ...info, notes: [...info.notes ?? [], ...nfs] }
         : info;
