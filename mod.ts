@@ -62,6 +62,7 @@ export type {
   UretprobeEvent,
 } from "./runtime/providers/functions/uprobe.ts";
 export type { KprobeEvent, KretprobeEvent } from "./runtime/providers/functions/kprobe.ts";
+export type { RegisterArguments } from "./runtime/providers/functions/registers.ts";
 export type { FentryEvent, FexitEvent } from "./runtime/providers/functions/fentry.ts";
 export type { ProfileEvent, ProfileOptions } from "./runtime/providers/profile.ts";
 export type { ExecEvent } from "./runtime/providers/proc.ts";

@@ -16,24 +16,12 @@ import { type EventHeader, headerFields } from "../../codegen/fields.ts";
 import { ArgumentError } from "../../arguments.ts";
 import { type ProbeRequest, SiteUnavailableError } from "../provider.ts";
 import type { Provider } from "../probe_info.ts";
-import { argumentFields, returnField } from "./registers.ts";
+import { argumentFields, type RegisterArguments, returnField } from "./registers.ts";
 
 /** An event of a kprobe: a call of the kernel function. */
-export interface KprobeEvent extends EventHeader {
+export interface KprobeEvent extends EventHeader, RegisterArguments {
   /** The probe, e.g. "kprobe:vfs_read". */
   probe: string;
-  /** The first six integer or pointer arguments, as raw 64-bit registers. */
-  arg0: bigint;
-  /** The second argument. */
-  arg1: bigint;
-  /** The third argument. */
-  arg2: bigint;
-  /** The fourth argument. */
-  arg3: bigint;
-  /** The fifth argument. */
-  arg4: bigint;
-  /** The sixth argument. */
-  arg5: bigint;
 }
 
 /** An event of a kretprobe: a return from the kernel function. */

@@ -20,6 +20,22 @@ const CONVENTIONS: Record<string, { args: string[]; ret: string }> = {
   },
 };
 
+/** A function's first six integer or pointer arguments, as raw 64-bit registers. */
+export interface RegisterArguments {
+  /** The first argument. */
+  arg0: bigint;
+  /** The second argument. */
+  arg1: bigint;
+  /** The third argument. */
+  arg2: bigint;
+  /** The fourth argument. */
+  arg3: bigint;
+  /** The fifth argument. */
+  arg4: bigint;
+  /** The sixth argument. */
+  arg5: bigint;
+}
+
 /** How many arguments a probe reads: `arg0` to `arg5`. */
 export const ARGUMENTS = 6;
 

@@ -18,24 +18,18 @@ import { ArgumentError } from "../../arguments.ts";
 import type { ProbeRequest, ProbeSite } from "../provider.ts";
 import { SiteUnavailableError } from "../provider.ts";
 import type { Provider } from "../probe_info.ts";
-import { argumentFields, ARGUMENTS, argumentStrings, returnField } from "./registers.ts";
+import {
+  argumentFields,
+  ARGUMENTS,
+  argumentStrings,
+  type RegisterArguments,
+  returnField,
+} from "./registers.ts";
 
 /** An event of a uprobe: a call of the function. */
-export interface UprobeEvent extends EventHeader {
+export interface UprobeEvent extends EventHeader, RegisterArguments {
   /** The probe, e.g. "uprobe:/usr/lib/x86_64-linux-gnu/libc.so.6:malloc". */
   probe: string;
-  /** The first six integer or pointer arguments, as raw 64-bit registers. */
-  arg0: bigint;
-  /** The second argument. */
-  arg1: bigint;
-  /** The third argument. */
-  arg2: bigint;
-  /** The fourth argument. */
-  arg3: bigint;
-  /** The fifth argument. */
-  arg4: bigint;
-  /** The sixth argument. */
-  arg5: bigint;
   /** The strings `options.strings` asked for: `str0` is the one `arg0` points to. */
   [str: `str${number}`]: string;
 }
