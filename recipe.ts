@@ -83,6 +83,10 @@ export interface CommonOptions {
   all: boolean;
   /** -q: no "tracing ..." line on stderr once attached. */
   quiet: boolean;
+  /** --format: text or json (json sets `json`). */
+  format?: string;
+  /** -o FILE: the output goes there. */
+  output?: string;
 }
 
 /** A recipe's declaration. */
@@ -120,7 +124,9 @@ const COMMON: Record<string, OptionSpec> = {
   all: { type: "boolean", short: "a", help: "trace every process (not the demo workload)" },
   duration: { type: "string", short: "d", help: "stop after D (500ms, 10s, 2m)" },
   interval: { type: "string", short: "i", help: "print each interval I" },
-  json: { type: "boolean", help: "print JSON" },
+  json: { type: "boolean", help: "print JSON (the same as --format json)" },
+  format: { type: "string", choices: ["text", "json"], help: "text (default) or json" },
+  output: { type: "string", short: "o", help: "write the output to FILE instead of stdout" },
   quiet: { type: "boolean", short: "q", help: 'no "tracing ..." line on stderr once attached' },
   help: { type: "boolean", short: "h", help: "this text" },
 };
@@ -137,7 +143,7 @@ export function helpText<O extends Record<string, OptionSpec>>(r: Recipe<O>): st
     return `  ${flag.padEnd(26)} ${s.help}${extra}${def}`;
   });
   return [
-    `usage: ${r.name} [options]`,
+    `usage: ${r.name} [options] [interval [count]]`,
     r.description,
     r.demo ? "With no -p, -c or -a it traces a built-in demo workload." : "",
     "",
@@ -173,6 +179,7 @@ export function parseOptions<O extends Record<string, OptionSpec>>(
   try {
     parsed = parseArgs({
       args,
+      allowPositionals: true,
       options: Object.fromEntries(
         Object.entries(specs).map(([name, s]) => [
           name,
@@ -207,6 +214,28 @@ export function parseOptions<O extends Record<string, OptionSpec>>(
       out[name] = raw;
     }
   }
+  if (out.format === "json") out.json = true;
+  // BCC's positional [interval [count]]: seconds between prints, and how many.
+  const [every, count, ...extra] = parsed.positionals;
+  if (extra.length) throw new UsageError(`unexpected '${extra[0]}': at most [interval [count]]`);
+  if (every !== undefined) {
+    const seconds = Number(every);
+    if (!(seconds > 0)) {
+      throw new UsageError(`interval '${every}' is not a positive number of seconds`);
+    }
+    if (out.interval !== undefined) {
+      throw new UsageError("give the interval once: -i or positional");
+    }
+    out.interval = `${seconds}s`;
+    if (count !== undefined) {
+      const n = Number(count);
+      if (!Number.isInteger(n) || n < 1) {
+        throw new UsageError(`count '${count}' is not a positive integer`);
+      }
+      if (out.duration !== undefined) throw new UsageError("give -d or a count, not both");
+      out.duration = `${seconds * n}s`;
+    }
+  }
   const targets = ["pid", "command", "all"].filter((k) => out[k] !== undefined && out[k] !== false);
   if (targets.length > 1) throw new UsageError("give at most one of --pid, --command, --all");
   return out as OptionValues<O> & CommonOptions & { help?: boolean };
@@ -231,6 +260,21 @@ export async function recipe<O extends Record<string, OptionSpec>>(
   if (options.help) {
     console.log(helpText(r));
     Deno.exit(0);
+  }
+  if (options.output !== undefined) {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(options.output, { write: true, create: true, truncate: true });
+    } catch (e) {
+      console.error(`${r.name}: -o '${options.output}' cannot be written: ${(e as Error).message}`);
+      Deno.exit(2);
+    }
+    // What the recipe prints goes to the file: its report, not the banner or errors (stderr).
+    const encoder = new TextEncoder();
+    console.log = (...parts: unknown[]) => {
+      const text = parts.map((p) => typeof p === "string" ? p : Deno.inspect(p)).join(" ");
+      file.writeSync(encoder.encode(`${text}\n`));
+    };
   }
   try {
     // Checked before setup(), which may already print (the demo's notice).
