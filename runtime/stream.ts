@@ -25,7 +25,11 @@ export type KernelLambda<E, R> = (event: E, params: Params) => R;
 
 /** Options of every aggregation. */
 export interface AggregateOptions<E> {
-  /** Key: one value, or an array of values (`(e) => [e.comm, e.args.fd]`). */
+  /**
+   * Key: one value, an array of values (`(e) => [e.comm, e.args.fd]`), or values by name
+   * (`(e) => ({ comm: e.comm, fd: e.args.fd })`). JSON output and metrics name each part so;
+   * unnamed parts are named after their field (`comm`, `fd`), else `key`, `key2`, ...
+   */
   by?: KernelLambda<E, unknown>;
   /** Name printed with the results (default: the function and its value). */
   title?: string;

@@ -27,8 +27,14 @@ export interface FormatOptions {
   top?: number;
 }
 
-/** A key part in JSON: numbers stay numbers, bigints become decimal strings. */
-export type JsonKeyPart = number | string;
+/**
+ * A key part in JSON: numbers stay numbers, bigints become decimal strings, stacks become
+ * their frames, leaf first.
+ */
+export type JsonKeyPart = number | string | string[];
+
+/** A key in JSON: each part by its name ({@link AggregationData.keyNames}); {} without `by`. */
+export type JsonKey = Record<string, JsonKeyPart>;
 
 /** A histogram bucket in JSON: `null` stands for an open end (-Infinity or no upper bound). */
 export interface BucketJson {
@@ -42,9 +48,9 @@ export interface BucketJson {
 
 /** One key in JSON: the key with its value minus the `kind` already given by the aggregation. */
 export type AggregationRowJson =
-  | { key: JsonKeyPart[]; value: number }
-  | { key: JsonKeyPart[]; value: Stats }
-  | { key: JsonKeyPart[]; count: number; buckets: BucketJson[] };
+  | { key: JsonKey; value: number }
+  | { key: JsonKey; value: Stats }
+  | { key: JsonKey; count: number; buckets: BucketJson[] };
 
 /** An aggregation as a plain object that `JSON.stringify` renders without loss of keys. */
 export interface AggregationJson {
@@ -121,6 +127,11 @@ export function formatAggregation(data: AggregationData, options: FormatOptions 
   return lines.join("\n");
 }
 
+/** The line above each interval's print: the time, `HH:MM:SS`, as bpftrace's `time()` prints it. */
+export function intervalHeader(): string {
+  return new Date().toTimeString().slice(0, 8);
+}
+
 /**
  * The label of a histogram bucket as bpftrace prints it: `(..., 0)`, `[0]`, `[1]`, `[2, 4)`,
  * `[1K, 2K)` for log2 buckets; `(..., min)`, `[low, high)`, `[max, ...)` for linear ones, whose
@@ -136,9 +147,10 @@ export function formatBucketLabel(bucket: Bucket, kind: "hist" | "lhist"): strin
 }
 
 /**
- * The aggregation as a JSON-ready object, keys in the same order as the text (all of them).
- * Bigint key parts become decimal strings, whatever their size, so a key column keeps one JSON
- * type; number key parts and all values stay numbers. Histogram rows list only non-empty buckets.
+ * The aggregation as a JSON-ready object, keys in the same order as the text (all of them),
+ * each row's key an object of its parts by name. Bigint key parts become decimal strings,
+ * whatever their size, so a key column keeps one JSON type; number key parts and all values
+ * stay numbers; stacks are arrays of frames. Histogram rows list only non-empty buckets.
  */
 export function aggregationJson(data: AggregationData): AggregationJson {
   return {
@@ -149,7 +161,10 @@ export function aggregationJson(data: AggregationData): AggregationJson {
     capacity: data.capacity,
     ...(data.range ? { range: { ...data.range } } : {}),
     rows: sortRows(data.rows).map(({ key, value }): AggregationRowJson => {
-      const jsonKey = key.map((part) => typeof part === "bigint" ? part.toString() : part);
+      const jsonKey = Object.fromEntries(key.map((part, i) => [
+        data.keyNames[i] ?? `key${i + 1}`,
+        typeof part === "bigint" ? part.toString() : stackFrames(part) ?? part,
+      ]));
       switch (value.kind) {
         case "hist":
         case "lhist":

@@ -125,10 +125,7 @@ export function keysOn(view: View, ref: LambdaRef | undefined): { parts: Expr[];
   if (!ref) return { parts: [], names: [] };
   const k = compileKeyLambda(ref.fn, view.resolve, ref.params);
   const parts = k.parts.map((p) => rewrite(p, view.toRecord));
-  return {
-    parts,
-    names: parts.length === 1 ? [k.source] : parts.map((_, i) => `${k.source}[${i}]`),
-  };
+  return { parts, names: k.names };
 }
 
 /** The record fields a JavaScript handler needs: those it reads, or all when unsure. */

@@ -85,11 +85,29 @@ export function compileKeyLambda(
 ): KeyLambda {
   const c = new Compiler(parseFunction(fn), resolve, params);
   const body = c.body();
-  const nodes = body.type === "ArrayExpression" ? c.list(body.elements, body) : [body];
+  const named = body.type === "ObjectExpression" ? c.namedParts(body) : undefined;
+  const nodes = named?.map(([, n]) => n) ??
+    (body.type === "ArrayExpression" ? c.list(body.elements, body) : [body as acorn.Expression]);
   if (nodes.length === 0) throw c.error("a key needs at least one part", body);
   const parts = nodes.map((n) => c.keyPart(n));
   checkSize(parts, c.source);
-  return { parts, source: c.source };
+  return { parts, names: named?.map(([name]) => name) ?? partNames(parts), source: c.source };
+}
+
+/**
+ * Names for unnamed key parts: a field's last name (its whole path where two would clash),
+ * else `key` (`key1`, `key2`, ... for several).
+ */
+function partNames(parts: readonly Expr[]): string[] {
+  const path = (p: Expr) => p.op === "field" ? p.path : undefined;
+  const last = parts.map((p) => path(p)?.at(-1));
+  const names = parts.map((p, i) => {
+    const name = last[i];
+    if (name === undefined) return parts.length === 1 ? "key" : `key${i + 1}`;
+    return last.indexOf(name) === last.lastIndexOf(name) ? name : path(p)!.join(".");
+  });
+  // Still clashing (the same field twice): numbered.
+  return names.map((n, i) => names.indexOf(n) === i ? n : `${n}${i + 1}`);
 }
 
 /** A string field: only ever compared with a constant, or a key part. */
@@ -215,6 +233,21 @@ class Compiler {
       );
     }
     return t;
+  }
+
+  /** The parts of a named key, `({ comm: e.comm, fd: e.args.fd })`, by name in order. */
+  namedParts(body: acorn.ObjectExpression): [string, acorn.Expression][] {
+    const seen = new Set<string>();
+    return body.properties.map((p) => {
+      if (p.type === "SpreadElement") throw this.error("spread (...) is not supported", p);
+      const name = staticKey(p.key, p.computed);
+      if (name === undefined || p.kind !== "init" || p.method || p.shorthand) {
+        throw this.error("a named key part is `name: expression`", p);
+      }
+      if (seen.has(name)) throw this.error(`the key part '${name}' is named twice`, p);
+      seen.add(name);
+      return [name, p.value as acorn.Expression];
+    });
   }
 
   /** The expressions of an argument or element list, which must not spread or have holes. */

@@ -91,6 +91,8 @@ export interface Lambda {
 /** A key lambda may produce several parts: `(e) => [e.comm, e.args.fd]`. */
 export interface KeyLambda {
   parts: Expr[];
+  /** Each part's name: as the lambda names it (`({ comm: e.comm })`), else derived. */
+  names: string[];
   source: string;
 }
 

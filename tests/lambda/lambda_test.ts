@@ -716,6 +716,26 @@ Deno.test("compileKeyLambda() rejects string constants and empty keys", () => {
   key("(e) => [...e.list]", "...e.list", "spread (...) is not supported");
 });
 
+Deno.test("compileKeyLambda() names the parts: as an object names them, else after fields", () => {
+  const named = compileKeyLambda((e: Ev) => ({ who: e.comm, fd: e.args.fd }), resolve);
+  assertEquals(named.parts, [field("comm"), field("args.fd")]);
+  assertEquals(named.names, ["who", "fd"]);
+  const names = (fn: AnyFunction) => compileKeyLambda(fn, resolve).names;
+  assertEquals(names((e: Ev) => e.comm), ["comm"]);
+  assertEquals(names((e: Ev) => [e.pid, e.args.fd]), ["pid", "fd"]);
+  assertEquals(names((e: Ev) => e.ret > 0), ["key"]);
+  assertEquals(names((e: Ev) => [e.pid, e.ret & 1]), ["pid", "key2"]);
+  assertEquals(names(src("(e) => [e.pid, e.pid]")), ["pid", "pid2"]);
+  assertEquals(names(src("(e) => ({ 'a b': e.pid })")), ["a b"]);
+  const key = (text: string, snippet: string, reason: string) =>
+    rejects(text, snippet, reason, undefined, compileKeyLambda);
+  key("(e) => ({ ...e })", "...e", "spread (...) is not supported");
+  key("(e) => ({ [e.comm]: e.pid })", "[e.comm]: e.pid", "a named key part is `name: expression`");
+  key("(e) => ({ pid })", "pid", "a named key part is `name: expression`");
+  key("(e) => ({ a: e.pid, a: e.ret })", "a: e.ret", "the key part 'a' is named twice");
+  key("(e) => ({})", "{}", "a key needs at least one part");
+});
+
 // ---- eventReads ---------------------------------------------------------------------------
 
 const reads = (text: string) => eventReads(src(text));

@@ -261,9 +261,9 @@ Deno.test("aggregationJson() survives JSON.stringify with bigint keys and open b
     lost: 0,
     capacity: 1024,
     rows: [
-      { key: ["123"], count: 1, buckets: [{ low: 8, high: 16, count: 1 }] },
+      { key: { pid: "123" }, count: 1, buckets: [{ low: 8, high: 16, count: 1 }] },
       {
-        key: ["18446744073709551615"],
+        key: { pid: "18446744073709551615" },
         count: 4,
         buckets: [
           { low: null, high: 0, count: 1 },
@@ -278,7 +278,7 @@ Deno.test("aggregationJson() survives JSON.stringify with bigint keys and open b
   const lat = agg("lat", "lhist", [linearRow([7], [3, 50], range)], { range });
   equal(JSON.parse(JSON.stringify(aggregationJson(lat))).rows, [
     {
-      key: [7],
+      key: { comm: 7 },
       count: 2,
       buckets: [{ low: 0, high: 5, count: 1 }, { low: 10, high: null, count: 1 }],
     },
@@ -288,7 +288,7 @@ Deno.test("aggregationJson() survives JSON.stringify with bigint keys and open b
 
 Deno.test("aggregationJson() gives scalar and stats rows their value", () => {
   equal(JSON.parse(JSON.stringify(aggregationJson(syscalls))).rows.slice(-1), [
-    { key: ["sshd", "7"], value: 120 },
+    { key: { comm: "sshd", pid: "7" }, value: 120 },
   ]);
   const s = { count: 2, sum: 6, min: 1, max: 5, avg: 3 };
   const stats = agg("lat", "stats", [{ key: [], value: { kind: "stats", value: s } }], {
@@ -300,7 +300,7 @@ Deno.test("aggregationJson() gives scalar and stats rows their value", () => {
     keys: [],
     lost: 0,
     capacity: 1024,
-    rows: [{ key: [], value: s }],
+    rows: [{ key: {}, value: s }],
   });
 });
 
