@@ -15,18 +15,19 @@ import config from "./deno.json" with { type: "json" };
 import { attachedBanner } from "./runtime/run_options.ts";
 import { parseArgs } from "node:util";
 import {
-  aggregationJson,
   explain,
   foldedText,
   foldStacks,
   formatAggregation,
+  intervalHeader,
   run,
   type RunSummary,
 } from "./mod.ts";
-import { pathExists } from "./system/files.ts";
+import { pathExists, writeAllSync } from "./system/files.ts";
 import { isUsageError } from "./runtime/usage.ts";
 import { formatListing, listProbes } from "./runtime/listing.ts";
 import { printableJson } from "./runtime/printable.ts";
+import { RecordWriter } from "./runtime/records.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
 import { programProblem } from "./runtime/command.ts";
@@ -126,7 +127,12 @@ function checkWritable(path: string): void {
  * usage error found once the one-liner is planned leaves an existing file as it was.
  */
 function writer(path: string | undefined): Writer {
-  if (!path) return Object.assign((text: string) => console.log(text), { finish() {} });
+  // Not console.log, which a one-liner's handlers share (and which JSON output moves).
+  if (!path) {
+    return Object.assign((text: string) => writeAllSync(Deno.stdout, text + "\n"), {
+      finish() {},
+    });
+  }
   let append = false;
   const write = (text: string) => {
     Deno.writeTextFileSync(path, text, { append });
@@ -139,38 +145,15 @@ function writer(path: string | undefined): Writer {
 /** Writes a line of output; `finish()` once done. */
 type Writer = ((text: string) => void) & { finish(): void };
 
-function printSummary(
-  summary: RunSummary,
+/** Prints the aggregations of an interval or of the whole run, as text or folded stacks. */
+function printAggregations(
+  aggregations: RunSummary["aggregations"],
   format: string,
   out: (text: string) => void,
 ): void {
-  if (format === "text") {
-    for (const a of summary.aggregations) out(formatAggregation(a) + "\n");
-  } else if (format === "folded") {
+  for (const a of aggregations) {
     // Stack-keyed counts as flame graph tools read them; other parts of a key lead its line.
-    for (const a of summary.aggregations) out(foldedText(foldStacks(a)));
-  } else if (format === "ndjson") {
-    for (const a of summary.aggregations) out(printableJson(aggregationJson(a)));
-    // The run's end, after its aggregations (not for interval prints).
-    if (summary.reason !== undefined) {
-      out(printableJson({
-        reason: summary.reason,
-        commandExitCode: summary.commandExitCode,
-        dropped: summary.dropped,
-        counters: summary.counters,
-        losses: summary.losses,
-      }));
-    }
-  } else {
-    out(printableJson({
-      aggregations: summary.aggregations.map(aggregationJson),
-      events: summary.events,
-      dropped: summary.dropped,
-      counters: summary.counters,
-      losses: summary.losses,
-      reason: summary.reason,
-      commandExitCode: summary.commandExitCode,
-    }));
+    out(format === "folded" ? foldedText(foldStacks(a)) : formatAggregation(a) + "\n");
   }
 }
 
@@ -204,6 +187,11 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     return;
   }
   const out = writer(o.output);
+  const records = o.format === "json" || o.format === "ndjson"
+    ? new RecordWriter("probe", o.format, out)
+    : undefined;
+  // Records alone on stdout: what handlers print goes to stderr.
+  if (records) console.log = console.error;
   const command = o.command === undefined ? undefined : ["sh", "-c", o.command];
   const summary = await run({
     pid,
@@ -211,30 +199,39 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     duration: o.duration,
     interval: o.interval,
     onAttached: (attached) => {
+      records?.started();
       if (!o.quiet) {
         console.error(attachedBanner("probe", attached, { pid, command, duration: o.duration }));
       }
     },
     onInterval: o.interval === undefined ? undefined : (data) => {
-      const when = new Date().toTimeString().slice(0, 8);
-      if (o.format === "text") out(when);
-      printSummary(
-        { aggregations: data } as RunSummary,
-        o.format === "text" ? "text" : "ndjson",
-        out,
-      );
+      if (records) {
+        records.interval = (records.interval ?? 0) + 1;
+        for (const a of data) records.aggregation(a);
+        return;
+      }
+      if (o.format === "text") out(intervalHeader());
+      printAggregations(data, o.format!, out);
     },
     printAggregations: false,
   });
-  printSummary(summary, o.format!, out);
+  if (records) {
+    records.interval = null;
+    for (const a of summary.aggregations) records.aggregation(a);
+    records.end(summary);
+    records.finish();
+  } else printAggregations(summary.aggregations, o.format!, out);
   out.finish();
   if (summary.commandExitCode) {
     console.error(`probe: the command exited with status ${summary.commandExitCode}`);
   }
 }
 
-async function runRecipe(o: ReturnType<typeof options>["values"], args: string[]): Promise<number> {
-  const [target, ...rest] = args;
+async function runRecipe(
+  o: ReturnType<typeof options>["values"],
+  target: string | undefined,
+  rest: string[],
+): Promise<number> {
   if (!target) throw new Usage("run needs a recipe FILE or URL");
   const env: Record<string, string> = o.explain ? { [EXPLAIN_ENV]: "1" } : {};
   if (!isUrl(target)) {
@@ -362,7 +359,7 @@ try {
 } catch (e) {
   const usage = e instanceof Usage || isUsageError(e);
   console.error(
-    `probe: ${(e as Error).message.split("\n")[0]}${usage ? " (see probe --help)" : ""}`,
+    `probe: ${(e as Error).message.split("\n")[0]}${usage ? " (see --help)" : ""}`,
   );
   Deno.exit(usage ? 2 : 1);
 }

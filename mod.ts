@@ -111,8 +111,20 @@ export {
   type BucketJson,
   formatAggregation,
   type FormatOptions,
+  intervalHeader,
+  type JsonKey,
   type JsonKeyPart,
 } from "./runtime/aggregate/print.ts";
+export {
+  type AggregationRecord,
+  type EndRecord,
+  type EventRecord,
+  type JsonValue,
+  type OutputRecord,
+  type RecordHeader,
+  RecordWriter,
+  type TableRecord,
+} from "./runtime/records.ts";
 export {
   type FoldedStack,
   foldedText,

@@ -1,7 +1,7 @@
 /**
  * Recipes: one TypeScript file that declares its name, description and typed options once and
  * gets `--help`, option validation (one-line errors, exit code 2) and the common tracing
- * options (`-p`, `-c`, `-d`, `-i`, `--json`) for free. This entry point also holds what
+ * options (`-p`, `-c`, `-d`, `-i`, `--demo`, `--format`, `-o`, `[interval [count]]`) for free. This entry point also holds what
  * recipes print with: {@link summarize} and {@link micros} for latency histograms, and
  * {@link isUsageError} and {@link programProblem} for a recipe that parses its own options.
  *
@@ -32,6 +32,8 @@ import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { isUsageError } from "./runtime/usage.ts";
 import { programProblem } from "./runtime/command.ts";
 import { DurationError, parseDuration } from "./runtime/duration.ts";
+import { RecordWriter } from "./runtime/records.ts";
+import { writeAllSync } from "./system/files.ts";
 
 // For recipes that parse their own command line (aio_latency) and for what latency recipes
 // print under a histogram: part of this entry point, so recipes need no runtime/ module.
@@ -77,13 +79,20 @@ export interface CommonOptions {
   duration?: string;
   /** -i INTERVAL: print each interval. */
   interval?: string;
-  /** --json: machine-readable output. */
+  /** --json or --format json|ndjson: machine-readable output, through {@link records}. */
   json: boolean;
-  /** -a: every process rather than the demo workload. */
+  /**
+   * With `json`: where the recipe writes its output, as records of the one schema of
+   * `probe` and every recipe (README, "Output"); undefined for text.
+   */
+  records?: RecordWriter;
+  /** -a: every process (the default without -p, -c or --demo; kept for BCC's habit). */
   all: boolean;
+  /** --demo: trace the recipe's built-in workload. */
+  demo: boolean;
   /** -q: no "tracing ..." line on stderr once attached. */
   quiet: boolean;
-  /** --format: text or json (json sets `json`). */
+  /** --format: text, json or ndjson (json and ndjson set `json`). */
   format?: string;
   /** -o FILE: the output goes there. */
   output?: string;
@@ -99,8 +108,8 @@ export interface Recipe<O extends Record<string, OptionSpec>> {
   examples?: string[];
   /** The recipe's own options, by long name. */
   options?: O;
-  /** The workload traced when no -p/-c/--all is given (a shell command); absent: trace all. */
-  demo?: string;
+  /** The built-in workload `--demo` runs and traces: a shell command, or argv to run as is. */
+  demo?: string | string[];
   /** Adds the probes; may return a function called with the summary after the run. */
   setup(
     options: OptionValues<O> & CommonOptions,
@@ -121,11 +130,16 @@ export class UsageError extends Error {
 const COMMON: Record<string, OptionSpec> = {
   pid: { type: "number", short: "p", help: "trace this process", min: 1, integer: true },
   command: { type: "string", short: "c", help: "run CMD (through sh) and trace it" },
-  all: { type: "boolean", short: "a", help: "trace every process (not the demo workload)" },
+  all: { type: "boolean", short: "a", help: "trace every process (the default)" },
+  demo: { type: "boolean", help: "run the built-in demo workload and trace it" },
   duration: { type: "string", short: "d", help: "stop after D (500ms, 10s, 2m)" },
   interval: { type: "string", short: "i", help: "print each interval I" },
   json: { type: "boolean", help: "print JSON (the same as --format json)" },
-  format: { type: "string", choices: ["text", "json"], help: "text (default) or json" },
+  format: {
+    type: "string",
+    choices: ["text", "json", "ndjson"],
+    help: "text (default), json (one array of records) or ndjson (a record per line)",
+  },
   output: { type: "string", short: "o", help: "write the output to FILE instead of stdout" },
   quiet: { type: "boolean", short: "q", help: 'no "tracing ..." line on stderr once attached' },
   help: { type: "boolean", short: "h", help: "this text" },
@@ -145,7 +159,7 @@ export function helpText<O extends Record<string, OptionSpec>>(r: Recipe<O>): st
   return [
     `usage: ${r.name} [options] [interval [count]]`,
     r.description,
-    r.demo ? "With no -p, -c or -a it traces a built-in demo workload." : "",
+    "Without -p, -c or --demo it traces every process but its own, until Ctrl-C or -d.",
     "",
     ...lines,
     ...(r.examples?.length ? ["", "examples:", ...r.examples.map((e) => `  ${e}`)] : []),
@@ -214,7 +228,9 @@ export function parseOptions<O extends Record<string, OptionSpec>>(
       out[name] = raw;
     }
   }
-  if (out.format === "json") out.json = true;
+  if (out.json && out.format === undefined) out.format = "json";
+  if (out.json && out.format === "text") throw new UsageError("give --json or --format text");
+  out.json = out.format === "json" || out.format === "ndjson";
   // BCC's positional [interval [count]]: seconds between prints, and how many.
   const [every, count, ...extra] = parsed.positionals;
   if (extra.length) throw new UsageError(`unexpected '${extra[0]}': at most [interval [count]]`);
@@ -236,8 +252,13 @@ export function parseOptions<O extends Record<string, OptionSpec>>(
       out.duration = `${seconds * n}s`;
     }
   }
-  const targets = ["pid", "command", "all"].filter((k) => out[k] !== undefined && out[k] !== false);
-  if (targets.length > 1) throw new UsageError("give at most one of --pid, --command, --all");
+  const targets = ["pid", "command", "all", "demo"].filter((k) =>
+    out[k] !== undefined && out[k] !== false
+  );
+  if (targets.length > 1) {
+    throw new UsageError("give at most one of --pid, --command, --all, --demo");
+  }
+  if (out.demo && !r.demo) throw new UsageError(`${r.name} has no demo workload`);
   return out as OptionValues<O> & CommonOptions & { help?: boolean };
 }
 
@@ -261,6 +282,7 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     console.log(helpText(r));
     Deno.exit(0);
   }
+  let write = (line: string) => writeAllSync(Deno.stdout, `${line}\n`);
   if (options.output !== undefined) {
     let file: Deno.FsFile;
     try {
@@ -269,12 +291,16 @@ export async function recipe<O extends Record<string, OptionSpec>>(
       console.error(`${r.name}: -o '${options.output}' cannot be written: ${(e as Error).message}`);
       Deno.exit(2);
     }
+    write = (line) => writeAllSync(file, `${line}\n`);
+  }
+  if (options.json) {
+    options.records = new RecordWriter(r.name, options.format as "json" | "ndjson", write);
+    // Records alone on the output: whatever else the recipe prints is for the terminal.
+    console.log = console.error;
+  } else if (options.output !== undefined) {
     // What the recipe prints goes to the file: its report, not the banner or errors (stderr).
-    const encoder = new TextEncoder();
-    console.log = (...parts: unknown[]) => {
-      const text = parts.map((p) => typeof p === "string" ? p : Deno.inspect(p)).join(" ");
-      file.writeSync(encoder.encode(`${text}\n`));
-    };
+    console.log = (...parts: unknown[]) =>
+      write(parts.map((p) => typeof p === "string" ? p : Deno.inspect(p)).join(" "));
   }
   try {
     // Checked before setup(), which may already print (the demo's notice).
@@ -292,13 +318,13 @@ export async function recipe<O extends Record<string, OptionSpec>>(
   }
   try {
     const report = await r.setup(options);
-    const traced = options.pid !== undefined || options.command !== undefined || options.all;
     const command = options.command !== undefined
       ? ["sh", "-c", options.command]
-      : !traced && r.demo
-      ? ["sh", "-c", r.demo]
+      : options.demo
+      ? typeof r.demo === "string" ? ["sh", "-c", r.demo] : r.demo
       : undefined;
     const extra = r.run?.(options);
+    const records = options.records;
     const summary = await run({
       pid: options.pid,
       command,
@@ -307,13 +333,21 @@ export async function recipe<O extends Record<string, OptionSpec>>(
       printAggregations: false,
       ...extra,
       onAttached: (attached) => {
+        records?.started();
         if (!options.quiet) {
           console.error(attachedBanner(r.name, attached, { ...options, command }));
         }
         extra?.onAttached?.(attached);
       },
+      onInterval: extra?.onInterval && ((data) => {
+        if (records) records.interval = (records.interval ?? 0) + 1;
+        extra.onInterval!(data);
+      }),
     });
+    if (records) records.interval = null;
     if (report) report(summary);
+    records?.end(summary);
+    records?.finish();
   } catch (e) {
     console.error(`${r.name}: ${e instanceof Error ? e.message : e}`);
     const usage = e instanceof UsageError || isUsageError(e);

@@ -7,7 +7,7 @@
  */
 import { BpfMap } from "../bpf/map.ts";
 import { type AggregationData, type KeyPart, stackKey } from "./aggregate/data.ts";
-import { formatAggregation } from "./aggregate/print.ts";
+import { formatAggregation, intervalHeader } from "./aggregate/print.ts";
 import { readAggregation } from "./codegen/aggregation.ts";
 import { type Plan, type PlannedAggregation, SessionMaps } from "./compiler/plan.ts";
 import type { AggregationRequest } from "./compiler/requests.ts";
@@ -79,7 +79,7 @@ export class Aggregations {
     const data = this.#plan.aggregations.map((a) => this.read(a.request, a.request.clear)!);
     if (options.onInterval) options.onInterval(data);
     else {
-      console.log(new Date().toTimeString().slice(0, 8));
+      console.log(intervalHeader());
       this.print(data);
     }
   }

@@ -19,6 +19,12 @@ export interface RunOptions {
   comm?: string;
   /** Start this command, trace it and its descendants, and stop when it exits. */
   command?: string[];
+  /**
+   * Trace the tracer too: this process (and the `probe` that started it). Default false:
+   * without `pid` or `command` every process but the tracer's is traced, so its own reads,
+   * writes and page faults stay out of the results.
+   */
+  traceSelf?: boolean;
   /** Ring buffer size in bytes, a power of two from 4096 to 2^30 (default 8 MiB). */
   ringBufferBytes?: number;
   /** Bytes kept of each string read in the kernel, 1 to 4096 (default 256). */

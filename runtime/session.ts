@@ -24,6 +24,7 @@ import { parseDuration } from "./duration.ts";
 import { startStopped, type StoppedChild } from "./child.ts";
 import { checkTargets, killDescendants, PidWatch } from "./process_tree.ts";
 import { ArgumentError } from "./arguments.ts";
+import { tracerPids } from "./host.ts";
 import {
   checkRunOptions,
   DEFAULT_RING_BYTES,
@@ -88,7 +89,11 @@ export class Session {
     checkRunOptions(options);
     const traced = pids.length > 0 || options.command !== undefined;
     return plan(this.#requests, {
-      filter: { comm: options.comm, pidsMap: traced ? SessionMaps.pids : undefined },
+      filter: {
+        comm: options.comm,
+        pidsMap: traced ? SessionMaps.pids : undefined,
+        exclude: traced || options.traceSelf ? undefined : tracerPids(),
+      },
       stringSize: options.stringSize ?? DEFAULT_STRING_SIZE,
       follow: options.command !== undefined ? followPrograms : undefined,
     });

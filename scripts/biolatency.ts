@@ -4,7 +4,7 @@
  * bpftrace tools of that name. Every I/O is timed and counted in the kernel; only the
  * histograms reach JavaScript.
  *
- *   deno run -A scripts/biolatency.ts                        a built-in direct-I/O workload
+ *   deno run -A scripts/biolatency.ts --demo                 a built-in direct-I/O workload
  *   deno run -A scripts/biolatency.ts -a -d 10s --disk vda   every process, one disk, 10 s
  *   deno run -A scripts/biolatency.ts -a -i 1s --flags       reads and writes apart, each second
  *   deno run -A scripts/biolatency.ts -c "fio job.fio" --queued --json
@@ -185,7 +185,7 @@ await recipe({
     "kernel:\nby default from the I/O's issue to the device to its completion (io:done's " +
     "latencyNs);\nwith --queued from the request's creation, scheduler and queue time included.",
   examples: [
-    "biolatency.ts                          trace a built-in direct-I/O workload",
+    "biolatency.ts --demo                   trace a built-in direct-I/O workload",
     "biolatency.ts -a -d 10s --disk vda     every process's I/O on vda for 10 s",
     "biolatency.ts -a -i 1s --flags         R, W, RA (readahead), WA (writeback) apart, each second",
     'biolatency.ts -c "fio job.fio" --queued --json',
@@ -205,11 +205,6 @@ await recipe({
   setup(o) {
     const disk = o.disk?.replace(/^\/dev\//, "");
     if (disk !== undefined && !sysBlock(disk)) usage(`--disk '${o.disk}' is not a block device`);
-    // recipe.ts parses -a into `all` but CommonOptions does not declare it.
-    const all = (o as { all?: boolean }).all;
-    if (!o.json && o.pid === undefined && o.command === undefined && !all) {
-      console.error("biolatency: tracing a built-in workload (direct I/O under /var/tmp)");
-    }
     const clear = o.interval !== undefined;
     const done = disk === undefined
       ? io.on("done")

@@ -3,7 +3,7 @@
  * completed, the process that issued it, the disk, read or write, the sector, the size, the
  * latency measured in the kernel, and the file it belongs to.
  *
- *   deno run -A scripts/biosnoop.ts                       a built-in direct-I/O workload
+ *   deno run -A scripts/biosnoop.ts --demo                a built-in direct-I/O workload
  *   deno run -A scripts/biosnoop.ts -a -d 10s --disk vda  every process's I/O on vda for 10 s
  *   deno run -A scripts/biosnoop.ts -p 1234 --json        one process, one JSON object per I/O
  *
@@ -133,7 +133,7 @@ await recipe({
   description: "One line per block I/O at its completion: time, submitting process, disk, " +
     "R/W, sector,\nbytes, latency from issue to completion (timed in the kernel) and file.",
   examples: [
-    "biosnoop.ts                            trace a built-in direct-I/O workload",
+    "biosnoop.ts --demo                     trace a built-in direct-I/O workload",
     "biosnoop.ts -a -d 10s --disk vda       every process's I/O on vda for 10 s",
     "biosnoop.ts -p 1234 --json             one process, one JSON object per I/O",
   ],

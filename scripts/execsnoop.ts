@@ -3,7 +3,7 @@
  * proc:exec (sched:sched_process_exec) in the new program's context, the arguments read in
  * the kernel from its argument area, so even a process that exits at once is seen complete.
  *
- *   tools/run scripts/execsnoop.ts                      a built-in workload starting programs
+ *   tools/run scripts/execsnoop.ts --demo               a built-in workload starting programs
  *   tools/run scripts/execsnoop.ts -a -d 30s
  *   tools/run scripts/execsnoop.ts -a --json
  */
@@ -14,7 +14,7 @@ await recipe({
   name: "execsnoop",
   description: "Programs started (execve that succeeded), with pid, parent and command line.",
   examples: [
-    "execsnoop                 a built-in workload that starts a few programs",
+    "execsnoop --demo          a built-in workload that starts a few programs",
     "execsnoop -a -d 30s       every process for 30 seconds",
   ],
   demo: 'for i in 1 2 3; do /bin/echo hello "world $i" > /dev/null; done; ls /etc > /dev/null',

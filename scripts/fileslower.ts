@@ -5,7 +5,7 @@
  * which names the file from /proc/PID/fd/FD. Any fd counts: files, pipes, sockets, terminals
  * (a read that waits for a writer is slow too). The tracer's own I/O is left out.
  *
- *   tools/run scripts/fileslower.ts                   a built-in workload of slow pipe I/O
+ *   tools/run scripts/fileslower.ts --demo            a built-in workload of slow pipe I/O
  *   tools/run scripts/fileslower.ts -a --min-ms 1     every process, I/O over 1 ms
  *   tools/run scripts/fileslower.ts -p 1234 --json
  */
@@ -53,7 +53,7 @@ await recipe({
   description: "File reads and writes slower than a threshold, timed in the kernel, with " +
     "process, size, latency and the file from /proc/PID/fd.",
   examples: [
-    "fileslower                         trace a built-in workload of slow pipe reads and writes",
+    "fileslower --demo                  trace a built-in workload of slow pipe reads and writes",
     "fileslower -a --min-ms 1 -d 10s     every process, I/O of 1 ms or more, for 10 seconds",
     "fileslower -c 'tar cf /dev/null /usr' --json",
   ],

@@ -5,7 +5,7 @@
  * name (kprobe and kretprobe, where the kernel has kprobes). Each call is timed in the kernel
  * from entry to return of the same thread; only the histogram reaches JavaScript.
  *
- *   tools/run scripts/funclatency.ts                           libc's getppid on a built-in workload
+ *   tools/run scripts/funclatency.ts --demo                    libc's getppid on a built-in workload
  *   tools/run scripts/funclatency.ts -f libc:malloc -p 1234 -d 10s
  *   tools/run scripts/funclatency.ts -f vfs_read -a -d 5s --per-process
  */
@@ -16,7 +16,7 @@ await recipe({
   name: "funclatency",
   description: "Time a function from entry to return, as a log2 histogram (us).",
   examples: [
-    "funclatency                          libc getppid on a built-in workload",
+    "funclatency --demo                   libc getppid on a built-in workload",
     "funclatency -f libc:malloc -p 1234   one process's mallocs",
     "funclatency -f vfs_read -a -d 5s     a kernel function (needs kprobes)",
   ],

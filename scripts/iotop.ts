@@ -3,7 +3,7 @@
  * Bytes and I/O counts are summed in the kernel at io:start, keyed by process and by file;
  * only the sums reach JavaScript, once at the end or, with -i, each interval (then emptied).
  *
- *   deno run -A scripts/iotop.ts                        a built-in workload
+ *   deno run -A scripts/iotop.ts --demo                 a built-in workload
  *   deno run -A scripts/iotop.ts -a -i 1s --top 5       every process, the top 5 each second
  *   deno run -A scripts/iotop.ts -a -d 30s --disk vda   every process's I/O on vda for 30 s
  *
@@ -97,7 +97,7 @@ await recipe({
   description: "Top processes and files by block I/O bytes, summed in the kernel at io:start;\n" +
     "once at the end, or each interval with -i.",
   examples: [
-    "iotop.ts                               trace a built-in workload",
+    "iotop.ts --demo                        trace a built-in workload",
     "iotop.ts -a -i 1s --top 5              every process, the top 5 each second",
     "iotop.ts -a -d 30s --disk vda          every process's I/O on vda for 30 s",
   ],

@@ -3,7 +3,7 @@
  * times in microseconds per process, with count, total, mean, p50, p99 and max under each.
  * Everything is counted and timed in the kernel; only the histograms reach JavaScript.
  *
- *   deno run -A scripts/iowait.ts                       a built-in workload of direct reads
+ *   deno run -A scripts/iowait.ts --demo                a built-in workload of direct reads
  *   deno run -A scripts/iowait.ts -a -d 10s --top 5     the 5 processes that waited longest
  *   deno run -A scripts/iowait.ts -p 1234 -i 1s --json  one process, each second
  *
@@ -89,7 +89,7 @@ await recipe({
     "io:wait-done) per process as log2 histograms in microseconds, timed in the kernel;\n" +
     "with --files, the total per process and file (the thread's last submitted I/O).",
   examples: [
-    "iowait.ts                              trace a built-in workload of direct reads",
+    "iowait.ts --demo                       trace a built-in workload of direct reads",
     "iowait.ts -a -d 10s --top 5            the 5 processes that waited longest",
     "iowait.ts -p 1234 -i 1s --json         one process, each second",
   ],

@@ -3,7 +3,7 @@
  * name. Each switch-out keeps the task's stacks; its switch-in adds the time it was off to the
  * total of those stacks, in the kernel (sched:on-cpu). Only the totals reach JavaScript.
  *
- *   tools/run scripts/offcputime.ts                      a built-in sleeping workload
+ *   tools/run scripts/offcputime.ts --demo               a built-in sleeping workload
  *   tools/run scripts/offcputime.ts -p 1234 -d 10s --folded > off.folded
  *   tools/run scripts/offcputime.ts -a -d 5s --min-us 1000 --svg off.svg
  *
@@ -26,7 +26,7 @@ await recipe({
   name: "offcputime",
   description: "Off-CPU time by stack: where tasks block, summed in the kernel (sched:on-cpu).",
   examples: [
-    "offcputime                          a built-in workload that sleeps and reads",
+    "offcputime --demo                   a built-in workload that sleeps and reads",
     "offcputime -p 1234 -d 10s --folded  one process for 10 s, folded stacks",
   ],
   options: {

@@ -2,7 +2,7 @@
  * opensnoop: every file opened, by whom, and whether it worked, like the BCC tool of that name,
  * with the time each open took measured in the kernel.
  *
- *   deno run -A scripts/opensnoop.ts                 trace a built-in workload
+ *   deno run -A scripts/opensnoop.ts --demo          trace a built-in workload
  *   deno run -A scripts/opensnoop.ts -p 1234 -d 10s  one process for 10 seconds
  *   deno run -A scripts/opensnoop.ts -c "ls /etc" -x only the opens that failed
  */

@@ -5,7 +5,7 @@
  * counts reach JavaScript, where the stacks get their names (kernel frames from kallsyms, user
  * frames from each process's mappings and ELF symbols).
  *
- *   tools/run scripts/profile.ts                         a built-in spinning workload
+ *   tools/run scripts/profile.ts --demo                  a built-in spinning workload
  *   tools/run scripts/profile.ts -a -d 10s --folded > out.folded
  *   tools/run scripts/profile.ts -p 1234 -d 30s --svg cpu.svg
  *
@@ -31,7 +31,7 @@ await recipe({
   name: "profile",
   description: "CPU profile: stacks sampled on every CPU, counted in the kernel by stack.",
   examples: [
-    "profile                             profile a built-in spinning shell loop",
+    "profile --demo                      profile a built-in spinning shell loop",
     "profile -a -d 10s --folded          every process for 10 s, folded stacks",
     "profile -p 1234 -F 199 --svg cpu.svg   one process, a flame graph",
   ],

@@ -5,7 +5,7 @@
  * `function__return` for every return: each call is counted once, as it returns (a generator
  * counts once per value it yields).
  *
- *   tools/run scripts/pyflow.ts                          a built-in Python workload
+ *   tools/run scripts/pyflow.ts --demo                   a built-in Python workload
  *   tools/run scripts/pyflow.ts -p 1234 -d 10s --top 20
  *   tools/run scripts/pyflow.ts --python /usr/bin/python3.11 -c 'python3 app.py'
  */
@@ -16,7 +16,7 @@ await recipe({
   name: "pyflow",
   description: "Python function calls per function, from python:function__return (USDT).",
   examples: [
-    "pyflow                         a built-in Python workload",
+    "pyflow --demo                  a built-in Python workload",
     "pyflow -p 1234 -d 10s          one Python process for 10 seconds",
   ],
   options: {

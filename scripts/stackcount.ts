@@ -3,7 +3,7 @@
  * name. PROBE is any probe the CLI lists: `tracepoint:CAT:NAME`, `kprobe:FUNC`,
  * `uprobe:TARGET:FUNC`, `syscall:NAME:entry`.
  *
- *   tools/run scripts/stackcount.ts                          block_rq_issue on a built-in workload
+ *   tools/run scripts/stackcount.ts --demo                   block_rq_issue on a built-in workload
  *   tools/run scripts/stackcount.ts tracepoint:sched:sched_process_fork -a -d 5s
  *   tools/run scripts/stackcount.ts uprobe:libc:malloc -p 1234 --stacks user --folded
  */

@@ -3,16 +3,23 @@
  * name. Every `raw_syscalls:sys_enter` is counted in the kernel by syscall number (and by
  * process with --per-process); only the counts reach JavaScript, where numbers get their names.
  *
- *   tools/run scripts/syscount.ts                        a built-in shell workload, traced
+ *   tools/run scripts/syscount.ts --demo                 a built-in shell workload, traced
  *   tools/run scripts/syscount.ts -p 1234 -d 5s --top 20
  *   tools/run scripts/syscount.ts -a -i 1s --per-process
  */
-import { type AggregationData, printable, printableJson, syscallName, tracepoint } from "../mod.ts";
+import {
+  type AggregationData,
+  intervalHeader,
+  printable,
+  type RecordWriter,
+  syscallName,
+  tracepoint,
+} from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 const TITLE = "syscalls by count";
 
-/** One line of the report (and one element of `syscalls` in --json). */
+/** One line of the report (and one row of the `syscalls` table in JSON). */
 interface Row {
   pid?: number;
   comm?: string;
@@ -33,11 +40,11 @@ function rows(data: AggregationData | undefined, perProcess: boolean): Row[] {
 interface Report {
   top: number;
   perProcess: boolean;
-  json: boolean;
+  records: RecordWriter | undefined;
   interval: boolean;
 }
 
-function report(o: Report, data: AggregationData | undefined, elapsedMs?: number): void {
+function report(o: Report, data: AggregationData | undefined): void {
   const all = rows(data, o.perProcess);
   const total = all.reduce((n, r) => n + r.count, 0);
   const top = all.slice(0, o.top);
@@ -47,17 +54,11 @@ function report(o: Report, data: AggregationData | undefined, elapsedMs?: number
       `syscount: ${lost} syscalls not counted: more than ${data!.capacity} keys; counts are low`,
     );
   }
-  if (o.json) {
-    console.log(printableJson({
-      total,
-      distinct: all.length,
-      lost,
-      ...(elapsedMs !== undefined && { elapsed_ms: Math.round(elapsedMs) }),
-      syscalls: top,
-    }));
+  if (o.records) {
+    o.records.table("syscalls", top.map((r) => ({ ...r })), { total, distinct: all.length, lost });
     return;
   }
-  if (o.interval) console.log(`[${new Date().toTimeString().slice(0, 8)}]`);
+  if (o.interval) console.log(intervalHeader());
   const head = o.perProcess ? `${"PID".padStart(7)} ${"COMM".padEnd(16)} ` : "";
   console.log(`${head}${"SYSCALL".padEnd(24)} ${"COUNT".padStart(10)}`);
   for (const r of top) {
@@ -75,7 +76,7 @@ await recipe({
   name: "syscount",
   description: "Top system calls by count, counted in the kernel from raw_syscalls:sys_enter.",
   examples: [
-    "syscount                           trace a built-in shell loop",
+    "syscount --demo                    trace a built-in shell loop",
     "syscount -c 'ls -R /etc' --top 5    one command and its children",
     "syscount -a -d 5s --per-process     every process for 5 seconds, per process",
   ],
@@ -88,7 +89,7 @@ await recipe({
     const r: Report = {
       top: o.top,
       perProcess: o["per-process"],
-      json: o.json,
+      records: o.records,
       interval: o.interval !== undefined,
     };
     const enter = tracepoint("raw_syscalls:sys_enter");
@@ -96,7 +97,7 @@ await recipe({
     const counts = r.perProcess
       ? enter.count((e) => [e.pid, e.comm, e.args.id], options)
       : enter.count((e) => e.args.id, options);
-    return (summary) => report(r, counts.read(), summary.elapsedMs);
+    return () => report(r, counts.read());
   },
   run: (o) => ({
     // Each interval's counts arrive here, already emptied in the kernel (clear).
@@ -105,7 +106,7 @@ await recipe({
         {
           top: o.top,
           perProcess: o["per-process"],
-          json: o.json,
+          records: o.records,
           interval: true,
         },
         aggregations.find((a) => a.name === TITLE),

@@ -6,7 +6,7 @@
  * JavaScript. A syscall's time includes the time it blocked: `wait4` and `read` on a pipe
  * lead when processes wait.
  *
- *   tools/run scripts/syslat.ts                          a built-in shell workload, traced
+ *   tools/run scripts/syslat.ts --demo                   a built-in shell workload, traced
  *   tools/run scripts/syslat.ts -p 1234 -d 5s --top 20
  *   tools/run scripts/syslat.ts -a -i 1s --per-process
  */
@@ -126,7 +126,7 @@ await recipe({
     "Top system calls by total latency (sys_enter to sys_exit per thread, timed in the kernel), " +
     "with count, average and max.",
   examples: [
-    "syslat                           trace a built-in shell loop",
+    "syslat --demo                    trace a built-in shell loop",
     "syslat -c 'ls -R /etc' --top 5    one command and its children",
     "syslat -a -d 5s --per-process     every process for 5 seconds, per process",
   ],

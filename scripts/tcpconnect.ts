@@ -3,7 +3,7 @@
  * of that name: the moment a socket enters SYN_SENT (sock:inet_sock_set_state), in the
  * connecting process's context. IPv4 and IPv6.
  *
- *   tools/run scripts/tcpconnect.ts                      a built-in workload connecting to itself
+ *   tools/run scripts/tcpconnect.ts --demo               a built-in workload connecting to itself
  *   tools/run scripts/tcpconnect.ts -a -d 30s
  *   tools/run scripts/tcpconnect.ts -p 1234 --json
  */
@@ -18,7 +18,7 @@ await recipe({
   name: "tcpconnect",
   description: "TCP connections started, with process, addresses and port (active opens).",
   examples: [
-    "tcpconnect                a built-in workload that connects to a local port",
+    "tcpconnect --demo         a built-in workload that connects to a local port",
     "tcpconnect -a -d 30s      every process for 30 seconds",
   ],
   demo: "perl -MIO::Socket::INET -e '$l = IO::Socket::INET->new(Listen => 1, " +

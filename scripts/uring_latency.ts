@@ -6,7 +6,7 @@
  * reach JavaScript. The time does not include how long the application takes to reap the
  * completion from the ring.
  *
- *   tools/run scripts/uring_latency.ts                    fio with io_uring on a temporary file
+ *   tools/run scripts/uring_latency.ts --demo             fio with io_uring on a temporary file
  *   tools/run scripts/uring_latency.ts -p 1234 -i 1s      one process, a histogram each second
  *   tools/run scripts/uring_latency.ts -c "fio job.fio" --json
  */

@@ -29,3 +29,11 @@ export function pathExists(path: string): boolean {
     return false;
   }
 }
+
+const encoder = new TextEncoder();
+
+/** Writes all of `text` to `to` (a write may take only part of it: a pipe, a signal). */
+export function writeAllSync(to: { writeSync(p: Uint8Array): number }, text: string): void {
+  let bytes = encoder.encode(text);
+  while (bytes.length > 0) bytes = bytes.subarray(to.writeSync(bytes));
+}

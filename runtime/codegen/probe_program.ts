@@ -41,6 +41,8 @@ export interface Filter {
   pidsMap?: string;
   /** Only tasks with exactly this command name (at most 15 bytes) pass. */
   comm?: string;
+  /** Processes (tgids) that never pass: the tracer's own. */
+  exclude?: readonly number[];
 }
 
 /**
@@ -80,6 +82,12 @@ export function stateValueSize(words: number): number {
 }
 
 function emitFilter(b: ProgramBuilder, f: Filter, out: string, subject?: FilterSubject): void {
+  if (f.exclude?.length) {
+    if (subject) subject.pidTgid(b);
+    else b.emit(call("get_current_pid_tgid"));
+    b.emit(alu64("RSH", R0, imm(32)));
+    for (const tgid of f.exclude) b.emit(jmp("JEQ", R0, imm(tgid), out));
+  }
   if (f.pidsMap) {
     const key = b.alloc(8);
     if (subject) subject.pidTgid(b);
