@@ -6,6 +6,7 @@
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { lines, probe } from "../fixtures/subprocess.ts";
+import { endOf } from "../fixtures/records.ts";
 
 const COUNT = "syscall.on('getppid:entry').count()";
 
@@ -54,12 +55,11 @@ Deno.test("a traced command's nonzero exit status is said, and is in JSON and ND
   equal(text.code, 0, text.stderr);
   ok(text.stderr.includes("exited with status 3"), text.stderr);
   const json = await probe(["-e", COUNT, "-c", "exit 3", "--format", "json"]);
-  equal(JSON.parse(json.stdout).commandExitCode, 3, json.stdout);
+  equal(endOf(json.stdout, "json").command_exit_code, 3, json.stdout);
   const nd = await probe(["-e", COUNT, "-c", "exit 3", "--format", "ndjson"]);
-  const last = JSON.parse(lines(nd.stdout).at(-1)!);
-  equal(last.commandExitCode, 3, nd.stdout);
+  equal(endOf(nd.stdout, "ndjson").command_exit_code, 3, nd.stdout);
   const ok0 = await probe(["-e", COUNT, "-c", "true", "--format", "json"]);
-  equal(JSON.parse(ok0.stdout).commandExitCode, 0, ok0.stdout);
+  equal(endOf(ok0.stdout, "json").command_exit_code, 0, ok0.stdout);
   ok(!ok0.stderr.includes("exited with status"), ok0.stderr);
 });
 
@@ -95,5 +95,5 @@ Deno.test("when every -p process has exited, the session ends and says so", asyn
   const r = { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
   equal(r.code, 0, r.stderr);
   ok(r.stderr.includes("all traced processes exited"), r.stderr);
-  equal(JSON.parse(r.stdout).reason, "exited");
+  equal(endOf(r.stdout, "json").reason, "exited");
 });
