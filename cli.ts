@@ -3,8 +3,8 @@
  *
  *   probe -e 'syscall.on("read:return").hist((e) => e.ret)'    run a one-liner
  *   probe -l 'io:*' -v                                         list probes with their arguments
- *   probe run scripts/biolatency.ts -- -d 5s                   run a recipe file
- *   probe run https://host/recipe.ts --integrity sha256-...    run a pinned remote recipe
+ *   probe run scripts/biolatency.ts -d 5s                      run a recipe file
+ *   probe run --integrity sha256-... https://host/recipe.ts    run a pinned remote recipe
  *   probe types 'block:*' openat                               this kernel's types, for scripts
  *
  * Exit codes: 0 done, 1 runtime failure (or a missing precondition), 2 usage error.
@@ -40,9 +40,12 @@ const USAGE = `usage:
   probe -e CODE [options]        run a one-liner; every provider (syscall, tracepoint, io, aio,
                                  span, exit, B) is in scope; aggregations print at exit
   probe -l [PATTERN] [-v]        list probes (with argument names and types when -v)
-  probe run FILE|URL [--trust | --integrity sha256-B64] [-- RECIPE ARGS...]
+  probe run [--explain] [--trust | --integrity sha256-B64] FILE|URL [RECIPE ARGS...]
                                  run a recipe; a URL runs only when its whole module graph
-                                 is pinned (or trusted); unpinned, nothing of it runs
+                                 is pinned (or trusted); unpinned, nothing of it runs.
+                                 run's options go before FILE|URL: all that follows it is
+                                 the recipe's, even what looks like probe's (a -- right
+                                 after it is dropped)
   probe pin URL                  print the integrity value that pins a recipe URL
   probe types [PATTERN...] [-o FILE] [--module SPEC]
                                  write this kernel's tracepoint and syscall types (all, or
@@ -75,30 +78,64 @@ const BPFTRACE_SYNTAX = /^\s*(?:[a-z]+:[^\s{]*\s*(?:\/[^/]*\/\s*)?\{|(?:BEGIN|EN
 /** What Deno runs as a module. */
 const RECIPE_FILE = /\.(ts|mts|tsx|js|mjs|jsx)$/;
 
+const OPTIONS = {
+  eval: { type: "string", short: "e" },
+  list: { type: "boolean", short: "l" },
+  verbose: { type: "boolean", short: "v" },
+  pid: { type: "string", short: "p" },
+  command: { type: "string", short: "c" },
+  duration: { type: "string", short: "d" },
+  interval: { type: "string", short: "i" },
+  output: { type: "string", short: "o" },
+  format: { type: "string", default: "text" },
+  explain: { type: "boolean" },
+  trust: { type: "boolean" },
+  integrity: { type: "string" },
+  module: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  quiet: { type: "boolean", short: "q" },
+} as const;
+
+/** What `probe run` takes before its target (--help and --version print and end). */
+const RUN_OPTIONS = new Set(["explain", "trust", "integrity", "help", "version"]);
+
+/**
+ * probe's arguments, and after `run FILE|URL` the recipe's (`recipeArgs`), as given: nothing
+ * after the target is probe's, so a recipe's arguments cannot change how probe runs it
+ * (--trust, --integrity). A `--` right after the target is dropped, as it used to be needed.
+ */
 function options() {
+  // Where the target is, by the same reading of options as the strict parse below.
+  const { tokens } = parseArgs({
+    args: Deno.args,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const [command, target] = tokens.filter((t) => t.kind === "positional");
+  const before = tokens.filter((t) => target !== undefined && t.index < target.index);
+  // With -l, "run" is a pattern.
+  const run = command?.value === "run" && target !== undefined &&
+    !before.some((t) => t.kind === "option" && t.name === "list");
+  // Not ignored: what was meant for the recipe is said to go after it.
+  const wrong = run && before.find((t) => t.kind === "option" && !RUN_OPTIONS.has(t.name));
+  if (wrong && wrong.kind === "option") {
+    throw new Usage(
+      `${wrong.rawName} is not an option of run (--explain, --trust and --integrity are): ` +
+        "give the recipe's options after its FILE|URL",
+    );
+  }
+  const end = run ? target.index + 1 : Deno.args.length;
+  const after = Deno.args.slice(end);
   try {
-    return parseArgs({
-      args: Deno.args,
+    const parsed = parseArgs({
+      args: Deno.args.slice(0, end),
+      options: OPTIONS,
       allowPositionals: true,
-      options: {
-        eval: { type: "string", short: "e" },
-        list: { type: "boolean", short: "l" },
-        verbose: { type: "boolean", short: "v" },
-        pid: { type: "string", short: "p" },
-        command: { type: "string", short: "c" },
-        duration: { type: "string", short: "d" },
-        interval: { type: "string", short: "i" },
-        output: { type: "string", short: "o" },
-        format: { type: "string", default: "text" },
-        explain: { type: "boolean" },
-        trust: { type: "boolean" },
-        integrity: { type: "string" },
-        module: { type: "string" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-        quiet: { type: "boolean", short: "q" },
-      },
     });
+    return { ...parsed, recipeArgs: after[0] === "--" ? after.slice(1) : after };
   } catch (e) {
     throw new Usage((e as Error).message.split("\n")[0]);
   }
@@ -256,7 +293,7 @@ async function runRecipe(
     for (const [module, hash] of graph.modules) console.log(`${hash}  ${module}`);
     console.error(
       `probe: not run: ${target} is not pinned (its ${graph.modules.length} modules are ` +
-        `listed above); to run it: probe run ${target} --integrity ${graph.integrity}`,
+        `listed above); to run it: probe run --integrity ${graph.integrity} ${target}`,
     );
     return 2;
   }
@@ -297,7 +334,7 @@ async function runDeno(args: string[], env: Record<string, string>): Promise<num
 }
 
 async function main(): Promise<number> {
-  const { values: o, positionals } = options();
+  const { values: o, positionals, recipeArgs } = options();
   if (o.version) {
     console.log(`probe (tsprobe) ${VERSION}, Deno ${Deno.version.deno}`);
     return 0;
@@ -327,7 +364,7 @@ async function main(): Promise<number> {
     const probes = listProbes(positionals[0]);
     if (probes.length === 0) throw new Usage(`no probe matches '${positionals[0]}'`);
     writer(o.output)(
-      o.format === "text" ? formatListing(probes, !!o.verbose) : JSON.stringify(probes),
+      o.format === "text" ? formatListing(probes, !!o.verbose) : printableJson(probes),
     );
     return 0;
   }
@@ -342,7 +379,7 @@ async function main(): Promise<number> {
     for (const m of missing) console.error(`probe: ${m.what}: ${m.remedy}`);
     return 1;
   }
-  if (positionals[0] === "run") return await runRecipe(o, positionals.slice(1));
+  if (positionals[0] === "run") return await runRecipe(o, positionals[1], recipeArgs);
   if (o.eval !== undefined) {
     await oneLiner(o);
     return 0;

@@ -8,7 +8,16 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 Deno.test("probe --help lists the commands and options", async () => {
   const r = await probe(["--help"]);
   equal(r.code, 0);
-  for (const o of ["-e CODE", "-l [PATTERN]", "run FILE|URL", "--format", "--explain", "-o"]) {
+  for (
+    const o of [
+      "-e CODE",
+      "-l [PATTERN]",
+      "FILE|URL [RECIPE ARGS...]",
+      "--format",
+      "--explain",
+      "-o",
+    ]
+  ) {
     ok(r.stdout.includes(o), o);
   }
 });
@@ -28,6 +37,8 @@ Deno.test("usage errors exit 2 with one line", async () => {
     equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     ok(r.stderr.includes(says), `${args.join(" ")}: ${r.stderr}`);
+    // The prefix and suffix every recipe's usage errors have too.
+    ok(/^probe: .* \(see --help\)\n$/.test(r.stderr), r.stderr);
   }
 });
 
@@ -161,6 +172,34 @@ Deno.test("probe run URL: unpinned, nothing of the recipe runs; it lists its mod
   }
 });
 
+Deno.test("probe run URL: --trust and --integrity after the URL are the recipe's and pin nothing", async () => {
+  const marker = await Deno.makeTempFile({ prefix: "tsprobe-cli-" });
+  await Deno.remove(marker);
+  const host = recipeHost({
+    "/args.ts": `Deno.writeTextFileSync("${marker}", JSON.stringify(Deno.args));`,
+  });
+  try {
+    const url = host.url("/args.ts");
+    const pin = (await probe(["pin", url])).stdout.trim();
+    for (const after of [["--trust"], ["--integrity", pin], ["--", "--trust"]]) {
+      const r = await probe(["run", url, ...after]);
+      equal(r.code, 2, r.stderr);
+      ok(r.stderr.includes(`to run it: probe run --integrity ${pin} ${url}`), r.stderr);
+      ok(!exists(marker), `${after.join(" ")}: the recipe ran`);
+    }
+    // Before the URL they are probe's; after it, still the recipe's.
+    for (const before of [["--trust"], ["--integrity", pin]]) {
+      const r = await probe(["run", ...before, url, "--integrity", pin, "--trust", "-a"]);
+      equal(r.code, 0, r.stderr);
+      equal(JSON.parse(await Deno.readTextFile(marker)), ["--integrity", pin, "--trust", "-a"]);
+      await Deno.remove(marker);
+    }
+  } finally {
+    await host.server.shutdown();
+    await Deno.remove(marker).catch(() => {});
+  }
+});
+
 Deno.test("probe run URL: the pin covers every module, and what runs is what was checked", async () => {
   const marker = await Deno.makeTempFile({ prefix: "tsprobe-cli-" });
   let dep = "export const v = 1;";
@@ -170,7 +209,7 @@ Deno.test("probe run URL: the pin covers every module, and what runs is what was
     "/main.ts": `import { v } from "./dep.ts"; Deno.writeTextFileSync("${marker}", "v" + v);`,
     "/dep.ts": () => dep,
   });
-  const run = (path: string, pin: string) => probe(["run", host.url(path), "--integrity", pin]);
+  const run = (path: string, pin: string) => probe(["run", "--integrity", pin, host.url(path)]);
   try {
     const pinA = (await probe(["pin", host.url("/flip.ts")])).stdout.trim(); // request 1: A
     const changed = await run("/flip.ts", pinA); // request 2: B
@@ -206,7 +245,7 @@ Deno.test("probe run URL runs a real recipe served over HTTP when pinned", async
     const url = host.url("/scripts/aio_latency.ts");
     const pin = (await probe(["pin", url])).stdout.trim();
     ok(/^sha256-[A-Za-z0-9+/]{43}=$/.test(pin), pin);
-    const pinned = await probe(["run", url, "--integrity", pin, "--", "--json"]);
+    const pinned = await probe(["run", "--integrity", pin, url, "--json"]);
     equal(pinned.code, 0, pinned.stderr);
     ok(JSON.parse(pinned.stdout).groups.length > 0);
   } finally {
@@ -229,11 +268,11 @@ Deno.test("probe run FILE|URL --explain: the recipe's run() shows what would loa
     // module still reaches.
     const url = host.url("/explained.ts");
     const pin = (await probe(["pin", url])).stdout.trim();
-    for (const target of [[`${dir}/local.ts`], [url, "--integrity", pin]]) {
-      const r = await probe(["run", ...target, "--explain"]);
+    for (const target of [[`${dir}/local.ts`], ["--integrity", pin, url]]) {
+      const r = await probe(["run", "--explain", ...target]);
       equal(r.code, 0, r.stderr);
       ok(r.stdout.includes("probe syscall:getppid:entry"), r.stdout);
-      ok(!exists(marker), `${target[0]}: the recipe went on after run()`);
+      ok(!exists(marker), `${target.at(-1)}: the recipe went on after run()`);
     }
   } finally {
     await host.server.shutdown();
@@ -261,7 +300,7 @@ Deno.test("probe pin and run URL: a recipe sent as text/plain, octet-stream or u
           const pin = await probe(["pin", url]);
           // Without a pin (text/html has none), one of 32 zero bytes: the check comes first.
           const integrity = pin.stdout.trim() || `sha256-${btoa("\0".repeat(32))}`;
-          const run = await probe(["run", url, "--integrity", integrity]);
+          const run = await probe(["run", "--integrity", integrity, url]);
           if (type !== "text/html") {
             equal([pin.code, run.code], [0, 0], `${type} ${path}: ${pin.stderr}${run.stderr}`);
             equal(await Deno.readTextFile(marker), "7", `${type} ${path}: did not run`);

@@ -84,7 +84,7 @@ Deno.test("probe run URL killed with SIGKILL while its recipe traces leaves no f
       const pin = await probe(tmp, ["pin", url]).output();
       equal(pin.code, 0, new TextDecoder().decode(pin.stderr));
       const integrity = new TextDecoder().decode(pin.stdout).trim();
-      const child = probe(tmp, ["run", url, "--integrity", integrity, "--", "-a", "-i", "100ms"]);
+      const child = probe(tmp, ["run", "--integrity", integrity, url, "-a", "-i", "100ms"]);
       const drained = after(child.stderr, Infinity);
       // The recipe (probe's child) prints each interval once it traces.
       await after(child.stdout, 1);
@@ -135,7 +135,7 @@ Deno.test("probe pin and run URL remove the temporary entries whose owner died, 
       const pin = await probe(tmp, ["pin", url]).output();
       equal(pin.code, 0, new TextDecoder().decode(pin.stderr));
       const integrity = new TextDecoder().decode(pin.stdout).trim();
-      const run = await probe(tmp, ["run", url, "--integrity", integrity]).output();
+      const run = await probe(tmp, ["run", "--integrity", integrity, url]).output();
       equal(run.code, 0, new TextDecoder().decode(run.stderr));
     });
     equal(left.sort(), [live, "probe-remote-unowned"]);

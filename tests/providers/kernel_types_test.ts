@@ -143,7 +143,7 @@ Deno.test("probe types PATTERN...: only what the patterns match; a pattern match
     equal(none.code, 2, none.stderr);
     equal(
       none.stderr.trim(),
-      "probe: no tracepoint or syscall matches 'nosuchprobe*' (see probe --help)",
+      "probe: no tracepoint or syscall matches 'nosuchprobe*' (see --help)",
     );
     ok(!(await exists(`${dir}/none.d.ts`)), "nothing written");
 

@@ -68,6 +68,49 @@ Deno.test("io probes are listed with DTrace's argument names, and a missing NFS 
   }
 });
 
+Deno.test("io wait events list the buf, dev and file they carry, typed as io:start's, and their association", () => {
+  const types = (name: string) =>
+    Object.fromEntries(listProbes(name)[0].args.map((a) => [a.name, a.type]));
+  const start = types("io:start");
+  for (const wait of ["io:wait-start", "io:wait-done"]) {
+    const args = types(wait);
+    equal(args.association, "string", wait);
+    // What a wait knows of its I/O without the request: DTrace's names, io:start's types.
+    const carried = [
+      "buf",
+      "dev",
+      "file",
+      ...["b_flags", "b_bcount", "b_bufsize", "b_blkno", "b_lblkno", "b_edev"].map((m) =>
+        `buf.${m}`
+      ),
+      ...["dev_major", "dev_minor", "dev_instance", "dev_name", "dev_statname", "dev_pathname"]
+        .map((m) => `dev.${m}`),
+      ...["fi_offset", "fi_fs", "fi_mount", "fi_name", "fi_dirname", "fi_pathname"]
+        .map((m) => `file.${m}`),
+    ];
+    equal(
+      Object.keys(args).filter((a) => a in start).sort(),
+      carried.sort(),
+      `${wait}: what it shares with io:start`,
+    );
+    for (const a of carried) equal(args[a], start[a], `${wait} ${a}`);
+    equal([args.buf, args.dev, args.file], ["bufinfo_t", "devinfo_t", "fileinfo_t"]);
+    const text = formatListing(listProbes(wait), true);
+    ok(text.includes(`\n${wait}\n`), text);
+    for (
+      const line of [
+        "bufinfo_t buf",
+        "string association",
+        "u64 buf.b_blkno",
+        "string file.fi_pathname",
+      ]
+    ) {
+      ok(text.split("\n").includes(`    ${line}`), `${wait}: ${line}\n${text}`);
+    }
+  }
+  equal(types("io:wait-done").waitNs, "u64");
+});
+
 Deno.test("aio probes are listed: reap and uring with their fields, and every AIO syscall", () => {
   const names = listProbes("aio:*").map((p) => p.name);
   for (const p of ["aio:reap", "aio:io_submit:entry", "aio:io_getevents:return"]) {
