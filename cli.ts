@@ -63,6 +63,8 @@ options:
                                     one line each, for flame graph tools)
   --explain                      print what would be compiled and loaded, then exit
   -q, --quiet                    no "tracing ..." line on stderr once attached
+  --metrics HOST:PORT            serve the aggregations as Prometheus metrics (/metrics)
+                                 until stopped (recipes take --metrics too)
   -V, --version                  print the version
   -h, --help                     this text
 exit codes: 0 done, 1 runtime failure, 2 usage error`;
@@ -95,6 +97,7 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
   quiet: { type: "boolean", short: "q" },
+  metrics: { type: "string" },
 } as const;
 
 /** What `probe run` takes before its target (--help and --version print and end). */
@@ -235,6 +238,7 @@ async function oneLiner(o: ReturnType<typeof options>["values"]): Promise<void> 
     command,
     duration: o.duration,
     interval: o.interval,
+    metrics: o.metrics,
     onAttached: (attached) => {
       records?.started();
       if (!o.quiet) {

@@ -101,6 +101,7 @@ export {
   type Bucket,
   type KeyPart,
   type LinearRange,
+  type MetricOptions,
   quantile,
   type Stats,
 } from "./runtime/aggregate/data.ts";

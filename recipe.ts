@@ -96,6 +96,8 @@ export interface CommonOptions {
   format?: string;
   /** -o FILE: the output goes there. */
   output?: string;
+  /** --metrics HOST:PORT: serve the aggregations as Prometheus metrics there. */
+  metrics?: string;
 }
 
 /** A recipe's declaration. */
@@ -142,6 +144,10 @@ const COMMON: Record<string, OptionSpec> = {
   },
   output: { type: "string", short: "o", help: "write the output to FILE instead of stdout" },
   quiet: { type: "boolean", short: "q", help: 'no "tracing ..." line on stderr once attached' },
+  metrics: {
+    type: "string",
+    help: "serve the aggregations as Prometheus metrics at HOST:PORT (/metrics)",
+  },
   help: { type: "boolean", short: "h", help: "this text" },
 };
 
@@ -330,6 +336,7 @@ export async function recipe<O extends Record<string, OptionSpec>>(
       command,
       duration: options.duration,
       interval: options.interval,
+      metrics: options.metrics,
       printAggregations: false,
       ...extra,
       onAttached: (attached) => {

@@ -58,6 +58,7 @@ export class Aggregations {
       capacity: a.size,
       range: a.range,
       top: a.top,
+      metric: a.metric,
     };
   }
 

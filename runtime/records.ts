@@ -40,6 +40,7 @@ export type AggregationRecord = RecordHeader & { type: "aggregation" } & Aggrega
 
 /** A recipe's table: rows of named columns (syscount's syscalls, iotop's processes). */
 export interface TableRecord extends RecordHeader {
+  /** A table. */
   type: "table";
   /** The table's name. */
   name: string;
@@ -51,6 +52,7 @@ export interface TableRecord extends RecordHeader {
 
 /** One traced event, as a recipe reports it (opensnoop's opens, biosnoop's I/Os). */
 export interface EventRecord extends RecordHeader {
+  /** An event. */
   type: "event";
   /** What kind of event: the recipe's name for its events, or the probe. */
   name: string;
@@ -60,6 +62,7 @@ export interface EventRecord extends RecordHeader {
 
 /** The run's end: why it stopped, what was delivered, and every count of lost data. */
 export interface EndRecord extends RecordHeader {
+  /** The end. */
   type: "end";
   /** Why the run stopped ({@link RunSummary.reason}). */
   reason: StopReason;

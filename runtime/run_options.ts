@@ -8,6 +8,7 @@ import type { AggregationData } from "./aggregate/data.ts";
 import { ArgumentError, checkSize } from "./arguments.ts";
 import { executableProblem } from "./executable.ts";
 import { TargetError } from "./process_tree.ts";
+import { parseMetricsAddress } from "./metrics/server.ts";
 
 /** How a session runs. */
 export interface RunOptions {
@@ -44,6 +45,11 @@ export interface RunOptions {
   onInterval?: (aggregations: AggregationData[]) => void;
   /** Print the aggregations at the end (default true), as bpftrace and DTrace do. */
   printAggregations?: boolean;
+  /**
+   * Serve the aggregations and the session's health as Prometheus metrics at `HOST:PORT`
+   * (`"127.0.0.1:9464"`), `/metrics`, read from the kernel's maps at each scrape.
+   */
+  metrics?: string;
 }
 
 export const DEFAULT_STRING_SIZE = 256;
@@ -69,6 +75,7 @@ export function checkRunOptions(options: RunOptions): void {
         `an array of strings, like ["ls", "-l"]`,
     );
   }
+  if (options.metrics !== undefined) parseMetricsAddress(options.metrics);
   const problem = command === undefined ? undefined : executableProblem(command[0]);
   if (problem) throw new TargetError(`command: ${problem}`);
   if (options.stringSize !== undefined) {
@@ -89,6 +96,8 @@ export interface Attached {
   probes: string[];
   /** Programs loaded and attached for them (a probe may need several). */
   programs: number;
+  /** Where metrics are served (`http://HOST:PORT/metrics`), with the `metrics` option. */
+  metrics?: string;
 }
 
 /**
@@ -114,5 +123,6 @@ export function attachedBanner(
     ? `for ${options.duration} (Ctrl-C to end sooner)`
     : "until Ctrl-C";
   const n = attached.probes.length;
-  return `${tool}: tracing ${who} at ${n} probe${n === 1 ? "" : "s"} (${shown}), ${until}`;
+  const served = attached.metrics ? `; metrics at ${attached.metrics}` : "";
+  return `${tool}: tracing ${who} at ${n} probe${n === 1 ? "" : "s"} (${shown}), ${until}${served}`;
 }

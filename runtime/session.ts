@@ -25,6 +25,7 @@ import { startStopped, type StoppedChild } from "./child.ts";
 import { checkTargets, killDescendants, PidWatch } from "./process_tree.ts";
 import { ArgumentError } from "./arguments.ts";
 import { tracerPids } from "./host.ts";
+import { MetricsServer, parseMetricsAddress } from "./metrics/server.ts";
 import {
   checkRunOptions,
   DEFAULT_RING_BYTES,
@@ -158,6 +159,7 @@ export class Session {
     const maps = new Map<string, BpfMap>();
     const onSignal = () => this.stop("signal");
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    let metrics: MetricsServer | undefined;
     try {
       const ring = p.streams.length
         ? resources.own(
@@ -191,6 +193,29 @@ export class Session {
       const aggregations = new Aggregations(p, maps);
       this.#live = (a) => aggregations.read(a);
       this.#clear = (a) => aggregations.clear(a);
+      const counts = new Array<number>(p.streams.length).fill(0);
+      const ticked = new TickCounts();
+      const byProbe = () => {
+        const events: Record<string, number> = {};
+        p.streams.forEach((s, i) => events[s.probe] = (events[s.probe] ?? 0) + counts[i]);
+        return events;
+      };
+      const counters = (): Record<string, number> => ({
+        ...Object.fromEntries(
+          [...p.counters].map(([name, slot]) => [name, aggregations.counter(slot)]),
+        ),
+        ...ticked.counts,
+      });
+      metrics = options.metrics === undefined ? undefined : MetricsServer.start(
+        parseMetricsAddress(options.metrics),
+        {
+          aggregations: () => p.aggregations.map((a) => aggregations.read(a.request)!),
+          events: byProbe,
+          dropped: () => aggregations.counter(DROPPED_COUNTER),
+          counters: () => ({ values: counters(), losses: [...p.losses.keys()] }),
+          spans: () => aggregations.spans(),
+        },
+      );
       for (const note of p.notes) console.error(`tsprobe: note: ${note}`);
       signals.forEach((s) => Deno.addSignalListener(s, onSignal));
       options.signal?.addEventListener("abort", () => this.stop("aborted"), { once: true });
@@ -198,10 +223,10 @@ export class Session {
         // The user's probes, not the session's own programs (following a command's children).
         probes: [...new Set(p.sites.map((s) => s.site.name))],
         programs: loaded.length,
+        metrics: metrics?.url,
       });
       child?.resume();
 
-      const counts = new Array<number>(p.streams.length).fill(0);
       const dispatch = (view: DataView, off: number) => {
         // exit() stops delivery at once, like DTrace's: what is still queued is not handed on.
         if (this.#stopReason === "exit") return;
@@ -213,7 +238,6 @@ export class Session {
       const deadline = started + durationMs;
       let nextInterval = started + intervalMs;
       let nextTick = started + 1000;
-      const ticked = new TickCounts();
       while (this.#stopReason === undefined) {
         const now = performance.now();
         if (now >= deadline) {
@@ -254,33 +278,28 @@ export class Session {
       ticked.add(p.tick.map((tick) => tick(maps)));
       for (const a of p.aggregations) this.#final.set(a.request, aggregations.read(a.request)!);
       this.#live = this.#clear = undefined;
-      const byProbe: Record<string, number> = {};
-      p.streams.forEach((s, i) => byProbe[s.probe] = (byProbe[s.probe] ?? 0) + counts[i]);
-      const counters = {
-        ...Object.fromEntries(
-          [...p.counters].map(([name, slot]) => [name, aggregations.counter(slot)]),
-        ),
-        ...ticked.counts,
-      };
+      const final = counters();
       const summary: RunSummary = {
         reason: this.#stopReason ?? "exit",
         events: counts.reduce((a, b) => a + b, 0),
         dropped: aggregations.counter(DROPPED_COUNTER),
-        byProbe,
+        byProbe: byProbe(),
         elapsedMs: performance.now() - started,
         commandPid: child?.pid,
         commandExitCode: child?.exited ? (await child.status).code : undefined,
         aggregations: [...this.#final.values()],
         notes: p.notes,
         spans: aggregations.spans(),
-        counters,
-        losses: [...p.losses].filter(([name]) => counters[name] > 0)
-          .map(([name, what]) => `${counters[name]} ${what} (${name})`),
+        counters: final,
+        losses: [...p.losses].filter(([name]) => final[name] > 0)
+          .map(([name, what]) => `${final[name]} ${what} (${name})`),
       };
       if (options.printAggregations ?? true) aggregations.print(summary.aggregations);
       report(summary, options);
       return summary;
     } finally {
+      // Before the maps close: a scrape answered now still reads open maps.
+      await metrics?.close();
       setStackMap(undefined);
       this.#live = this.#clear = undefined;
       signals.forEach((s) => Deno.removeSignalListener(s, onSignal));

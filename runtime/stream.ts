@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { AggregationData, AggregationKind } from "./aggregate/data.ts";
+import type { AggregationData, AggregationKind, MetricOptions } from "./aggregate/data.ts";
 import { formatAggregation } from "./aggregate/print.ts";
 import type {
   AggregationRequest,
@@ -41,6 +41,8 @@ export interface AggregateOptions<E> {
   clear?: boolean;
   /** Print only the N keys with the largest values (1 to 2^20). */
   top?: number;
+  /** How `run({ metrics })` exposes it: name, help, unit and scale, counter or gauge. */
+  metric?: MetricOptions;
 }
 
 /** Options of a linear histogram: buckets of `step` from `min` up to `max`. */
@@ -218,6 +220,7 @@ export class Stream<E> {
       size,
       clear: options.clear,
       top: options.top,
+      metric: options.metric,
     };
     const session = this.#session();
     session.add({ source: this.#source, kind: "aggregate", aggregation: request });

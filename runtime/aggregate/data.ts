@@ -74,6 +74,20 @@ export interface LinearRange {
   step: number;
 }
 
+/** How an aggregation is exposed as a Prometheus metric (the aggregation's `metric` option). */
+export interface MetricOptions {
+  /** The metric's name, before its unit and `_total` (default: from the title). */
+  name?: string;
+  /** Its help line (default: the title). */
+  help?: string;
+  /** The unit of the exposed values, appended to the name: "seconds", "bytes". */
+  unit?: string;
+  /** Multiplies values and bucket bounds when exposed: 1e-6 exposes microseconds as seconds. */
+  scale?: number;
+  /** A `sum` that never decreases (bytes, time): a counter rather than a gauge. */
+  monotonic?: boolean;
+}
+
 /** A snapshot of one aggregation. */
 export interface AggregationData {
   /** Name shown in output, e.g. "read sizes" (bpftrace prints `@name`). */
@@ -92,6 +106,8 @@ export interface AggregationData {
   range?: LinearRange;
   /** How many keys printing shows, the largest (the aggregation's `top` option). */
   top?: number;
+  /** How it is exposed as a metric. */
+  metric?: MetricOptions;
 }
 
 /**

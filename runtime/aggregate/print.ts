@@ -242,25 +242,31 @@ function histogramLines(data: AggregationData, rows: AggregationRow[]): string[]
   });
 }
 
-/**
- * The buckets of a histogram from its first non-empty slot to its last, empty slots between them
- * included. Producers may hand over every slot or only the non-empty ones, in any order; mapping
- * each back to its slot makes the output the same either way.
- */
+/** The buckets from the first non-empty one to the last; none when all are empty. */
 function slotBuckets(v: HistogramValue, range: LinearRange | undefined): Bucket[] {
+  const slots = histogramSlots(v, range);
+  const first = slots.findIndex((b) => b.count > 0);
+  return first < 0 ? [] : slots.slice(first);
+}
+
+/**
+ * A histogram's buckets, one per slot from the lowest (values below every bound) through the
+ * last non-empty one (or `atLeast` of them): what a cumulative (Prometheus) histogram needs. Producers may hand over
+ * every slot or only the non-empty ones, in any order: each is mapped back to its slot.
+ */
+export function histogramSlots(
+  v: Extract<AggregationValue, { kind: "hist" | "lhist" }>,
+  range: LinearRange | undefined,
+  atLeast = 0,
+): Bucket[] {
   const [slotOf, bucketAt] = slotScheme(v.kind, range);
   const counts = new Map<number, number>();
   for (const b of v.buckets) {
     const slot = slotOf(b);
     if (b.count > 0) counts.set(slot, (counts.get(slot) ?? 0) + b.count);
   }
-  if (counts.size === 0) return [];
-  const first = Math.min(...counts.keys());
-  const last = Math.max(...counts.keys());
-  return Array.from(
-    { length: last - first + 1 },
-    (_, i) => bucketAt(first + i, counts.get(first + i) ?? 0),
-  );
+  const length = Math.max(atLeast, counts.size === 0 ? 0 : Math.max(...counts.keys()) + 1);
+  return Array.from({ length }, (_, slot) => bucketAt(slot, counts.get(slot) ?? 0));
 }
 
 /** How a histogram kind maps a bucket to its slot and a slot back to its bucket. */

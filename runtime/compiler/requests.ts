@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AggregationKind, LinearRange } from "../aggregate/data.ts";
+import type { AggregationKind, LinearRange, MetricOptions } from "../aggregate/data.ts";
 import type { ProbeRequest } from "../providers/provider.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -46,6 +46,8 @@ export interface AggregationRequest {
   clear?: boolean;
   /** Print only the keys with the largest values. */
   top?: number;
+  /** How it is exposed as a metric. */
+  metric?: MetricOptions;
 }
 
 /** What one consumer asks for. */

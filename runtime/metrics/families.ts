@@ -1,0 +1,149 @@
+/**
+ * Aggregations as Prometheus metric families, as ebpf_exporter maps BPF maps: `count` a
+ * counter, `sum` a counter when declared monotonic else a gauge, `min`/`max`/`avg` gauges,
+ * `stats` a family of each, `hist` a histogram with `le` on the log2 boundaries and `lhist`
+ * one with linear `le`, both with `_sum` and `_count`. Labels are the key's named parts.
+ *
+ * @module
+ */
+import {
+  type AggregationData,
+  type AggregationRow,
+  type Bucket,
+  type KeyPart,
+  stackFrames,
+  type Stats,
+} from "../aggregate/data.ts";
+import { histogramSlots } from "../aggregate/print.ts";
+import { labelName, type MetricFamily, metricName, type Sample } from "./exposition.ts";
+
+/** A key part as a label value: stacks as their frames joined by `;`, as folded stacks are. */
+function labelValue(part: KeyPart): string {
+  return stackFrames(part)?.join(";") ?? String(part);
+}
+
+/** The labels of a row: its key's parts by name, plus `extra`. */
+function labelsOf(data: AggregationData, row: AggregationRow): Record<string, string> {
+  return Object.fromEntries(
+    row.key.map((part, i) => [labelName(data.keyNames[i] ?? `key${i + 1}`), labelValue(part)]),
+  );
+}
+
+/** The family name of an aggregation: prefix, name, unit, as Prometheus's conventions want. */
+function baseName(data: AggregationData, prefix: string): string {
+  const m = data.metric ?? {};
+  const name = metricName(`${prefix}_${m.name ?? data.name}`);
+  return m.unit ? `${name}_${metricName(m.unit)}` : name;
+}
+
+/**
+ * The metric families of one aggregation. `le` bounds are the upper bounds of the buckets
+ * (a log2 bucket [2^k, 2^(k+1)) is `le` 2^(k+1) times the scale), cumulative, up to the
+ * highest bucket `seen` in any scrape of it so far (so a series, once there, stays) and
+ * `+Inf`.
+ */
+export function aggregationFamilies(
+  data: AggregationData,
+  prefix: string,
+  seen: { slots: number } = { slots: 0 },
+): MetricFamily[] {
+  const scale = data.metric?.scale ?? 1;
+  const help = data.metric?.help ?? data.name;
+  const base = baseName(data, prefix);
+  const family = (name: string, type: MetricFamily["type"], samples: Sample[], what = help) => ({
+    name,
+    help: what,
+    type,
+    samples,
+  });
+  const rows = data.rows;
+  switch (data.kind) {
+    case "count":
+      return [family(`${base}_total`, "counter", scalar(data, `${base}_total`, 1))];
+    case "sum": {
+      const counter = data.metric?.monotonic === true;
+      const name = counter ? `${base}_total` : base;
+      return [family(name, counter ? "counter" : "gauge", scalar(data, name, scale))];
+    }
+    case "min":
+    case "max":
+    case "avg":
+      return [family(base, "gauge", scalar(data, base, scale))];
+    case "stats": {
+      const part = (suffix: string, type: MetricFamily["type"], pick: (s: Stats) => number) =>
+        family(
+          `${base}_${suffix}`,
+          type,
+          rows.flatMap((r) =>
+            r.value.kind === "stats"
+              ? [{
+                name: `${base}_${suffix}`,
+                labels: labelsOf(data, r),
+                value: pick(r.value.value),
+              }]
+              : []
+          ),
+          `${help} (${suffix.replace(/_total$/, "")})`,
+        );
+      return [
+        part("count_total", "counter", (s) => s.count),
+        part("sum", "gauge", (s) => scaled(s.sum, scale)),
+        part("min", "gauge", (s) => scaled(s.min, scale)),
+        part("max", "gauge", (s) => scaled(s.max, scale)),
+        part("avg", "gauge", (s) => scaled(s.avg, scale)),
+      ];
+    }
+    case "hist":
+    case "lhist": {
+      const samples: Sample[] = [];
+      const histograms = rows.flatMap((r) =>
+        r.value.kind === "hist" || r.value.kind === "lhist" ? [{ row: r, value: r.value }] : []
+      );
+      for (const h of histograms) {
+        seen.slots = Math.max(seen.slots, histogramSlots(h.value, data.range).length);
+      }
+      for (const { row, value } of histograms) {
+        const labels = labelsOf(data, row);
+        let cumulative = 0;
+        for (const b of histogramSlots(value, data.range, seen.slots)) {
+          cumulative += b.count;
+          if (b.high === undefined) continue; // the open bucket is +Inf's
+          samples.push({
+            name: `${base}_bucket`,
+            labels: { ...labels, le: le(b, scale) },
+            value: cumulative,
+          });
+        }
+        samples.push(
+          { name: `${base}_bucket`, labels: { ...labels, le: "+Inf" }, value: value.count },
+          { name: `${base}_sum`, labels, value: scaled(value.stats?.sum ?? 0, scale) },
+          { name: `${base}_count`, labels, value: value.count },
+        );
+      }
+      return [family(base, "histogram", samples)];
+    }
+  }
+}
+
+/** A bucket's `le`: its upper bound, scaled. */
+function le(b: Bucket, scale: number): string {
+  return String(scaled(b.high!, scale));
+}
+
+/**
+ * `v * scale`, divided where the scale is a reciprocal (1e-6) so that 65536 us is 0.065536 s
+ * and not 0.06553599999999999.
+ */
+function scaled(v: number, scale: number): number {
+  const inverse = 1 / scale;
+  return Number.isInteger(inverse) ? v / inverse : v * scale;
+}
+
+/** One sample per row of a one-number aggregation. */
+function scalar(data: AggregationData, name: string, scale: number): Sample[] {
+  return data.rows.flatMap((r) =>
+    "value" in r.value && typeof r.value.value === "number"
+      ? [{ name, labels: labelsOf(data, r), value: scaled(r.value.value, scale) }]
+      : []
+  );
+}

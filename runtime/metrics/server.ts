@@ -1,0 +1,212 @@
+/**
+ * The metrics endpoint of a session: `GET /metrics` reads the kernel's aggregation maps and
+ * counters when Prometheus scrapes, and answers in the text exposition format; nothing is
+ * done per event for it. Besides the aggregations, the session's own health: events
+ * delivered per probe, events dropped, updates lost to full maps (with each map's keys and
+ * capacity, so a fleet sees a node whose cardinality outgrew it), spans unmatched and lost,
+ * and every loss counter the providers keep.
+ *
+ * @module
+ */
+import type { AggregationData } from "../aggregate/data.ts";
+import { ArgumentError } from "../arguments.ts";
+import type { SpanSummary } from "../run_summary.ts";
+import { exposition, type MetricFamily, type Sample } from "./exposition.ts";
+import { aggregationFamilies } from "./families.ts";
+
+/** The prefix of the session's own metrics and of aggregations' default names. */
+export const METRICS_PREFIX = "tsprobe";
+
+/** What a scrape reads from the running session. */
+export interface MetricsSource {
+  /** Every aggregation, as the kernel holds it now. */
+  aggregations(): AggregationData[];
+  /** Events delivered to handlers so far, per probe. */
+  events(): Record<string, number>;
+  /** Events the ring buffer had no room for. */
+  dropped(): number;
+  /** The counters of the providers, by name, and which of them count lost data. */
+  counters(): { values: Record<string, number>; losses: readonly string[] };
+  /** The spans' counts. */
+  spans(): SpanSummary[];
+}
+
+/** A host and port to serve on. */
+export interface MetricsAddress {
+  hostname: string;
+  port: number;
+}
+
+/** An address that is not `HOST:PORT` (a usage error: exit 2). */
+export class MetricsAddressError extends ArgumentError {
+  /** `message` says what was wrong and what to give. */
+  constructor(message: string) {
+    super(message);
+    this.name = "MetricsAddressError";
+  }
+}
+
+/**
+ * `HOST:PORT` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`) or `:PORT` (127.0.0.1): where
+ * to serve. Throws {@link MetricsAddressError}.
+ */
+export function parseMetricsAddress(text: string): MetricsAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new MetricsAddressError(
+      `metrics address '${text}' is not valid: give HOST:PORT, like 127.0.0.1:9464`,
+    );
+  }
+  return { hostname: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+/** The endpoint; {@link close} it when the session ends. */
+export class MetricsServer {
+  /** Where it serves, `http://HOST:PORT/metrics`. */
+  readonly url: string;
+  readonly #server: Deno.HttpServer;
+  readonly #abort = new AbortController();
+  readonly #source: MetricsSource;
+  /** Per aggregation, the highest histogram slot seen, so that a bucket series stays. */
+  readonly #slots = new Map<string, { slots: number }>();
+  /** Per aggregation, the lost updates already said on stderr. */
+  readonly #said = new Map<string, number>();
+
+  private constructor(address: MetricsAddress, source: MetricsSource) {
+    this.#source = source;
+    this.#server = Deno.serve({
+      hostname: address.hostname,
+      port: address.port,
+      signal: this.#abort.signal,
+      onListen: () => {},
+    }, (request) => this.#handle(request));
+    const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+    this.url = `http://${host}:${address.port}/metrics`;
+  }
+
+  /** Serves `source` at `address` (throws Deno's AddrInUse and such, as they are). */
+  static start(address: MetricsAddress, source: MetricsSource): MetricsServer {
+    return new MetricsServer(address, source);
+  }
+
+  /** The exposition as a scrape would get it now. */
+  scrape(): string {
+    const aggregations = this.#source.aggregations();
+    this.#sayLosses(aggregations);
+    return exposition([
+      ...aggregations.flatMap((a) => {
+        const seen = this.#slots.get(a.name) ?? { slots: 0 };
+        this.#slots.set(a.name, seen);
+        return aggregationFamilies(a, METRICS_PREFIX, seen);
+      }),
+      ...this.#health(aggregations),
+    ]);
+  }
+
+  /** Stops serving; a scrape under way is answered first (it never waits on anything). */
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#server.finished;
+  }
+
+  #handle(request: Request): Response {
+    const path = new URL(request.url).pathname;
+    if (path !== "/metrics") return new Response("not found: try /metrics\n", { status: 404 });
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("only GET\n", { status: 405 });
+    }
+    return new Response(this.scrape(), {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    });
+  }
+
+  /** A full map is said once on stderr, and again each time it has lost ten times more. */
+  #sayLosses(aggregations: AggregationData[]): void {
+    for (const a of aggregations) {
+      const said = this.#said.get(a.name) ?? 0;
+      if (a.lost === 0 || a.lost < said * 10) continue;
+      this.#said.set(a.name, Math.max(a.lost, 1));
+      console.error(
+        `tsprobe: metrics: '${a.name}' is full (${a.capacity} keys): ${a.lost} updates lost; ` +
+          `raise its size option`,
+      );
+    }
+  }
+
+  #health(aggregations: AggregationData[]): MetricFamily[] {
+    const p = METRICS_PREFIX;
+    const family = (
+      name: string,
+      type: MetricFamily["type"],
+      help: string,
+      samples: Sample[],
+    ): MetricFamily => ({ name: `${p}_${name}`, type, help, samples });
+    const each = <T>(
+      name: string,
+      items: T[],
+      labels: (x: T) => Record<string, string>,
+      v: (x: T) => number,
+    ) => items.map((x) => ({ name: `${p}_${name}`, labels: labels(x), value: v(x) }));
+    const counters = this.#source.counters();
+    const spans = this.#source.spans();
+    const byAggregation = (a: AggregationData) => ({ aggregation: a.name });
+    return [
+      family(
+        "events_total",
+        "counter",
+        "Events delivered to JavaScript handlers, per probe",
+        each(
+          "events_total",
+          Object.entries(this.#source.events()),
+          ([probe]) => ({ probe }),
+          ([, n]) => n,
+        ),
+      ),
+      family("events_dropped_total", "counter", "Events lost because the ring buffer was full", [
+        { name: `${p}_events_dropped_total`, labels: {}, value: this.#source.dropped() },
+      ]),
+      family(
+        "aggregation_updates_lost_total",
+        "counter",
+        "Aggregation updates the kernel could not make: the map was full",
+        each("aggregation_updates_lost_total", aggregations, byAggregation, (a) => a.lost),
+      ),
+      family(
+        "aggregation_keys",
+        "gauge",
+        "Keys an aggregation holds",
+        each("aggregation_keys", aggregations, byAggregation, (a) => a.rows.length),
+      ),
+      family(
+        "aggregation_capacity",
+        "gauge",
+        "Most keys an aggregation's map holds",
+        each("aggregation_capacity", aggregations, byAggregation, (a) => a.capacity),
+      ),
+      family(
+        "spans_unmatched_total",
+        "counter",
+        "Span ends that found no start",
+        each("spans_unmatched_total", spans, (s) => ({ span: s.name }), (s) => s.unmatched),
+      ),
+      family(
+        "spans_lost_total",
+        "counter",
+        "Span starts lost: the map was full, or a later start replaced them",
+        each("spans_lost_total", spans, (s) => ({ span: s.name }), (s) => s.lost),
+      ),
+      family(
+        "data_lost_total",
+        "counter",
+        "Data a provider could not trace, by counter (see the run's losses)",
+        each(
+          "data_lost_total",
+          [...counters.losses],
+          (c) => ({ counter: c }),
+          (c) => counters.values[c] ?? 0,
+        ),
+      ),
+    ];
+  }
+}
