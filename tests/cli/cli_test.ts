@@ -2,6 +2,7 @@ import { haveNfsTracepoints } from "../../runtime/providers/io/nfs.ts";
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { exists } from "../fixtures/bpf.ts";
 import { probe } from "../fixtures/subprocess.ts";
+import { aggregationsOf, endOf } from "../fixtures/records.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -73,9 +74,9 @@ Deno.test("probe -e with --format json -o FILE writes the aggregations as JSON",
       out,
     ]);
     equal(r.code, 0, r.stderr);
-    const json = JSON.parse(await Deno.readTextFile(out));
-    equal(json.aggregations[0].rows, [{ key: ["perl"], value: 7 }]);
-    equal(json.reason, "command");
+    const text = await Deno.readTextFile(out);
+    equal(aggregationsOf(text, "json").map((a) => a.rows), [[{ key: { comm: "perl" }, value: 7 }]]);
+    equal(endOf(text, "json").reason, "command");
   } finally {
     await Deno.remove(out);
   }
@@ -90,7 +91,7 @@ Deno.test("what a run lost is said on stderr and in JSON: AIO requests reaped in
       `--iodepth_batch_complete_min=0 --output=/dev/null`;
     const r = await probe(["-e", "aio.on('reap').count()", "-c", fio, "--format", "json"]);
     equal(r.code, 0, r.stderr);
-    const json = JSON.parse(r.stdout);
+    const json = endOf(r.stdout, "json");
     const c = json.counters;
     const replaced = c["aio.replaced"];
     ok(replaced > 0, r.stdout);
