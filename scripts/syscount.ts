@@ -10,6 +10,7 @@
 import {
   type AggregationData,
   intervalHeader,
+  type KeyPart,
   printable,
   type RecordWriter,
   syscallName,
@@ -93,10 +94,19 @@ await recipe({
       interval: o.interval !== undefined,
     };
     const enter = tracepoint("raw_syscalls:sys_enter");
-    const options = { title: TITLE, clear: r.interval };
+    const options = {
+      title: TITLE,
+      clear: r.interval,
+      // As --metrics serves it: tsprobe_syscalls_total{syscall="read"} (and pid, comm).
+      metric: {
+        name: "syscalls",
+        help: "System calls entered (raw_syscalls:sys_enter)",
+        labelValues: { syscall: (nr: KeyPart) => syscallName(Number(nr)) },
+      },
+    };
     const counts = r.perProcess
-      ? enter.count((e) => [e.pid, e.comm, e.args.id], options)
-      : enter.count((e) => e.args.id, options);
+      ? enter.count((e) => ({ pid: e.pid, comm: e.comm, syscall: e.args.id }), options)
+      : enter.count((e) => ({ syscall: e.args.id }), options);
     return () => report(r, counts.read());
   },
   run: (o) => ({

@@ -86,6 +86,8 @@ export interface MetricOptions {
   scale?: number;
   /** A `sum` that never decreases (bytes, time): a counter rather than a gauge. */
   monotonic?: boolean;
+  /** Label values by key part name, for parts better shown named: `{ id: syscallName }`. */
+  labelValues?: Record<string, (part: KeyPart) => string>;
 }
 
 /** A snapshot of one aggregation. */

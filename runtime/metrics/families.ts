@@ -22,11 +22,13 @@ function labelValue(part: KeyPart): string {
   return stackFrames(part)?.join(";") ?? String(part);
 }
 
-/** The labels of a row: its key's parts by name, plus `extra`. */
+/** The labels of a row: its key's parts by name. */
 function labelsOf(data: AggregationData, row: AggregationRow): Record<string, string> {
-  return Object.fromEntries(
-    row.key.map((part, i) => [labelName(data.keyNames[i] ?? `key${i + 1}`), labelValue(part)]),
-  );
+  return Object.fromEntries(row.key.map((part, i) => {
+    const name = data.keyNames[i] ?? `key${i + 1}`;
+    const named = data.metric?.labelValues?.[name];
+    return [labelName(name), named ? named(part) : labelValue(part)];
+  }));
 }
 
 /** The family name of an aggregation: prefix, name, unit, as Prometheus's conventions want. */
