@@ -149,3 +149,31 @@ Deno.test("SIGTERM while scrapes are under way: the agent ends cleanly and leave
   equal(await leftBehind(before), [], "BPF objects left in the kernel");
   ok(lines(out.stdout).length > 0, "the histograms are printed at the end");
 });
+
+Deno.test("a full map shows in tsprobe_aggregation_updates_lost_total and once in the log", async () => {
+  const agent = await Agent.start(
+    "cli.ts",
+    "-e",
+    'syscall.on("getppid:entry").count((e) => ({ pid: e.pid }), { title: "by pid", size: 16 })',
+    "-q",
+  );
+  try {
+    // 40 processes: more keys than the map holds.
+    await workload(`for i in $(seq 40); do perl -e 'getppid()'; done`);
+    const exposition = await agent.scrape();
+    const value = (name: string) =>
+      Number(new RegExp(`^${name}\\{aggregation="by pid"\\} (\\d+)$`, "m").exec(exposition)?.[1]);
+    equal(value("tsprobe_aggregation_keys"), 16, exposition);
+    equal(value("tsprobe_aggregation_capacity"), 16, exposition);
+    ok(value("tsprobe_aggregation_updates_lost_total") >= 24, exposition);
+    await agent.scrape();
+  } finally {
+    const out = await agent.stop();
+    equal(
+      out.stderr.split("\n").filter((l) => l.includes("metrics: 'by pid' is full (16 keys)"))
+        .length,
+      1,
+      out.stderr,
+    );
+  }
+});

@@ -5,12 +5,20 @@
  * tables they name syscalls with: syscall_numbers_test.ts.
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { eventsOf, tableOf } from "../fixtures/records.ts";
 import { recipe } from "../fixtures/subprocess.ts";
 
 async function json<T>(name: string, ...args: string[]): Promise<T> {
   const r = await recipe(name, "--json", ...args);
   equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as T;
+}
+
+/** The `syscalls` table of syscount or syslat run with --json and `args`. */
+async function syscalls<Row>(name: string, ...args: string[]) {
+  const r = await recipe(name, "--json", ...args);
+  equal(r.code, 0, r.stderr);
+  return tableOf<Row>(r.stdout, "json", "syscalls");
 }
 
 interface CountRow {
@@ -72,7 +80,7 @@ for (const [name, args, message] of USAGE) {
 
 Deno.test("syscount --per-process counts exactly the N getppid calls of a perl one-liner", async () => {
   const n = 4321;
-  const out = await json<{ total: number; syscalls: CountRow[] }>(
+  const { rows, summary } = await syscalls<CountRow>(
     "syscount",
     "--per-process",
     "--top",
@@ -80,19 +88,19 @@ Deno.test("syscount --per-process counts exactly the N getppid calls of a perl o
     "-c",
     getppids(n),
   );
-  const perl = out.syscalls.filter((r) => r.comm === "perl" && r.name === "getppid");
-  equal(perl.length, 1, JSON.stringify(out.syscalls.slice(0, 5)));
+  const perl = rows.filter((r) => r.comm === "perl" && r.name === "getppid");
+  equal(perl.length, 1, JSON.stringify(rows.slice(0, 5)));
   equal(perl[0].count, n);
   equal(perl[0].nr, 110);
   // perl's getppid calls are the most frequent of the run; rows come most frequent first.
-  equal(out.syscalls[0], perl[0]);
-  ok(out.syscalls.every((r, i) => i === 0 || out.syscalls[i - 1].count >= r.count));
-  equal(out.total, out.syscalls.reduce((s, r) => s + r.count, 0));
+  equal(rows[0], perl[0]);
+  ok(rows.every((r, i) => i === 0 || rows[i - 1].count >= r.count));
+  equal(summary?.total, rows.reduce((s, r) => s + r.count, 0));
 });
 
 Deno.test("syscount totals: getppid is the top syscall with perl's N plus the shell's own", async () => {
   const n = 3000;
-  const perProcess = await json<{ syscalls: CountRow[] }>(
+  const perProcess = await syscalls<CountRow>(
     "syscount",
     "--per-process",
     "--top",
@@ -100,7 +108,7 @@ Deno.test("syscount totals: getppid is the top syscall with perl's N plus the sh
     "-c",
     getppids(n),
   );
-  const getppid = perProcess.syscalls.filter((r) => r.name === "getppid");
+  const getppid = perProcess.rows.filter((r) => r.name === "getppid");
   const shell = getppid.filter((r) => r.comm !== "perl").reduce((s, r) => s + r.count, 0);
   ok(shell <= 1, `the shell called getppid ${shell} times`);
 
@@ -124,22 +132,22 @@ Deno.test("syslat times the N getppid calls of perl: count exact, time within pe
   equal(r.code, 0, r.stderr);
   const loopNs = Number(r.stderr.match(/loop_ns=(\d+)/)?.[1]);
   ok(loopNs > 0, r.stderr);
-  const out = JSON.parse(r.stdout) as {
+  const { rows, summary } = tableOf<LatencyRow>(r.stdout, "json", "syscalls");
+  const out = summary as {
     count: number;
     total_ns: number;
     span: { started: number; matched: number; lost: number };
-    syscalls: LatencyRow[];
   };
-  const [row] = out.syscalls.filter((x) => x.comm === "perl" && x.name === "getppid");
-  ok(row, JSON.stringify(out.syscalls.slice(0, 5)));
+  const [row] = rows.filter((x) => x.comm === "perl" && x.name === "getppid");
+  ok(row, JSON.stringify(rows.slice(0, 5)));
   equal(row.count, n);
   ok(row.min_ns > 0 && row.min_ns <= row.avg_ns && row.avg_ns <= row.max_ns, JSON.stringify(row));
   ok(row.avg_ns < 100_000, `getppid took ${row.avg_ns} ns on average`);
   ok(row.total_ns < loopNs, `${row.total_ns} ns in getppid, the loop took ${loopNs} ns`);
   equal(Math.round(row.total_ns / row.count), row.avg_ns);
   // Most time first, and the totals add up; every syscall but exit_group returned.
-  ok(out.syscalls.every((x, i) => i === 0 || out.syscalls[i - 1].total_ns >= x.total_ns));
-  equal(out.count, out.syscalls.reduce((s, x) => s + x.count, 0));
+  ok(rows.every((x, i) => i === 0 || rows[i - 1].total_ns >= x.total_ns));
+  equal(out.count, rows.reduce((s, x) => s + x.count, 0));
   equal(out.span.matched, out.count);
   equal(out.span.lost, 0);
 });
@@ -241,10 +249,10 @@ Deno.test("fileslower reports exactly the reads and writes that waited, with per
     `sleep 0.06; printf a; sleep 0.06; printf b; sleep 0.06; printf cdefgh; } | ` +
     `${reader}; ${writer} | (while [ ! -e ${full} ]; do sleep 0.01; done; sleep 0.06; ` +
     `cat > /dev/null)`;
-  const r = await recipe("fileslower", "--json", "--min-ms", "20", "-c", command)
+  const r = await recipe("fileslower", "--format", "ndjson", "--min-ms", "20", "-c", command)
     .finally(() => Deno.removeSync(dir, { recursive: true }));
   equal(r.code, 0, r.stderr);
-  const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as SlowIo);
+  const events = eventsOf<SlowIo>(r.stdout, "ndjson", "slow_io");
   const perlMs = [...r.stderr.matchAll(/read_ms=([\d.]+)/g)].map((m) => Number(m[1]));
   equal(perlMs.length, 9, r.stderr);
   const slowMs = perlMs.filter((ms) => ms >= 20);
@@ -275,7 +283,7 @@ Deno.test("fileslower reports exactly the reads and writes that waited, with per
 });
 
 Deno.test("fileslower text: its demo shows slow pipe reads and a slow pipe write", async () => {
-  const r = await recipe("fileslower");
+  const r = await recipe("fileslower", "--demo");
   equal(r.code, 0, r.stderr);
   const [head, ...lines] = r.stdout.trim().split("\n");
   ok(/^TIME\(s\)\s+COMM\s+PID D\s+BYTES\s+LAT\(ms\) FILENAME$/.test(head), head);
