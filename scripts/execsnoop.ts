@@ -6,8 +6,11 @@
  *   tools/run scripts/execsnoop.ts --demo               a built-in workload starting programs
  *   tools/run scripts/execsnoop.ts -a -d 30s
  *   tools/run scripts/execsnoop.ts -a --json
+ *
+ * JSON (--format json|ndjson): an `event` record named `exec` per program started, its data
+ * pid, ppid, comm, filename and argv (an array).
  */
-import { printable, printableJson, proc } from "../mod.ts";
+import { printable, proc } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 await recipe({
@@ -23,16 +26,9 @@ await recipe({
       console.log(`${"PID".padStart(7)} ${"PPID".padStart(7)} ${"COMM".padEnd(16)} ARGS`);
     }
     proc.on("exec", (e) => {
-      if (o.json) {
-        console.log(
-          printableJson({
-            pid: e.pid,
-            ppid: e.ppid,
-            comm: e.comm,
-            filename: e.filename,
-            argv: e.argv,
-          }),
-        );
+      if (o.records) {
+        const { pid, ppid, comm, filename, argv } = e;
+        o.records.event("exec", { pid, ppid, comm, filename, argv });
         return;
       }
       // An argument with spaces is quoted, so the line reads back as the command it was.

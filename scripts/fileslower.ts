@@ -8,8 +8,12 @@
  *   tools/run scripts/fileslower.ts --demo            a built-in workload of slow pipe I/O
  *   tools/run scripts/fileslower.ts -a --min-ms 1     every process, I/O over 1 ms
  *   tools/run scripts/fileslower.ts -p 1234 --json
+ *
+ * JSON (--format json|ndjson): an `event` record named `slow_io` per slow read or write, its
+ * data time_s, timestamp_ns, comm, pid, tid, dir (R or W), syscall, fd, bytes, latency_ms and
+ * path (null when the fd was already gone).
  */
-import { printable, printableJson, syscall, type SyscallReturnEvent } from "../mod.ts";
+import { printable, syscall, type SyscallReturnEvent } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /**
@@ -23,7 +27,7 @@ const DEMO = "for i in 1 2 3; do sleep 0.3; echo tick $i; done | cat > /dev/null
 
 type IoEvent = SyscallReturnEvent<{ fd: number }>;
 
-/** One slow I/O (one line of --json). */
+/** One slow I/O (the data of a `slow_io` event in JSON). */
 interface SlowIo {
   time_s: number;
   timestamp_ns: number;
@@ -97,8 +101,8 @@ await recipe({
         latency_ms: e.latencyNs! / 1e6,
         path,
       };
-      if (o.json) {
-        console.log(printableJson(io));
+      if (o.records) {
+        o.records.event("slow_io", { ...io });
         return;
       }
       console.log(

@@ -5,9 +5,12 @@
  *   deno run -A scripts/opensnoop.ts --demo          trace a built-in workload
  *   deno run -A scripts/opensnoop.ts -p 1234 -d 10s  one process for 10 seconds
  *   deno run -A scripts/opensnoop.ts -c "ls /etc" -x only the opens that failed
+ *
+ * JSON (--format json|ndjson): an `event` record named `open` per open, its data pid, comm,
+ * ret (the fd, or -errno), us (the time it took; absent when its entry was not seen) and path.
  */
 import { recipe, UsageError } from "../recipe.ts";
-import { printable, printableJson, syscall } from "../mod.ts";
+import { printable, syscall } from "../mod.ts";
 
 await recipe({
   name: "opensnoop",
@@ -43,9 +46,9 @@ await recipe({
     stream.on((e) => {
       opens++;
       const us = e.latencyNs === undefined ? undefined : e.latencyNs / 1000;
-      if (o.json) {
+      if (o.records) {
         const { pid, comm, ret } = e;
-        console.log(printableJson({ pid, comm, ret, us, path: e.args.filename }));
+        o.records.event("open", { pid, comm, ret, us, path: e.args.filename });
         return;
       }
       const fd = e.ret >= 0 ? String(e.ret) : "-1";

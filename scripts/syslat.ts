@@ -9,11 +9,17 @@
  *   tools/run scripts/syslat.ts --demo                   a built-in shell workload, traced
  *   tools/run scripts/syslat.ts -p 1234 -d 5s --top 20
  *   tools/run scripts/syslat.ts -a -i 1s --per-process
+ *
+ * JSON (--format json|ndjson): a `table` record named `syscalls`, one per interval with -i,
+ * its rows as the text's lines (pid and comm with --per-process, nr, name, count, total_ns,
+ * avg_ns, min_ns, max_ns), its summary count, total_ns, distinct, lost and, at the end, span
+ * (the span's started, matched, unmatched, open and lost).
  */
 import {
   type AggregationData,
+  intervalHeader,
   printable,
-  printableJson,
+  type RecordWriter,
   type RunSummary,
   span,
   syscallName,
@@ -23,7 +29,7 @@ import { recipe } from "../recipe.ts";
 
 const TITLE = "syscall latency (ns)";
 
-/** One line of the report (and one element of `syscalls` in --json); times in ns. */
+/** One line of the report (and one row of the `syscalls` table in JSON); times in ns. */
 interface Row {
   pid?: number;
   comm?: string;
@@ -58,7 +64,7 @@ function rows(data: AggregationData | undefined, perProcess: boolean): Row[] {
 interface Report {
   top: number;
   perProcess: boolean;
-  json: boolean;
+  records: RecordWriter | undefined;
   interval: boolean;
 }
 
@@ -77,13 +83,12 @@ function report(o: Report, data: AggregationData | undefined, summary?: RunSumma
     );
   }
   const sp = summary?.spans[0];
-  if (o.json) {
-    console.log(printableJson({
+  if (o.records) {
+    o.records.table("syscalls", top.map((r) => ({ ...r })), {
       count,
       total_ns: total,
       distinct: all.length,
       lost,
-      ...(summary && { elapsed_ms: Math.round(summary.elapsedMs) }),
       ...(sp && {
         span: {
           started: sp.started,
@@ -93,11 +98,10 @@ function report(o: Report, data: AggregationData | undefined, summary?: RunSumma
           lost: sp.lost,
         },
       }),
-      syscalls: top,
-    }));
+    });
     return;
   }
-  if (o.interval) console.log(`[${new Date().toTimeString().slice(0, 8)}]`);
+  if (o.interval) console.log(intervalHeader());
   const head = o.perProcess ? `${"PID".padStart(7)} ${"COMM".padEnd(16)} ` : "";
   console.log(
     `${head}${"SYSCALL".padEnd(24)} ${"COUNT".padStart(9)} ${"TOTAL ms".padStart(12)} ` +
@@ -145,7 +149,7 @@ await recipe({
     const r: Report = {
       top: o.top,
       perProcess: o["per-process"],
-      json: o.json,
+      records: o.records,
       interval: o.interval !== undefined,
     };
     const calls = span(tracepoint("raw_syscalls:sys_enter"), tracepoint("raw_syscalls:sys_exit"), {
@@ -163,7 +167,7 @@ await recipe({
     // Each interval's totals arrive here, already emptied in the kernel (clear).
     onInterval: (aggregations) =>
       report(
-        { top: o.top, perProcess: o["per-process"], json: o.json, interval: true },
+        { top: o.top, perProcess: o["per-process"], records: o.records, interval: true },
         aggregations.find((a) => a.name === TITLE),
       ),
   }),

@@ -6,8 +6,11 @@
  *   tools/run scripts/tcpconnect.ts --demo               a built-in workload connecting to itself
  *   tools/run scripts/tcpconnect.ts -a -d 30s
  *   tools/run scripts/tcpconnect.ts -p 1234 --json
+ *
+ * JSON (--format json|ndjson): an `event` record named `connect` per connection started, its
+ * data pid, comm, ip (4 or 6), saddr, daddr and dport.
  */
-import { AF_INET, ntop, printable, printableJson, tracepoint } from "../mod.ts";
+import { AF_INET, ntop, printable, tracepoint } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /** `TCP_SYN_SENT` and `IPPROTO_TCP`, as the kernel numbers them. */
@@ -46,7 +49,7 @@ await recipe({
           daddr: ntop(v4 ? e.args.daddr : e.args.daddr_v6),
           dport: e.args.dport,
         };
-        if (o.json) console.log(printableJson(row));
+        if (o.records) o.records.event("connect", row);
         else {
           console.log(
             `${String(row.pid).padStart(7)} ${printable(row.comm).padEnd(16)} ${row.ip}  ` +

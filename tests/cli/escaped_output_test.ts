@@ -11,6 +11,7 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { printable } from "../../mod.ts";
 import { withFilesystem } from "../fixtures/filesystem.ts";
+import { aggregationsOf, tableOf } from "../fixtures/records.ts";
 import { denoRun } from "../fixtures/subprocess.ts";
 
 /** Clears the screen and sets the window title: 12 bytes, so it fits in a comm (15). */
@@ -114,7 +115,6 @@ Deno.test("JSON output writes DEL and C1 controls (which JSON.stringify leaves r
   // U+009B is CSI, the one-byte form of ESC [; in UTF-8 the bytes C2 9B, which a comm may hold.
   const comm = "a\x9b31mX\x7f";
   const perl = String.raw`perl -e '$0 = "a\xc2\x9b31mX\x7f"; getppid() for 1..5'`;
-  const parsed = (out: string) => out.trim().split("\n").map((l) => JSON.parse(l));
   const one = await shows(
     [],
     "scripts/syscount.ts",
@@ -125,13 +125,12 @@ Deno.test("JSON output writes DEL and C1 controls (which JSON.stringify leaves r
     "-c",
     perl,
   );
-  ok(parsed(one)[0].syscalls.some((s: { comm: string }) => s.comm === comm), one);
+  ok(tableOf<{ comm: string }>(one, "json", "syscalls").rows.some((s) => s.comm === comm), one);
   const count =
     "syscall.on('getppid:entry').where((e) => e.comm.startsWith('a')).count((e) => e.comm)";
-  for (const format of ["json", "ndjson"]) {
+  for (const format of ["json", "ndjson"] as const) {
     const out = await shows([], "cli.ts", "-e", count, "-c", perl, "--format", format);
     ok(out.includes(String.raw`a\u009b31mX\u007f`), out);
-    const rows = format === "json" ? parsed(out)[0].aggregations[0].rows : parsed(out)[0].rows;
-    equal(rows, [{ key: [comm], value: 5 }]);
+    equal(aggregationsOf(out, format).map((a) => a.rows), [[{ key: { comm }, value: 5 }]]);
   }
 });

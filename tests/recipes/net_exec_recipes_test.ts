@@ -2,23 +2,33 @@
  * execsnoop and tcpconnect against commands whose command lines and connections are known.
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { lines, recipe } from "../fixtures/subprocess.ts";
+import { eventsOf } from "../fixtures/records.ts";
+import { recipe } from "../fixtures/subprocess.ts";
+
+interface Exec {
+  pid: number;
+  ppid: number;
+  comm: string;
+  filename: string;
+  argv: string[];
+}
 
 Deno.test("execsnoop: a program's whole command line, arguments with spaces kept whole", async () => {
   const r = await recipe(
     "execsnoop",
-    "--json",
+    "--format",
+    "ndjson",
     "-c",
     "/bin/echo one 'two words' '' three > /dev/null",
   );
   equal(r.code, 0, r.stderr);
-  const events = lines(r.stdout).map((l) => JSON.parse(l));
+  const events = eventsOf<Exec>(r.stdout, "ndjson", "exec");
   const echo = events.find((e) => e.comm === "echo");
-  ok(echo, r.stdout);
+  const sh = events.find((e) => e.comm === "sh");
+  ok(echo && sh, r.stdout);
   equal(echo.argv, ["/bin/echo", "one", "two words", "", "three"]);
   equal(echo.filename, "/bin/echo");
   // Its parent is the shell the recipe ran the command with, itself an exec seen first.
-  const sh = events.find((e) => e.comm === "sh");
   equal(echo.ppid, sh.pid);
 });
 
@@ -32,8 +42,13 @@ Deno.test("tcpconnect: each connection a command starts, IPv4 and IPv6, with pri
       connect("::1", v6.addr.port);
     const r = await recipe("tcpconnect", "--json", "-c", `perl -e '${script}'`);
     equal(r.code, 0, r.stderr);
-    const rows = lines(r.stdout).map((l) => JSON.parse(l));
-    const perl = rows.filter((x) => x.comm === "perl");
+    const perl = eventsOf<
+      { comm: string; ip: number; saddr: string; daddr: string; dport: number }
+    >(
+      r.stdout,
+      "json",
+      "connect",
+    ).filter((x) => x.comm === "perl");
     equal(
       perl.map((x) => [x.ip, x.daddr, x.dport]),
       [

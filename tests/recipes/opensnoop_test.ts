@@ -1,5 +1,14 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { lines, recipe } from "../fixtures/subprocess.ts";
+import { eventsOf } from "../fixtures/records.ts";
+import { recipe } from "../fixtures/subprocess.ts";
+
+interface Open {
+  pid: number;
+  comm: string;
+  ret: number;
+  us?: number;
+  path: string;
+}
 
 Deno.test("opensnoop --help, and a usage error in one line with exit 2", async () => {
   const help = await recipe("opensnoop", "--help");
@@ -25,10 +34,11 @@ Deno.test("opensnoop -n: a command name is 1 to 15 bytes, '' or a longer one is 
     "cat",
     "-c",
     "cat /etc/hostname >/dev/null",
-    "--json",
+    "--format",
+    "ndjson",
   );
   equal(cat.code, 0, cat.stderr);
-  const opens = lines(cat.stdout).map((l) => JSON.parse(l));
+  const opens = eventsOf<Open>(cat.stdout, "ndjson", "open");
   ok(opens.some((l) => l.path === "/etc/hostname"), cat.stdout);
   ok(opens.every((l) => l.comm === "cat"), cat.stdout);
 });
@@ -41,10 +51,9 @@ Deno.test("opensnoop shows a command's opens, with results; -x only the failed o
     "--json",
   );
   equal(all.code, 0, all.stderr);
-  const lines = all.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  const cat = lines.filter((l) => l.comm === "cat");
+  const cat = eventsOf<Open>(all.stdout, "json", "open").filter((l) => l.comm === "cat");
   const hostname = cat.find((l) => l.path === "/etc/hostname");
-  ok(hostname && hostname.ret >= 0 && hostname.us > 0, JSON.stringify(cat));
+  ok(hostname && hostname.ret >= 0 && hostname.us! > 0, JSON.stringify(cat));
   equal(cat.find((l) => l.path === "/nonexistent-opensnoop")?.ret, -2); // ENOENT
   const failed = await recipe(
     "opensnoop",
@@ -53,7 +62,8 @@ Deno.test("opensnoop shows a command's opens, with results; -x only the failed o
     "-x",
     "--json",
   );
-  const paths = failed.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  equal(failed.code, 0, failed.stderr);
+  const paths = eventsOf<Open>(failed.stdout, "json", "open");
   ok(paths.every((l) => l.ret < 0));
   ok(paths.some((l) => l.path === "/nonexistent-opensnoop"));
 });
