@@ -8,8 +8,11 @@
  *   tools/run scripts/funclatency.ts --demo                    libc's getppid on a built-in workload
  *   tools/run scripts/funclatency.ts -f libc:malloc -p 1234 -d 10s
  *   tools/run scripts/funclatency.ts -f vfs_read -a -d 5s --per-process
+ *
+ * JSON (--format json|ndjson): the histogram as an `aggregation` record named `FUNCTION (us)`,
+ * keyed by comm with --per-process.
  */
-import { aggregationJson, kprobe, kretprobe, span, uprobe, uretprobe } from "../mod.ts";
+import { kprobe, kretprobe, span, uprobe, uretprobe } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 await recipe({
@@ -46,8 +49,7 @@ await recipe({
       ? timed.hist(us, { by: (e) => e.comm, title: `${f} (us)` })
       : timed.hist(us, { title: `${f} (us)` });
     return () => {
-      const data = hist.read();
-      if (o.json) console.log(JSON.stringify(data && aggregationJson(data)));
+      if (o.records) o.records.aggregation(hist.read()!);
       else hist.print();
     };
   },

@@ -9,6 +9,10 @@
  *
  * Totals are in microseconds. --folded prints one line per stack (flame graph tools' input),
  * --svg FILE writes an off-CPU flame graph. Preemptions count too (time spent runnable).
+ *
+ * JSON (--format json|ndjson): the totals as an `aggregation` record named `offcpu_us`, every
+ * stack (not only --top), keyed by comm, ustack and kstack (those --stacks chose; each an array
+ * of frames, leaf first), its values microseconds.
  */
 import {
   flameGraphSvg,
@@ -18,7 +22,7 @@ import {
   type OnCpuEvent,
   sched,
 } from "../mod.ts";
-import { recipe } from "../recipe.ts";
+import { recipe, UsageError } from "../recipe.ts";
 
 const TITLE = "offcpu_us";
 
@@ -43,6 +47,7 @@ await recipe({
   },
   demo: "for i in 1 2 3 4 5; do sleep 0.1; done",
   setup(o) {
+    if (o.folded && o.json) throw new UsageError("--folded is text: give it without --format json");
     // Kernel lambdas see only the event and params: one lambda per choice.
     const by = o.stacks === "kernel"
       ? (e: OnCpuEvent) => [e.comm, e.kstack]
@@ -55,20 +60,17 @@ await recipe({
       })
       .sum((e) => e.offcpuNs! / 1000, { by, title: TITLE, size: 65536 });
     return () => {
-      const data = totals.read();
-      const stacks = data ? foldStacks(data) : [];
+      const data = totals.read()!;
+      const stacks = foldStacks(data);
       const total = stacks.reduce((n, s) => n + s.count, 0);
-      if (data && data.lost > 0) {
+      if (data.lost > 0) {
         console.error(
           `offcputime: ${data.lost} waits not summed: more than ${data.capacity} stacks`,
         );
       }
       if (o.svg) Deno.writeTextFileSync(o.svg, flameGraphSvg(stacks, "Off-CPU time (us)"));
-      if (o.json) {
-        console.log(
-          JSON.stringify({ unit: "us", total_us: total, stacks: stacks.slice(0, o.top) }),
-        );
-      } else if (o.folded) console.log(foldedText(stacks));
+      if (o.records) o.records.aggregation(data);
+      else if (o.folded) console.log(foldedText(stacks));
       else console.log(formatStacks(stacks, o.top));
       console.error(`offcputime: ${total} us off CPU in ${stacks.length} stacks`);
     };

@@ -14,6 +14,11 @@
  * graph that opens in a browser (click to zoom, Search to highlight). The number of samples
  * goes to stderr. User stacks need frame pointers in the profiled code (most distributions'
  * libraries lack them below the first frame).
+ *
+ * JSON (--format json|ndjson): the counts as an `aggregation` record named `stacks`, every
+ * stack (not only --top), keyed by comm, ustack and kstack (those --stacks chose; each an array
+ * of frames, leaf first), the same as probe writes for
+ * `profile({ hz: 99 }).count((e) => [e.comm, e.ustack, e.kstack])`.
  */
 import {
   flameGraphSvg,
@@ -23,7 +28,7 @@ import {
   profile,
   type ProfileEvent,
 } from "../mod.ts";
-import { recipe } from "../recipe.ts";
+import { recipe, UsageError } from "../recipe.ts";
 
 const TITLE = "stacks";
 
@@ -56,6 +61,7 @@ await recipe({
   },
   demo: "end=$(($(date +%s) + 2)); while [ $(date +%s) -lt $end ]; do :; done",
   setup(o) {
+    if (o.folded && o.json) throw new UsageError("--folded is text: give it without --format json");
     const samples = profile({ hz: o.frequency });
     // Kernel lambdas see only the event: one lambda per choice.
     const by = o.stacks === "kernel"
@@ -65,10 +71,10 @@ await recipe({
       : (e: ProfileEvent) => [e.comm, e.ustack, e.kstack];
     const counts = samples.count(by, { title: TITLE, size: 65536 });
     return () => {
-      const data = counts.read();
-      const stacks = data ? foldStacks(data).sort((a, b) => b.count - a.count) : [];
+      const data = counts.read()!;
+      const stacks = foldStacks(data).sort((a, b) => b.count - a.count);
       const total = stacks.reduce((n, s) => n + s.count, 0);
-      if (data && data.lost > 0) {
+      if (data.lost > 0) {
         console.error(
           `profile: ${data.lost} samples not counted: more than ${data.capacity} stacks`,
         );
@@ -76,9 +82,8 @@ await recipe({
       if (o.svg) {
         Deno.writeTextFileSync(o.svg, flameGraphSvg(stacks, `CPU profile, ${o.frequency} Hz`));
       }
-      if (o.json) {
-        console.log(JSON.stringify({ samples: total, stacks: stacks.slice(0, o.top) }));
-      } else if (o.folded) console.log(foldedText(stacks));
+      if (o.records) o.records.aggregation(data);
+      else if (o.folded) console.log(foldedText(stacks));
       else console.log(formatStacks(stacks, o.top));
       console.error(`profile: ${total} samples, ${stacks.length} distinct stacks`);
     };

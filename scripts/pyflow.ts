@@ -8,8 +8,12 @@
  *   tools/run scripts/pyflow.ts --demo                   a built-in Python workload
  *   tools/run scripts/pyflow.ts -p 1234 -d 10s --top 20
  *   tools/run scripts/pyflow.ts --python /usr/bin/python3.11 -c 'python3 app.py'
+ *
+ * JSON (--format json|ndjson): a `table` record named `functions`, its rows the text's lines
+ * (file, function, calls; most calls first), its summary total (calls), distinct (functions)
+ * and lost (calls not counted: the map was full).
  */
-import { aggregationJson, printable, usdt } from "../mod.ts";
+import { printable, usdt } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 await recipe({
@@ -40,8 +44,13 @@ await recipe({
         function: String(r.key[1]),
         calls: (r.value as { value: number }).value,
       })).sort((a, b) => b.calls - a.calls);
-      if (o.json) {
-        console.log(JSON.stringify({ ...aggregationJson(data), rows: rows.slice(0, o.top) }));
+      if (o.records) {
+        const total = rows.reduce((n, r) => n + r.calls, 0);
+        o.records.table("functions", rows.slice(0, o.top), {
+          total,
+          distinct: rows.length,
+          lost: data.lost,
+        });
         return;
       }
       console.log(`${"CALLS".padStart(8)}  FUNCTION (FILE)`);

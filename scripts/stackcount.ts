@@ -4,8 +4,12 @@
  * `uprobe:TARGET:FUNC`, `syscall:NAME:entry`.
  *
  *   tools/run scripts/stackcount.ts --demo                   block_rq_issue on a built-in workload
- *   tools/run scripts/stackcount.ts tracepoint:sched:sched_process_fork -a -d 5s
- *   tools/run scripts/stackcount.ts uprobe:libc:malloc -p 1234 --stacks user --folded
+ *   tools/run scripts/stackcount.ts --probe tracepoint:sched:sched_process_fork -d 5s
+ *   tools/run scripts/stackcount.ts --probe uprobe:libc:malloc -p 1234 --stacks user --folded
+ *
+ * JSON (--format json|ndjson): the counts as an `aggregation` record named after PROBE, every
+ * stack (not only --top), keyed by comm, ustack and kstack (those --stacks chose; each an array
+ * of frames, leaf first).
  */
 import {
   foldedText,
@@ -45,8 +49,8 @@ await recipe({
   name: "stackcount",
   description: "Count the stacks that reach a probe, in the kernel.",
   examples: [
-    "stackcount                                   block requests issued, by stack",
-    "stackcount -p 1234 uprobe:libc:malloc --stacks user",
+    "stackcount --demo                            block requests issued, by stack",
+    "stackcount -p 1234 --probe uprobe:libc:malloc --stacks user",
   ],
   options: {
     probe: {
@@ -66,6 +70,7 @@ await recipe({
   demo: "dd if=/dev/zero of=/var/tmp/.stackcount.$$ bs=64k count=32 oflag=direct status=none; " +
     "rm -f /var/tmp/.stackcount.$$",
   setup(o) {
+    if (o.folded && o.json) throw new UsageError("--folded is text: give it without --format json");
     const s = streamOf(o.probe);
     // deno-lint-ignore no-explicit-any
     type E = any;
@@ -74,10 +79,11 @@ await recipe({
       : o.stacks === "user"
       ? (e: E) => [e.comm, e.ustack]
       : (e: E) => [e.comm, e.ustack, e.kstack];
-    const counts = s.count(by, { title: "stacks", size: 65536 });
+    const counts = s.count(by, { title: o.probe, size: 65536 });
     return () => {
-      const stacks = foldStacks(counts.read()!);
-      if (o.json) console.log(JSON.stringify({ probe: o.probe, stacks: stacks.slice(0, o.top) }));
+      const data = counts.read()!;
+      const stacks = foldStacks(data);
+      if (o.records) o.records.aggregation(data);
       else if (o.folded) console.log(foldedText(stacks));
       else console.log(formatStacks(stacks, o.top));
     };

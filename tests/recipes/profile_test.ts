@@ -37,13 +37,15 @@ Deno.test("profile --folded: one line per stack, counts summing to the samples; 
   });
 });
 
-Deno.test("profile --help lists its options; a bad frequency is one line, exit 2", async () => {
+Deno.test("profile --help lists its options; a bad frequency, or --folded with JSON, is one line, exit 2", async () => {
   const help = await recipe("profile", "--help");
   equal(help.code, 0);
   for (const o of ["--frequency", "--stacks", "--folded", "--svg", "--top"]) {
     ok(help.stdout.includes(o), o);
   }
-  const bad = await recipe("profile", "-F", "0");
-  equal(bad.code, 2);
-  equal(lines(bad.stderr).length, 1, bad.stderr);
+  for (const args of [["-F", "0"], ["--folded", "--format", "json"]]) {
+    const bad = await recipe("profile", ...args);
+    equal(bad.code, 2);
+    equal(lines(bad.stderr).length, 1, bad.stderr);
+  }
 });

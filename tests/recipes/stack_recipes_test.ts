@@ -3,9 +3,15 @@
  * known.
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { aggregationsOf, tableOf } from "../fixtures/records.ts";
 import { lines, recipe } from "../fixtures/subprocess.ts";
 
-type Stack = { frames: string[]; count: number };
+/** The one aggregation of a recipe's --format `format` output. */
+function theAggregation(text: string, format: "json" | "ndjson") {
+  const all = aggregationsOf(text, format);
+  equal(all.length, 1, text);
+  return all[0];
+}
 
 Deno.test("offcputime: a process that sleeps 200 ms ten times was off CPU 2 s, in its sleep's stack", async () => {
   const r = await recipe(
@@ -13,34 +19,45 @@ Deno.test("offcputime: a process that sleeps 200 ms ten times was off CPU 2 s, i
     "--json",
     "--stacks",
     "kernel",
-    "--top",
-    "1000",
     "-c",
     "perl -e 'select(undef, undef, undef, 0.2) for 1..10'",
   );
   equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { unit: string; stacks: Stack[] };
-  equal(out.unit, "us");
+  const off = theAggregation(r.stdout, "json");
+  equal([off.name, off.kind, off.keys], ["offcpu_us", "sum", ["comm", "kstack"]]);
   // The sleeps share one stack: 2 s within 5% (perl's start waits on other things too).
-  const perl = out.stacks.filter((s) => s.frames[0] === "perl").sort((a, b) => b.count - a.count);
-  ok(Math.abs(perl[0].count - 2e6) <= 0.05 * 2e6, `perl's top stack off CPU ${perl[0].count} us`);
-  ok(perl[0].frames.some((f) => /schedule/.test(f)), r.stdout);
+  const perl = off.rows.flatMap((s) =>
+    s.key.comm === "perl" && "value" in s ? [{ us: s.value as number, kstack: s.key.kstack }] : []
+  ).sort((a, b) => b.us - a.us);
+  ok(Math.abs(perl[0].us - 2e6) <= 0.05 * 2e6, `perl's top stack off CPU ${perl[0].us} us`);
+  ok((perl[0].kstack as string[]).some((f) => /schedule/.test(f)), r.stdout);
 });
 
+const FORKS = ["--probe", "tracepoint:sched:sched_process_fork", "-c"];
+const FORK5 = "perl -e 'for (1..5) { fork() || exit 0; wait }'";
+
 Deno.test("stackcount: every fork of a process is counted, in the stack of the kernel's clone", async () => {
-  const r = await recipe(
-    "stackcount",
-    "--probe",
-    "tracepoint:sched:sched_process_fork",
-    "--folded",
-    "-c",
-    "perl -e 'for (1..5) { fork() || exit 0; wait }'",
-  );
+  const r = await recipe("stackcount", "--folded", ...FORKS, FORK5);
   equal(r.code, 0, r.stderr);
   const perl = lines(r.stdout).filter((l) => l.startsWith("perl;"));
   const count = perl.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
   equal(count, 5, r.stdout);
   ok(perl.every((l) => /;kernel_clone(\+\d+)?[; ]/.test(l)), r.stdout);
+});
+
+Deno.test("stackcount --format ndjson: the counts as an aggregation named after the probe, stacks leaf first", async () => {
+  const r = await recipe("stackcount", "--format", "ndjson", ...FORKS, FORK5);
+  equal(r.code, 0, r.stderr);
+  const counts = theAggregation(r.stdout, "ndjson");
+  equal([counts.name, counts.kind, counts.keys], [FORKS[1], "count", ["comm", "kstack"]]);
+  const perl = counts.rows.filter((s) => s.key.comm === "perl");
+  equal(perl.reduce((n, s) => n + ("value" in s ? s.value as number : 0), 0), 5, r.stdout);
+  // Leaf first: kernel_clone (or the tracepoint's frames above it) first, the syscall's entry last.
+  const stacks = perl.map((s) => s.key.kstack as string[]);
+  ok(stacks.every((k) => k.some((f) => /^kernel_clone/.test(f))), r.stdout);
+  ok(stacks.every((k) => /^entry_SYSCALL_64/.test(k.at(-1)!)), r.stdout);
+  const both = await recipe("stackcount", "--folded", "--json", ...FORKS, "true");
+  equal([both.code, lines(both.stderr).length], [2, 1], both.stderr);
 });
 
 const SLEEPER = `
@@ -60,21 +77,16 @@ Deno.test("funclatency: each of N calls of a function that sleeps 500 us timed, 
     }).output();
     ok(gcc.success, new TextDecoder().decode(gcc.stderr));
     const n = 200;
-    const r = await recipe(
-      "funclatency",
-      "--json",
-      "-f",
-      `${dir}/work:tsp_work`,
-      "-c",
-      `${dir}/work ${n}`,
-    );
+    const f = `${dir}/work:tsp_work`;
+    const r = await recipe("funclatency", "--json", "-f", f, "-c", `${dir}/work ${n}`);
     equal(r.code, 0, r.stderr);
-    const [row] = JSON.parse(r.stdout).rows as Array<
-      { count: number; buckets: Array<{ low: number; high: number | null; count: number }> }
-    >;
+    const hist = theAggregation(r.stdout, "json");
+    equal([hist.name, hist.kind, hist.rows.length], [`${f} (us)`, "hist", 1]);
+    const [row] = hist.rows;
+    ok("buckets" in row, JSON.stringify(row));
     equal(row.count, n);
     // usleep(500) sleeps at least 500 us: nothing in a bucket below 256.
-    ok(row.buckets.every((b) => b.count === 0 || b.low >= 256), JSON.stringify(row.buckets));
+    ok(row.buckets.every((b) => b.low !== null && b.low >= 256), JSON.stringify(row.buckets));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -90,9 +102,11 @@ Deno.test("pyflow: a known script's functions with their exact call counts", asy
     );
     const r = await recipe("pyflow", "--json", "--top", "1000", "-c", `/usr/bin/python3 ${script}`);
     equal(r.code, 0, r.stderr);
-    const rows = JSON.parse(r.stdout).rows as Array<
-      { file: string; function: string; calls: number }
-    >;
+    const { rows } = tableOf<{ file: string; function: string; calls: number }>(
+      r.stdout,
+      "json",
+      "functions",
+    );
     const mine = Object.fromEntries(
       rows.filter((x) => x.file === script).map((x) => [x.function, x.calls]),
     );
