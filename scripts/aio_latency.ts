@@ -4,88 +4,36 @@
  * as log2 histograms in microseconds per process, file or opcode, like biolatency. Everything
  * is counted in the kernel; only the histograms reach JavaScript.
  *
- *   deno run -A scripts/aio_latency.ts                 a built-in AIO workload, traced
- *   deno run -A scripts/aio_latency.ts -p 1234 -i 1s   one process, a histogram each second
- *   deno run -A scripts/aio_latency.ts -c "fio job.fio" --by fd
+ *   tools/run scripts/aio_latency.ts --demo               a built-in AIO workload, traced
+ *   tools/run scripts/aio_latency.ts -p 1234 -i 1s        one process, a histogram each second
+ *   tools/run scripts/aio_latency.ts -c "fio job.fio" --by fd
+ *
+ * Under the histograms: a note when most requests submitted were never reaped with a syscall
+ * (the blind spot: the application reaps from the mapped ring in user space), and on stderr
+ * the aio provider's counters (submitted, reaped and timed, reaped without a seen submit,
+ * cancelled, lost).
+ *
+ * JSON (`--json`, `--format ndjson`): records of the `table` type named `groups` (with -i one
+ * per interval, then one of the rest), a row per histogram, `{ kind: "aio" | "uring", key,
+ * count, mean_us, p50_us, p99_us, max_us, buckets: [{ low, high, count }] }`, `key` as the text
+ * names the histogram ("dd (pid 42)", "pid 42 fd 3 /var/tmp/f", "PREAD", "io_uring READ"). The
+ * last table's summary holds the counters and the blind spot: `{ submitted, reaped, unmatched,
+ * cancelled, lost, blind_spot }`, `blind_spot` null when there is none.
  */
-import { parseArgs } from "node:util";
 import {
   type AggregationData,
   aio,
   AIO_COUNTERS,
   formatAggregation,
-  parseDuration,
+  intervalHeader,
   printable,
-  printableJson,
-  quantile,
-  run,
-  type RunSummary,
   uringOpName,
 } from "../mod.ts";
-import { isUsageError, micros, programProblem } from "../recipe.ts";
+import { recipe, summarize, summaryLine } from "../recipe.ts";
 import { AioContext, alignedBuffer, Fd, PREAD, PWRITE } from "../workload.ts";
-
-const USAGE = `usage: aio_latency.ts [options]
-Latency of Linux native AIO requests (io_submit to reap) and io_uring requests.
-
-  (no target)           run a built-in AIO workload (libaio, O_DIRECT) and trace it
-  --demo                the same, explicitly
-  -p, --pid PID         trace this process
-  -c, --command CMD     run CMD (through sh) and trace it and its children
-  -a, --all             trace every process, until Ctrl-C or --duration
-  -d, --duration D      stop after D (500ms, 10s, 2m)
-  -i, --interval I      print (and reset) the histograms every I
-  --by KEY              histograms per process (default), fd or opcode
-  --json                print JSON instead of text
-  -h, --help            this text`;
 
 const MODES = ["process", "fd", "opcode"] as const;
 type Mode = (typeof MODES)[number];
-
-function usage(message: string): never {
-  console.error(`aio_latency: ${message} (see --help)`);
-  Deno.exit(2);
-}
-
-function parse() {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: Deno.args,
-      options: {
-        demo: { type: "boolean" },
-        pid: { type: "string", short: "p" },
-        command: { type: "string", short: "c" },
-        all: { type: "boolean", short: "a" },
-        duration: { type: "string", short: "d" },
-        interval: { type: "string", short: "i" },
-        by: { type: "string", default: "process" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        // Internal: run the demo workload in a temporary file in this directory.
-        workload: { type: "string" },
-      },
-    });
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  const o = parsed.values;
-  if (!MODES.includes(o.by as Mode)) usage(`--by '${o.by}' is not one of ${MODES.join(", ")}`);
-  const pid = o.pid === undefined ? undefined : Number(o.pid);
-  if (pid !== undefined && (!Number.isInteger(pid) || pid <= 0)) {
-    usage(`--pid '${o.pid}' is not a process id`);
-  }
-  if ([o.pid, o.command, o.all, o.demo].filter((x) => x !== undefined).length > 1) {
-    usage("give at most one of --pid, --command, --all, --demo");
-  }
-  try {
-    if (o.duration !== undefined) parseDuration(o.duration);
-    if (o.interval !== undefined) parseDuration(o.interval, true);
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  return { ...o, by: o.by as Mode, pid };
-}
 
 /** The demo: random 4 KiB reads and writes at depth 8 with libaio on a temporary file. */
 function workload(dir: string): void {
@@ -126,149 +74,40 @@ function workload(dir: string): void {
   }
 }
 
-const opts = parse();
-const problem = opts.command === undefined ? undefined : await programProblem(opts.command);
-if (problem) usage(`--command '${opts.command}': ${problem}`);
-if (opts.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-if (opts.workload) {
-  workload(opts.workload);
+// The demo runs this same file as `aio_latency.ts --workload DIR`: the workload's entry
+// point, not an option of the recipe.
+if (Deno.args[0] === "--workload") {
+  workload(Deno.args[1]);
   Deno.exit(0);
 }
 
-const demo = opts.pid === undefined && opts.command === undefined && !opts.all;
-
-let command: string[] | undefined;
-if (demo) {
-  // This same file runs the workload, wherever it came from (a path or a URL).
-  const remote = !import.meta.url.startsWith("file:");
-  command = [
-    Deno.execPath(),
-    "run",
-    "-A",
-    ...(remote ? ["--no-lock"] : []),
-    import.meta.url,
-    "--workload",
-    "/var/tmp",
-  ];
-  if (!opts.json) console.error("aio_latency: tracing a built-in workload (libaio, 4096 requests)");
-} else if (opts.command) {
-  command = ["sh", "-c", opts.command];
+/** The counters of the line on stderr (and of the last table's summary in JSON). */
+interface Counts {
+  submitted: number;
+  reaped: number;
+  unmatched: number;
+  cancelled: number;
+  lost: number;
 }
 
-const reaps = aio.on("reap");
-// io_uring is timed where the kernel has its tracepoints; elsewhere a note says it is not.
-const uring = aio.on("uring", undefined, { optional: true });
-const clear = opts.interval !== undefined;
-// One histogram per key; it keeps count, sum, min and max beside its buckets.
-const inMicros = (e: { latencyNs: number }) => e.latencyNs / 1000;
-const hist = opts.by === "process"
-  ? reaps.hist(inMicros, { by: (e) => [e.comm, e.pid], clear })
-  : opts.by === "fd"
-  ? reaps.hist(inMicros, { by: (e) => [e.pid, e.fd], clear })
-  : reaps.hist(inMicros, { by: (e) => e.op, clear });
-const uringHist = uring.hist(inMicros, { by: (e) => e.opcode, clear });
-
-function label(k: unknown[], kind: "aio" | "uring"): string {
-  if (kind === "uring") return `io_uring ${uringOpName(k[0])}`;
-  switch (opts.by) {
-    case "process":
-      return `${k[0]} (pid ${k[1]})`;
-    case "fd":
-      return `pid ${k[0]} fd ${k[1]} ${fdNames.get(`${k[0]}:${k[1]}`) || "(closed)"}`;
-    case "opcode":
-      return String(k[0]);
-  }
-}
-
-interface Group {
-  kind: "aio" | "uring";
-  key: string;
-  count: number;
-  meanUs: number;
-  p50Us: number | undefined;
-  p99Us: number | undefined;
-  maxUs: number;
-  hist: AggregationData;
-}
-
-function groups(kind: "aio" | "uring", data: AggregationData | undefined): Group[] {
-  return (data?.rows ?? []).flatMap((row) => {
-    if (row.value.kind !== "hist" || !row.value.stats) return [];
-    const { buckets, stats } = row.value;
-    // The text names the histogram after the comm or path: escaped there (JSON escapes its own).
-    const name = `${kind} usecs, ${printable(label(row.key, kind))}`;
-    return [{
-      kind,
-      key: label(row.key, kind),
-      count: stats.count,
-      meanUs: stats.sum / stats.count,
-      p50Us: quantile(buckets, 0.5, stats),
-      p99Us: quantile(buckets, 0.99, stats),
-      maxUs: stats.max,
-      hist: { ...data!, name, keyNames: [], rows: [{ key: [], value: row.value }] },
-    }];
-  });
+function counts(counters: Record<string, number>): Counts {
+  const c = (name: keyof Counts) => counters[AIO_COUNTERS[name]] ?? 0;
+  return {
+    submitted: c("submitted"),
+    reaped: c("reaped"),
+    unmatched: c("unmatched"),
+    cancelled: c("cancelled"),
+    lost: c("lost"),
+  };
 }
 
 /** What the counters say about requests this tool cannot time. */
-function blindSpot(counters: Record<string, number>): string | undefined {
-  const submitted = counters[AIO_COUNTERS.submitted] ?? 0;
-  const reaped = counters[AIO_COUNTERS.reaped] ?? 0;
+function blindSpot({ submitted, reaped }: Counts): string | undefined {
   if (submitted === 0 || reaped >= submitted * 0.5) return undefined;
   return `${submitted - reaped} of ${submitted} requests submitted with io_submit were never ` +
     `reaped with io_getevents or io_pgetevents: the application reaps completions from the ` +
     `mapped ring in user space (e.g. fio --userspace_reap=1), which no syscall shows, so ` +
     `their latency cannot be measured here`;
-}
-
-/**
- * Prints the histograms: those of an interval (`snapshot`, in the order they were made: aio,
- * then io_uring) or, at the end, what is left in the kernel.
- */
-function report(
-  counters: Record<string, number>,
-  final: boolean,
-  snapshot = [hist.read(), uringHist.read()],
-): void {
-  const all = [...groups("aio", snapshot[0]), ...groups("uring", snapshot[1])];
-  const blind = blindSpot(counters);
-  if (opts.json) {
-    console.log(printableJson({
-      groups: all.map((g) => ({
-        kind: g.kind,
-        key: g.key,
-        count: g.count,
-        mean_us: g.meanUs,
-        p50_us: g.p50Us,
-        p99_us: g.p99Us,
-        max_us: g.maxUs,
-        buckets: g.hist.rows[0].value.kind === "hist"
-          ? g.hist.rows[0].value.buckets.filter((b) => b.count).map((b) => ({
-            low: Number.isFinite(b.low) ? b.low : null,
-            high: b.high ?? null,
-            count: b.count,
-          }))
-          : [],
-      })),
-      counters,
-      blind_spot: blind ?? null,
-    }));
-    return;
-  }
-  if (all.length === 0 && final) console.log("aio_latency: no AIO request was reaped");
-  for (const g of all) {
-    console.log(formatAggregation(g.hist));
-    console.log(
-      `count ${g.count}, mean ${micros(g.meanUs)}, p50 ${micros(g.p50Us)}, p99 ${
-        micros(g.p99Us)
-      }, ` +
-        `max ${micros(g.maxUs)}\n`,
-    );
-  }
-  if (blind) console.log(`aio_latency: blind spot: ${blind}`);
 }
 
 /** Where fd `fd` of process `pid` points now; "" when it is closed or the process gone. */
@@ -280,35 +119,140 @@ function fdPath(pid: number, fd: number): string {
   }
 }
 
-// Files are named while their processes still hold them open: the keys seen are looked up
-// every 100 ms, and their paths kept for the report (which may come after the exit).
-const fdNames = new Map<string, string>();
-const namer = opts.by !== "fd" ? undefined : setInterval(() => {
-  for (const row of hist.read()?.rows ?? []) {
-    const id = `${row.key[0]}:${row.key[1]}`;
-    if (!fdNames.get(id)) fdNames.set(id, fdPath(row.key[0] as number, row.key[1] as number));
-  }
-}, 100);
-const summary: RunSummary = await run({
-  pid: opts.pid,
-  command,
-  duration: opts.duration,
-  interval: opts.interval,
-  // Each interval's data comes as read (and cleared) by the session: nothing is lost.
-  onInterval: (data) => report({}, false, data),
-  printAggregations: false,
-}).catch((e): never => {
-  // A pid that is not there: one line, as for the options above.
-  if (isUsageError(e)) usage((e as Error).message);
-  throw e;
+/** Prints one interval's histograms: set up with the probes. */
+let intervalReport: ((data: AggregationData[]) => void) | undefined;
+
+// This same file runs the workload, wherever it came from (a path or a URL).
+const remote = !import.meta.url.startsWith("file:");
+
+await recipe({
+  name: "aio_latency",
+  description: "Latency of Linux native AIO requests (io_submit to reap) and io_uring requests\n" +
+    "(submission to completion) as log2 histograms in microseconds, timed in the kernel.",
+  examples: [
+    "aio_latency --demo                     trace a built-in AIO workload (libaio, O_DIRECT)",
+    "aio_latency -p 1234 -i 1s              one process, a histogram each second",
+    'aio_latency -c "fio job.fio" --by fd   one command, a histogram per file',
+  ],
+  options: {
+    by: {
+      type: "string",
+      default: "process",
+      choices: MODES,
+      help: "a histogram per BY; fd names each fd's file",
+    },
+  },
+  demo: [
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...(remote ? ["--no-lock"] : []),
+    import.meta.url,
+    "--workload",
+    "/var/tmp",
+  ],
+  setup(o) {
+    const by = o.by as Mode;
+    const reaps = aio.on("reap");
+    // io_uring is timed where the kernel has its tracepoints; elsewhere a note says it is not.
+    const uring = aio.on("uring", undefined, { optional: true });
+    // Titled apart: each interval's data is told apart by name.
+    const options = { clear: o.interval !== undefined, title: "aio usecs" };
+    // One histogram per key; it keeps count, sum, min and max beside its buckets.
+    const inMicros = (e: { latencyNs: number }) => e.latencyNs / 1000;
+    const hist = by === "process"
+      ? reaps.hist(inMicros, { by: (e) => [e.comm, e.pid], ...options })
+      : by === "fd"
+      ? reaps.hist(inMicros, { by: (e) => [e.pid, e.fd], ...options })
+      : reaps.hist(inMicros, { by: (e) => e.op, ...options });
+    const uringHist = uring.hist(inMicros, {
+      by: (e) => e.opcode,
+      ...options,
+      title: "uring usecs",
+    });
+
+    // Files are named while their processes still hold them open: the keys seen are looked
+    // up every 100 ms, and their paths kept for the report (which may come after the exit).
+    const fdNames = new Map<string, string>();
+    const namer = by !== "fd" ? undefined : setInterval(() => {
+      for (const row of hist.read()?.rows ?? []) {
+        const id = `${row.key[0]}:${row.key[1]}`;
+        if (!fdNames.get(id)) fdNames.set(id, fdPath(row.key[0] as number, row.key[1] as number));
+      }
+    }, 100);
+
+    const label = (k: unknown[], kind: "aio" | "uring"): string => {
+      if (kind === "uring") return `io_uring ${uringOpName(k[0])}`;
+      switch (by) {
+        case "process":
+          return `${k[0]} (pid ${k[1]})`;
+        case "fd":
+          return `pid ${k[0]} fd ${k[1]} ${fdNames.get(`${k[0]}:${k[1]}`) || "(closed)"}`;
+        case "opcode":
+          return String(k[0]);
+      }
+    };
+
+    const groups = (kind: "aio" | "uring", data: AggregationData | undefined) =>
+      (data?.rows ?? []).flatMap((row) => {
+        const s = summarize(row.value);
+        if (!s) return [];
+        const key = label(row.key, kind);
+        // The text names the histogram after the comm or path: escaped there (records escape
+        // their own).
+        const name = `${kind} usecs, ${printable(key)}`;
+        return [{
+          kind,
+          key,
+          s,
+          hist: { ...data!, name, keyNames: [], rows: [{ ...row, key: [] }] },
+        }];
+      });
+
+    /**
+     * Prints the histograms: those of an interval (`snapshot`, in the order they were made:
+     * aio, then io_uring) or, at the end (with the run's counters), what is left in the kernel.
+     */
+    const report = (
+      snapshot: (AggregationData | undefined)[],
+      end?: Counts,
+    ) => {
+      const all = [...groups("aio", snapshot[0]), ...groups("uring", snapshot[1])];
+      const blind = end && blindSpot(end);
+      if (o.records) {
+        const rows = all.map(({ kind, key, s }) => ({
+          kind,
+          key,
+          count: s.count,
+          mean_us: s.mean,
+          p50_us: s.p50,
+          p99_us: s.p99,
+          max_us: s.max,
+          buckets: s.buckets,
+        }));
+        o.records.table("groups", rows, end && { ...end, blind_spot: blind ?? null });
+        return;
+      }
+      if (!end) console.log(intervalHeader());
+      if (all.length === 0 && end) console.log("aio_latency: no AIO request was reaped");
+      for (const g of all) console.log(`${formatAggregation(g.hist)}\n${summaryLine(g.s)}\n`);
+      if (blind) console.log(`aio_latency: blind spot: ${blind}`);
+    };
+
+    // Each interval's data comes as read (and cleared) by the session: nothing is lost.
+    intervalReport = (data) =>
+      report([data.find((d) => d.name === hist.name), data.find((d) => d.name === uringHist.name)]);
+    return (summary) => {
+      clearInterval(namer);
+      const c = counts(summary.counters);
+      report([hist.read(), uringHist.read()], c);
+      if (!o.records) {
+        console.error(
+          `aio_latency: ${c.submitted} submitted, ${c.reaped} reaped and timed, ${c.unmatched} ` +
+            `reaped without a seen submit, ${c.cancelled} cancelled, ${c.lost} lost`,
+        );
+      }
+    };
+  },
+  run: () => ({ onInterval: (data) => intervalReport?.(data) }),
 });
-clearInterval(namer);
-report(summary.counters, true);
-if (!opts.json) {
-  const c = summary.counters;
-  console.error(
-    `aio_latency: ${c[AIO_COUNTERS.submitted] ?? 0} submitted, ${c[AIO_COUNTERS.reaped] ?? 0} ` +
-      `reaped and timed, ${c[AIO_COUNTERS.unmatched] ?? 0} reaped without a seen submit, ` +
-      `${c[AIO_COUNTERS.cancelled] ?? 0} cancelled, ${c[AIO_COUNTERS.lost] ?? 0} lost`,
-  );
-}

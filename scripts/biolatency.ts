@@ -33,11 +33,12 @@
  * computed in the kernel: R and W are synchronous reads and writes, RA readahead, WA writeback,
  * "-" flushes and discards (neither a read nor a write).
  *
- * JSON (`--json`; with -i one object per line and interval, each of the I/O since the last):
- * `{ unit: "us", measured: "issue" | "queued", groups: [{ disk, flags?, count, mean_us, p50_us,
- * p99_us, min_us, max_us, buckets: [{ low, high, count }] }], lost }`, groups largest count
- * last; `low` null stands for negative values, `high` null for no upper bound; `lost` is the
- * updates the kernel could not make because a map was full.
+ * JSON (`--json`, `--format ndjson`): records of the `table` type named `disks` (with -i one
+ * per interval, each of the I/O since the last, then one of the rest), a row per histogram,
+ * `{ disk, flags?, count, mean_us, p50_us, p99_us, min_us, max_us, buckets: [{ low, high, count
+ * }] }`, largest count last; `low` null stands for negative values, `high` null for no upper
+ * bound. Its summary: `{ unit: "us", measured: "issue" | "queued", lost }`, `lost` the updates
+ * the kernel could not make because a map was full.
  *
  * @module
  */
@@ -49,6 +50,7 @@ import {
   type BufInfo,
   type DevInfo,
   formatAggregation,
+  intervalHeader,
   io,
   type IoDoneEvent,
   type Params,
@@ -305,13 +307,12 @@ await recipe({
         if (r.value.kind === "hist") pairing.paired += r.value.count;
       }
       const lost = (issuedData?.lost ?? 0) + (queuedData?.lost ?? 0);
-      if (o.json) {
-        console.log(JSON.stringify({
+      if (o.records) {
+        o.records.table("disks", all.map(({ hist: _, ...g }) => g), {
           unit: "us",
           measured: o.queued ? "queued" : "issue",
-          groups: all.map(({ hist: _, ...g }) => g),
           lost,
-        }));
+        });
         return;
       }
       if (all.length === 0) console.log("biolatency: no block I/O completed");
@@ -328,12 +329,12 @@ await recipe({
     };
     const find = (data: AggregationData[], name: string) => data.find((d) => d.name === name);
     intervalReport = (data) => {
-      if (!o.json) console.log(new Date().toTimeString().slice(0, 8));
+      if (!o.records) console.log(intervalHeader());
       report(find(data, issued.name), merged(queued.map((q) => find(data, q.name))));
     };
     return () => {
       report(issued.read(), merged(queued.map((q) => q.read())));
-      if (o.queued && !o.json) {
+      if (o.queued && !o.records) {
         console.error(
           `biolatency: ${pairing.paired} of ${pairing.issued} completions on request-based ` +
             `disks paired with their request's creation (the others: created before tracing, ` +

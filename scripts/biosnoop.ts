@@ -5,7 +5,7 @@
  *
  *   deno run -A scripts/biosnoop.ts --demo                a built-in direct-I/O workload
  *   deno run -A scripts/biosnoop.ts -a -d 10s --disk vda  every process's I/O on vda for 10 s
- *   deno run -A scripts/biosnoop.ts -p 1234 --json        one process, one JSON object per I/O
+ *   deno run -A scripts/biosnoop.ts -p 1234 --json        one process, one JSON record per I/O
  *
  * Columns: TIME(s) is the completion's time in seconds since the first I/O issued while
  * tracing; LAT(ms) is io:done's `latencyNs`, from the I/O's issue to the device (block_rq_issue,
@@ -32,21 +32,14 @@
  * sector and the flush requests the kernel makes have no submission: their COMM and PID print
  * as `?`; submissions left waiting are forgotten, oldest first, past 65536.
  *
- * JSON (`--json`): one object per I/O and line, `{ time_s, comm, pid, disk, rw, sector, bytes,
- * latency_ns, file, error }`, with `comm` and `pid` null where the submission is not known (`?` in text), and
- * `error` the errno of a failed I/O (0 on success).
+ * JSON (`--json`, `--format ndjson`): a record of the `event` type named `biosnoop` per I/O,
+ * its data `{ time_s, comm, pid, disk, rw, sector, bytes, latency_ns, file, error }`, with `comm`
+ * and `pid` null where the submission is not known (`?` in text), and `error` the errno of a
+ * failed I/O (0 on success).
  *
  * @module
  */
-import {
-  B,
-  type DevInfo,
-  io,
-  printable,
-  printableJson,
-  requestCreated,
-  type Stream,
-} from "../mod.ts";
+import { B, type DevInfo, io, printable, requestCreated, type Stream } from "../mod.ts";
 import { recipe } from "../recipe.ts";
 
 /** How `b_flags & (B_READ | B_WRITE | B_ASYNC)` prints. */
@@ -135,7 +128,7 @@ await recipe({
   examples: [
     "biosnoop.ts --demo                     trace a built-in direct-I/O workload",
     "biosnoop.ts -a -d 10s --disk vda       every process's I/O on vda for 10 s",
-    "biosnoop.ts -p 1234 --json             one process, one JSON object per I/O",
+    "biosnoop.ts -p 1234 --json             one process, one JSON record per I/O",
   ],
   options: {
     disk: { type: "string", help: "only this disk or partition (loop0, vda1)" },
@@ -185,7 +178,7 @@ await recipe({
         submitted(e.buf.b_edev, e.buf.b_blkno, e.pid, e.comm, e.timestampNs);
       }
     });
-    if (!o.json) {
+    if (!o.records) {
       console.log(
         `${"TIME(s)".padEnd(11)} ${"COMM".padEnd(16)} ${"PID".padStart(7)} ${"DISK".padEnd(8)} ` +
           `${"T".padEnd(2)} ${"SECTOR".padStart(12)} ${"BYTES".padStart(8)} ` +
@@ -207,8 +200,8 @@ await recipe({
       const time = (e.timestampNs - t0) / 1e9;
       const rw = FLAG_LABELS[e.buf.b_flags & FLAG_MASK] ?? "-";
       printed++;
-      if (o.json) {
-        console.log(printableJson({
+      if (o.records) {
+        o.records.event("biosnoop", {
           time_s: time,
           comm: submitter?.comm ?? null,
           pid: submitter?.pid ?? null,
@@ -219,7 +212,7 @@ await recipe({
           latency_ns: e.latencyNs,
           file: e.file.fi_pathname,
           error: e.buf.b_error,
-        }));
+        });
         return;
       }
       console.log(

@@ -16,10 +16,11 @@
  * file is io:start's `fi_pathname` (`<none>` for metadata and raw devices, `<unknown>` where a
  * file exists but cannot be named), with its disk, so raw I/O on two disks stays apart.
  *
- * JSON (`--json`; with -i one object per line and interval): `{ processes: [{ pid, comm, ios,
- * read_bytes, write_bytes, other_bytes, bytes }], files: [{ disk, file, ios, read_bytes,
- * write_bytes, other_bytes, bytes }], lost }`, each list the top N by `bytes` (all three kinds),
- * largest first; `lost` counts the updates the kernel could not make because a map was full.
+ * JSON (`--json`, `--format ndjson`): records of the `table` type named `processes`, rows `{ pid,
+ * comm, ios, read_bytes, write_bytes, other_bytes, bytes }`, and `files`, rows `{ disk, file,
+ * ios, read_bytes, write_bytes, other_bytes, bytes }` (with -i a pair per interval, then one of
+ * the rest), each the top N by `bytes` (all three kinds), largest first; each one's summary
+ * `{ lost }` counts the updates the kernel could not make because its map was full.
  *
  * @module
  */
@@ -27,9 +28,9 @@ import {
   type AggregationData,
   B,
   type DevInfo,
+  intervalHeader,
   io,
   printable,
-  printableJson,
   type Stream,
 } from "../mod.ts";
 import { recipe } from "../recipe.ts";
@@ -142,11 +143,12 @@ await recipe({
         .map(({ key, ...t }) => ({ pid: key[0] as number, comm: key[1] as string, ...t }));
       const files = top(totals(fileData).values(), o.top)
         .map(({ key, ...t }) => ({ disk: key[0] as string, file: key[1] as string, ...t }));
-      const lost = (procData?.lost ?? 0) + (fileData?.lost ?? 0);
-      if (o.json) {
-        console.log(printableJson({ processes, files, lost }));
+      if (o.records) {
+        o.records.table("processes", processes, { lost: procData?.lost ?? 0 });
+        o.records.table("files", files, { lost: fileData?.lost ?? 0 });
         return;
       }
+      const lost = (procData?.lost ?? 0) + (fileData?.lost ?? 0);
       const cols = (t: Totals) =>
         `${String(t.ios).padStart(7)} ${kib(t.read_bytes).padStart(10)} ` +
         `${kib(t.write_bytes).padStart(10)} ${kib(t.other_bytes).padStart(9)}`;
@@ -163,12 +165,12 @@ await recipe({
       if (lost > 0) console.log(`iotop: ${lost} updates lost: more keys than the maps hold`);
     };
     intervalReport = (data) => {
-      if (!o.json) console.log(new Date().toTimeString().slice(0, 8));
+      if (!o.records) console.log(intervalHeader());
       report(
         data.find((d) => d.name === byProcess.name),
         data.find((d) => d.name === byFile.name),
       );
-      if (!o.json) console.log();
+      if (!o.records) console.log();
     };
     return () => report(byProcess.read(), byFile.read());
   },

@@ -20,10 +20,12 @@
  * and synchronous I/O: exact), else of the last I/O the thread submitted within the second
  * before (page-cache reads: inferred). `--files` adds the total wait per process and file.
  *
- * JSON (`--json`; with -i one object per line and interval): `{ unit: "us", processes: [{ comm,
- * pid, count, total_us, mean_us, p50_us, p99_us, min_us, max_us, buckets: [{ low, high, count
- * }] }], files?: [{ comm, pid, file, count, total_us }], lost }`, the top N by total wait,
- * largest first.
+ * JSON (`--json`, `--format ndjson`): records of the `table` type named `processes` (with -i one
+ * per interval, then one of the rest), rows `{ comm, pid, count, total_us, mean_us, p50_us,
+ * p99_us, min_us, max_us, buckets: [{ low, high, count }] }`, summary `{ unit: "us", lost }`;
+ * with --files each followed by one named `files`, rows `{ comm, pid, file, count, total_us }`,
+ * summary `{ lost }`; each the top N by total wait, largest first. `lost`: the updates the
+ * kernel could not make because the map was full.
  *
  * @module
  */
@@ -31,9 +33,9 @@ import {
   type AggregationData,
   type AggregationRow,
   formatAggregation,
+  intervalHeader,
   io,
   printable,
-  printableJson,
 } from "../mod.ts";
 import { micros, recipe, summarize } from "../recipe.ts";
 
@@ -133,13 +135,12 @@ await recipe({
       // The longest total wait last in text, next to the prompt; first in JSON.
       const all = (data?.rows ?? []).flatMap((r) => waiter(data!, r))
         .sort((a, b) => b.total_us - a.total_us || a.pid - b.pid).slice(0, o.top);
-      if (o.json) {
-        console.log(printableJson({
+      if (o.records) {
+        o.records.table("processes", all.map(({ hist: _, ...w }) => w), {
           unit: "us",
-          processes: all.map(({ hist: _, ...w }) => w),
-          ...(perFile && { files: fileRows(files) }),
           lost: data?.lost ?? 0,
-        }));
+        });
+        if (perFile) o.records.table("files", fileRows(files), { lost: files?.lost ?? 0 });
         return;
       }
       if (all.length === 0) console.log("iowait: no thread waited for I/O");
@@ -170,7 +171,7 @@ await recipe({
       }
     };
     intervalReport = (data) => {
-      if (!o.json) console.log(new Date().toTimeString().slice(0, 8));
+      if (!o.records) console.log(intervalHeader());
       report(
         data.find((d) => d.name === waits.name),
         data.find((d) => d.name === perFile?.name),

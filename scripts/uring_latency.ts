@@ -9,12 +9,19 @@
  *   tools/run scripts/uring_latency.ts --demo             fio with io_uring on a temporary file
  *   tools/run scripts/uring_latency.ts -p 1234 -i 1s      one process, a histogram each second
  *   tools/run scripts/uring_latency.ts -c "fio job.fio" --json
+ *
+ * JSON (`--json`, `--format ndjson`): records of the `table` type named `opcodes` (with -i one
+ * per interval, then one of the rest), a row per opcode, `{ opcode, op, count, mean_us, p50_us,
+ * p99_us, max_us, buckets: [{ low, high, count }] }`, most requests first; summary `{ requests,
+ * lost }`, `lost` the requests of opcodes the map had no room for.
  */
 import {
   type AggregationData,
   type AggregationRow,
   aio,
   formatAggregation,
+  intervalHeader,
+  type RecordWriter,
   uringOpName,
 } from "../mod.ts";
 import { recipe, summarize } from "../recipe.ts";
@@ -42,7 +49,7 @@ globalThis.addEventListener("unload", () => {
   }
 });
 
-/** One opcode's requests (one element of `opcodes` in --json); times in microseconds. */
+/** One opcode's requests (a row of the `opcodes` table in JSON); times in microseconds. */
 interface Group {
   opcode: number;
   op: string;
@@ -77,7 +84,7 @@ const us = (x: number | null) =>
   x === null ? "?" : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(1)} us`;
 
 function report(
-  json: boolean,
+  records: RecordWriter | undefined,
   interval: boolean,
   data: AggregationData | undefined,
   final: boolean,
@@ -86,11 +93,11 @@ function report(
   const requests = all.reduce((n, [g]) => n + g.count, 0);
   const lost = data?.lost ?? 0;
   if (lost > 0) console.error(`uring_latency: ${lost} requests of unlisted opcodes not counted`);
-  if (json) {
-    console.log(JSON.stringify({ requests, lost, opcodes: all.map(([g]) => g) }));
+  if (records) {
+    records.table("opcodes", all.map(([g]) => ({ ...g })), { requests, lost });
     return;
   }
-  if (interval) console.log(`[${new Date().toTimeString().slice(0, 8)}]`);
+  if (interval) console.log(intervalHeader());
   if (all.length === 0) {
     console.log(`uring_latency: no io_uring request completed${final ? "" : " in this interval"}`);
   }
@@ -115,9 +122,9 @@ await recipe({
   description: "Latency of io_uring requests per opcode, from submission to the kernel's " +
     "completion, as log2 histograms in microseconds with count, mean, p50, p99 and max.",
   examples: [
-    "uring_latency                          fio with io_uring (2048 random 4k reads), traced",
-    "uring_latency -c 'fio job.fio' --json   one command and its children",
-    "uring_latency -a -i 1s                  every process, each second",
+    "uring_latency --demo                   fio with io_uring (2048 random 4k reads), traced",
+    "uring_latency -c 'fio job.fio' --json  one command and its children",
+    "uring_latency -a -i 1s                 every process, each second",
   ],
   demo: DEMO,
   setup(o) {
@@ -127,11 +134,11 @@ await recipe({
       title: TITLE,
       clear: interval,
     });
-    return () => report(o.json, interval, hist.read(), true);
+    return () => report(o.records, interval, hist.read(), true);
   },
   run: (o) => ({
     // Each interval's histograms arrive here, already emptied in the kernel (clear).
     onInterval: (aggregations) =>
-      report(o.json, true, aggregations.find((a) => a.name === TITLE), false),
+      report(o.records, true, aggregations.find((a) => a.name === TITLE), false),
   }),
 });

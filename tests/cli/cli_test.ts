@@ -2,7 +2,7 @@ import { haveNfsTracepoints } from "../../runtime/providers/io/nfs.ts";
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { exists } from "../fixtures/bpf.ts";
 import { probe } from "../fixtures/subprocess.ts";
-import { aggregationsOf, endOf } from "../fixtures/records.ts";
+import { aggregationsOf, endOf, tableOf } from "../fixtures/records.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -117,13 +117,18 @@ Deno.test("probe --explain shows the kernel program and loads nothing", async ()
 });
 
 Deno.test("probe run FILE runs a recipe with its own options", async () => {
-  const r = await probe(["run", `${ROOT}scripts/aio_latency.ts`, "--", "--by", "opcode", "--json"]);
+  const r = await probe([
+    "run",
+    `${ROOT}scripts/aio_latency.ts`,
+    "--",
+    "--demo",
+    "--by",
+    "opcode",
+    "--json",
+  ]);
   equal(r.code, 0, r.stderr);
-  const total = JSON.parse(r.stdout).groups.reduce(
-    (n: number, g: { count: number }) => n + g.count,
-    0,
-  );
-  equal(total, 4096);
+  const { rows } = tableOf<{ count: number }>(r.stdout, "json", "groups");
+  equal(rows.reduce((n, g) => n + g.count, 0), 4096);
 });
 
 /**
@@ -246,9 +251,9 @@ Deno.test("probe run URL runs a real recipe served over HTTP when pinned", async
     const url = host.url("/scripts/aio_latency.ts");
     const pin = (await probe(["pin", url])).stdout.trim();
     ok(/^sha256-[A-Za-z0-9+/]{43}=$/.test(pin), pin);
-    const pinned = await probe(["run", "--integrity", pin, url, "--json"]);
+    const pinned = await probe(["run", "--integrity", pin, url, "--demo", "--json"]);
     equal(pinned.code, 0, pinned.stderr);
-    ok(JSON.parse(pinned.stdout).groups.length > 0);
+    ok(tableOf(pinned.stdout, "json", "groups").rows.length > 0);
   } finally {
     await host.server.shutdown();
   }

@@ -6,19 +6,34 @@
  * @module
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import type { TableRecord } from "../../mod.ts";
 import { diskstats, type LoopDevice, withLoopDevice } from "../../testing/loop_device.ts";
 import { withZram, type ZramDevice } from "../fixtures/zram.ts";
 import { withFilesystem } from "../fixtures/filesystem.ts";
-import { type Output, recipe } from "../fixtures/subprocess.ts";
+import { eventsOf, parseRecords, tableOf } from "../fixtures/records.ts";
+import { recipe } from "../fixtures/subprocess.ts";
 
 const KiB = 1024;
 
-/** Runs `name` with `args` and returns its JSON lines, failing with its stderr on a bad exit. */
-async function json<T>(name: string, ...args: string[]): Promise<{ lines: T[]; out: Output }> {
+/**
+ * Runs `name` with `args` (--json, or --format ndjson), failing with its stderr on a bad exit;
+ * its records, valid against the schema and all written by `name`, with readers of its tables
+ * and events.
+ */
+async function json(name: string, ...args: string[]) {
   const out = await recipe(name, ...args);
   equal(out.code, 0, out.stderr);
-  const lines = out.stdout.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
-  return { lines, out };
+  const format = args.includes("ndjson") ? "ndjson" : "json";
+  const records = parseRecords(out.stdout, format);
+  ok(records.every((r) => r.source === name), out.stdout);
+  return {
+    out,
+    records,
+    /** The one table `table` of the whole run. */
+    table: <Row>(table: string) => tableOf<Row>(out.stdout, format, table),
+    /** The data of the events named `event`. */
+    events: <Data>(event: string) => eventsOf<Data>(out.stdout, format, event),
+  };
 }
 
 /** Reads and writes completed on the device while `work` runs. */
@@ -134,9 +149,8 @@ for (const [name, args, message] of USAGE_ERRORS) {
   });
 }
 
-interface LatencyGroup {
-  disk: string;
-  flags?: string;
+/** A histogram in microseconds, summed up, as the latency recipes' rows hold it. */
+interface Histogram {
   count: number;
   mean_us: number;
   p50_us: number;
@@ -144,6 +158,11 @@ interface LatencyGroup {
   min_us: number;
   max_us: number;
   buckets: { low: number | null; high: number | null; count: number }[];
+}
+
+interface LatencyGroup extends Histogram {
+  disk: string;
+  flags?: string;
 }
 
 /** What every histogram group must satisfy, whatever the workload. */
@@ -161,22 +180,21 @@ const mixed = (dev: LoopDevice) =>
 
 Deno.test("biolatency counts every I/O of the disk once, as /proc/diskstats does", async () => {
   await withLoopDevice(64, async (dev) => {
-    let out!: { lines: { unit: string; measured: string; groups: LatencyGroup[] }[] };
+    let out!: Awaited<ReturnType<typeof json>>;
     const done = await completed(dev, async () => {
       out = await json("biolatency", "-c", mixed(dev), "--disk", dev.name, "--json");
     });
     equal(done, { reads: 64, writes: 32 });
-    equal(out.lines.length, 1);
-    const [report] = out.lines;
-    equal([report.unit, report.measured], ["us", "issue"]);
-    equal(report.groups.map((g) => [g.disk, g.count]), [[dev.name, 96]]);
-    checkGroup(report.groups[0]);
+    const report = out.table<LatencyGroup>("disks");
+    equal(report.summary, { unit: "us", measured: "issue", lost: 0 });
+    equal(report.rows.map((g) => [g.disk, g.count]), [[dev.name, 96]]);
+    checkGroup(report.rows[0]);
   });
 });
 
 Deno.test("biolatency --flags --queued splits reads and writes, timed from the request's creation", async () => {
   await withLoopDevice(64, async (dev) => {
-    let out!: { lines: { measured: string; groups: LatencyGroup[] }[]; out: Output };
+    let out!: Awaited<ReturnType<typeof json>>;
     const done = await completed(dev, async () => {
       out = await json(
         "biolatency",
@@ -190,14 +208,14 @@ Deno.test("biolatency --flags --queued splits reads and writes, timed from the r
       );
     });
     equal(done, { reads: 64, writes: 32 });
-    const [report] = out.lines;
-    equal(report.measured, "queued");
+    const report = out.table<LatencyGroup>("disks");
+    equal(report.summary?.measured, "queued");
     // Smallest count first.
-    equal(report.groups.map((g) => [g.disk, g.flags, g.count]), [
+    equal(report.rows.map((g) => [g.disk, g.flags, g.count]), [
       [dev.name, "W", 32],
       [dev.name, "R", 64],
     ]);
-    report.groups.forEach(checkGroup);
+    report.rows.forEach(checkGroup);
   });
 });
 
@@ -232,14 +250,15 @@ Deno.test("biosnoop prints one line per I/O, with the submitting process, disk, 
   await withLoopDevice(64, async (dev) => {
     const work = `echo $$ >&2; exec dd if=/dev/urandom of=${dev.path} bs=64k count=16 ` +
       `oflag=direct status=none`;
-    let out!: { lines: SnoopLine[]; out: Output };
+    let out!: Awaited<ReturnType<typeof json>>;
     const done = await completed(dev, async () => {
-      out = await json<SnoopLine>("biosnoop", "-c", work, "--disk", dev.name, "--json");
+      out = await json("biosnoop", "-c", work, "--disk", dev.name, "--json");
     });
     equal(done, { reads: 0, writes: 16 });
     const pid = tracedPid(out.out.stderr);
-    equal(out.lines.length, 16, out.out.stdout);
-    out.lines.forEach((l, i) => {
+    const lines = out.events<SnoopLine>("biosnoop");
+    equal(lines.length, 16, out.out.stdout);
+    lines.forEach((l, i) => {
       const { time_s, latency_ns, ...rest } = l;
       equal(rest, {
         comm: "dd",
@@ -252,7 +271,7 @@ Deno.test("biosnoop prints one line per I/O, with the submitting process, disk, 
         error: 0,
       });
       ok(latency_ns > 0 && latency_ns < 5e9, `latency ${latency_ns}`);
-      ok(time_s >= 0 && (i === 0 || time_s >= out.lines[i - 1].time_s), `time ${time_s}`);
+      ok(time_s >= 0 && (i === 0 || time_s >= lines[i - 1].time_s), `time ${time_s}`);
     });
     ok(out.out.stderr.includes("biosnoop: 16 I/Os"), out.out.stderr);
   });
@@ -291,21 +310,16 @@ Deno.test("biolatency --queued and biosnoop on a partition: paired by the partit
       const work = `echo $$ >&2; exec sh -c 'dd if=/dev/zero of=${part.path} bs=64k count=16 ` +
         `oflag=direct status=none; dd if=${dev.path} of=/dev/null bs=4k count=4 iflag=direct ` +
         `status=none'`;
-      const all = await json<{ groups: LatencyGroup[] }>(
-        "biolatency",
-        "-c",
-        work,
-        "--json",
-        "--queued",
-      );
+      const all = (await json("biolatency", "-c", work, "--json", "--queued"))
+        .table<LatencyGroup>("disks");
       const counts = (g: LatencyGroup[]) => g.map((x) => [x.disk, x.count]);
       equal(
-        counts(all.lines[0].groups.filter((g) => g.disk.startsWith(dev.name))),
+        counts(all.rows.filter((g) => g.disk.startsWith(dev.name))),
         [[dev.name, 4], [part.name, 16]],
       );
-      all.lines[0].groups.forEach(checkGroup);
+      all.rows.forEach(checkGroup);
       for (const [disk, count] of [[part.name, 16], [dev.name, 4]] as const) {
-        const one = await json<{ groups: LatencyGroup[] }>(
+        const one = await json(
           "biolatency",
           "-c",
           work,
@@ -314,11 +328,12 @@ Deno.test("biolatency --queued and biosnoop on a partition: paired by the partit
           "--disk",
           disk,
         );
-        equal(counts(one.lines[0].groups), [[disk, count]]);
+        equal(counts(one.table<LatencyGroup>("disks").rows), [[disk, count]]);
       }
-      const snoop = await json<SnoopLine>("biosnoop", "-c", work, "--json", "--disk", part.name);
-      equal(snoop.lines.length, 16, snoop.out.stdout);
-      snoop.lines.forEach((l, i) => {
+      const snoop = await json("biosnoop", "-c", work, "--json", "--disk", part.name);
+      const snooped = snoop.events<SnoopLine>("biosnoop");
+      equal(snooped.length, 16, snoop.out.stdout);
+      snooped.forEach((l, i) => {
         equal([l.comm, l.disk, l.rw, l.sector, l.bytes], [
           "dd",
           part.name,
@@ -330,9 +345,9 @@ Deno.test("biolatency --queued and biosnoop on a partition: paired by the partit
       });
       // The whole disk: its own I/O only, its submitter known although its partition's
       // requests start on it too.
-      const whole = await json<SnoopLine>("biosnoop", "-c", work, "--json", "--disk", dev.name);
+      const whole = await json("biosnoop", "-c", work, "--json", "--disk", dev.name);
       equal(
-        whole.lines.map((l) => [l.comm, l.disk, l.rw, l.sector]),
+        whole.events<SnoopLine>("biosnoop").map((l) => [l.comm, l.disk, l.rw, l.sector]),
         [0, 8, 16, 24].map((s) => ["dd", dev.name, "R", s]),
       );
     });
@@ -343,21 +358,23 @@ Deno.test("biolatency --queued and biosnoop on zram, a bio-based device", async 
   await withZram(64, async (z: ZramDevice) => {
     const work = `echo $$ >&2; exec dd if=/dev/urandom of=${z.path} bs=64k count=16 ` +
       `oflag=direct status=none`;
-    let lat!: { lines: { groups: LatencyGroup[] }[] };
+    let lat!: Awaited<ReturnType<typeof json>>;
     const done = await completed(z, async () => {
       lat = await json("biolatency", "-c", work, "--disk", z.name, "--json", "--queued");
     });
     ok(done.writes >= 16, `${done.writes} writes`);
-    equal(lat.lines[0].groups.map((g) => [g.disk, g.count]), [[z.name, done.writes + done.reads]]);
-    checkGroup(lat.lines[0].groups[0]);
-    let snoop!: { lines: SnoopLine[]; out: Output };
+    const groups = lat.table<LatencyGroup>("disks").rows;
+    equal(groups.map((g) => [g.disk, g.count]), [[z.name, done.writes + done.reads]]);
+    checkGroup(groups[0]);
+    let snoop!: Awaited<ReturnType<typeof json>>;
     const again = await completed(z, async () => {
-      snoop = await json<SnoopLine>("biosnoop", "-c", work, "--disk", z.name, "--json");
+      snoop = await json("biosnoop", "-c", work, "--disk", z.name, "--json");
     });
     const pid = tracedPid(snoop.out.stderr);
-    equal(snoop.lines.length, again.writes + again.reads);
-    equal(snoop.lines.reduce((n, l) => n + l.bytes, 0), 16 * 64 * KiB);
-    for (const l of snoop.lines) equal([l.comm, l.pid, l.disk, l.rw], ["dd", pid, z.name, "W"]);
+    const lines = snoop.events<SnoopLine>("biosnoop");
+    equal(lines.length, again.writes + again.reads);
+    equal(lines.reduce((n, l) => n + l.bytes, 0), 16 * 64 * KiB);
+    for (const l of lines) equal([l.comm, l.pid, l.disk, l.rw], ["dd", pid, z.name, "W"]);
   });
 });
 
@@ -368,11 +385,8 @@ interface Totals {
   other_bytes: number;
   bytes: number;
 }
-interface TopReport {
-  processes: ({ pid: number; comm: string } & Totals)[];
-  files: ({ disk: string; file: string } & Totals)[];
-  lost: number;
-}
+type TopProcess = { pid: number; comm: string } & Totals;
+type TopFile = { disk: string; file: string } & Totals;
 
 Deno.test("iotop gives each process and file the bytes it read and wrote", async () => {
   await withLoopDevice(64, async (dev) => {
@@ -380,13 +394,12 @@ Deno.test("iotop gives each process and file the bytes it read and wrote", async
     const work = `dd if=/dev/zero of=${dev.path} bs=64k count=16 oflag=direct status=none && ` +
       `sh -c 'echo $$ >&2; exec dd if=${dev.path} of=/dev/null bs=16k count=32 iflag=direct ` +
       `status=none'`;
-    const { lines, out } = await json<TopReport>("iotop", "-c", work, "--disk", dev.name, "--json");
+    const { table, out } = await json("iotop", "-c", work, "--disk", dev.name, "--json");
     const reader = tracedPid(out.stderr);
-    equal(lines.length, 1);
-    const [top] = lines;
-    equal(top.lost, 0);
-    const [writer, read] = top.processes;
-    equal(top.processes.length, 2);
+    const [processes, files] = [table<TopProcess>("processes"), table<TopFile>("files")];
+    equal([processes.summary, files.summary], [{ lost: 0 }, { lost: 0 }]);
+    const [writer, read] = processes.rows;
+    equal(processes.rows.length, 2);
     equal({ ...writer, pid: 0 }, {
       pid: 0,
       comm: "dd",
@@ -406,7 +419,7 @@ Deno.test("iotop gives each process and file the bytes it read and wrote", async
       bytes: 512 * KiB,
     });
     ok(writer.pid !== reader);
-    equal(top.files, [{
+    equal(files.rows, [{
       disk: dev.name,
       file: "<none>",
       ios: 48,
@@ -422,54 +435,51 @@ Deno.test("iotop -i prints each interval's I/O once; --top keeps the largest", a
   await withLoopDevice(64, async (dev) => {
     const work = `dd if=/dev/zero of=${dev.path} bs=64k count=16 oflag=direct status=none; ` +
       `sleep 0.5; dd if=${dev.path} of=/dev/null bs=4k count=64 iflag=direct status=none`;
-    const { lines } = await json<TopReport>(
+    const { records } = await json(
       "iotop",
       "-c",
       work,
       "--disk",
       dev.name,
-      "--json",
+      "--format",
+      "ndjson",
       "-i",
       "100ms",
       "--top",
       "1",
     );
-    ok(lines.length >= 3, `${lines.length} intervals in more than 0.5 s`);
-    ok(lines.every((l) => l.processes.length <= 1 && l.files.length <= 1));
+    const tables = (name: string) =>
+      records.filter((r): r is TableRecord => r.type === "table" && r.name === name);
+    const [processes, files] = [tables("processes"), tables("files")];
+    // A pair each interval (1, 2, ...), then one of what was left at the end.
+    const intervals = processes.map((t) => t.interval);
+    equal(intervals, [...intervals.slice(0, -1).map((_, i) => i + 1), null]);
+    equal(files.map((t) => t.interval), intervals);
+    ok(intervals.length >= 3, `${intervals.length} prints in more than 0.5 s`);
+    ok([...processes, ...files].every((t) => t.rows.length <= 1));
     const sum = (key: keyof Totals) =>
-      lines.reduce((n, l) => n + l.processes.reduce((m, p) => m + p[key], 0), 0);
+      processes.reduce((n, t) => n + t.rows.reduce((m, p) => m + Number(p[key]), 0), 0);
     // The writer and the reader never share an interval: 0.5 s apart.
     equal([sum("write_bytes"), sum("read_bytes"), sum("ios")], [1024 * KiB, 256 * KiB, 80]);
-    ok(lines.some((l) => l.processes.length === 0), "an interval in the sleep has no I/O");
+    ok(processes.some((t) => t.rows.length === 0), "an interval in the sleep has no I/O");
   });
 });
 
-interface WaitReport {
-  unit: string;
-  processes: {
-    comm: string;
-    pid: number;
-    count: number;
-    total_us: number;
-    mean_us: number;
-    p50_us: number;
-    p99_us: number;
-    min_us: number;
-    max_us: number;
-    buckets: { low: number | null; high: number | null; count: number }[];
-  }[];
-  lost: number;
+interface Waiter extends Histogram {
+  comm: string;
+  pid: number;
+  total_us: number;
 }
 
 Deno.test("iowait: a dd doing direct reads waits about once per read, for no longer than it ran", async () => {
   await withLoopDevice(32, async (dev) => {
     const work = `echo $$ >&2; exec dd if=${dev.path} of=/dev/null bs=4k count=200 iflag=direct ` +
       `status=none`;
-    const { lines, out } = await json<WaitReport>("iowait", "-c", work, "--json");
+    const { table, out } = await json("iowait", "-c", work, "--json");
     const pid = tracedPid(out.stderr);
-    equal(lines.length, 1);
-    equal(lines[0].unit, "us");
-    const dd = lines[0].processes.find((p) => p.comm === "dd");
+    const report = table<Waiter>("processes");
+    equal(report.summary?.unit, "us");
+    const dd = report.rows.find((p) => p.comm === "dd");
     ok(dd, out.stdout);
     equal(dd.pid, pid);
     // Each read is a wait, unless it completed before its reader got to io_schedule() (rare
@@ -480,7 +490,7 @@ Deno.test("iowait: a dd doing direct reads waits about once per read, for no lon
     ok(dd.max_us < 1e6, `max ${dd.max_us}`);
     ok(dd.total_us * 1000 < out.elapsedMs * 1e6, `${dd.total_us} us waited in ${out.elapsedMs} ms`);
     // Only the traced command: dd, and the shell that exec'd it, with the same pid.
-    ok(lines[0].processes.every((p) => p.pid === pid), out.stdout);
+    ok(report.rows.every((p) => p.pid === pid), out.stdout);
   });
 });
 
@@ -494,15 +504,15 @@ Deno.test("iowait prints a histogram and a summary line per process", async () =
   });
 });
 
-Deno.test("run bare, each recipe traces its demo workload and leaves no file behind", async () => {
-  const bio = await json<{ groups: LatencyGroup[] }>("biolatency", "--json");
-  const all = bio.lines[0].groups.reduce((n, g) => n + g.count, 0);
+Deno.test("with --demo, each recipe traces its demo workload and leaves no file behind", async () => {
+  const bio = await json("biolatency", "--demo", "--json");
+  const all = bio.table<LatencyGroup>("disks").rows.reduce((n, g) => n + g.count, 0);
   // 512 writes and 2048 reads, and the filesystem's metadata. Not exact: on a filesystem
   // some of dd's writes are at times submitted by a kernel worker, and so are not the demo's.
   ok(all >= 2000, `biolatency demo: ${all} I/Os`);
 
-  const snoop = await json<SnoopLine>("biosnoop", "--json");
-  const dd = snoop.lines.filter((l) => l.comm === "dd");
+  const snoop = await json("biosnoop", "--demo", "--format", "ndjson");
+  const dd = snoop.events<SnoopLine>("biosnoop").filter((l) => l.comm === "dd");
   // Of the demo file: dd's other I/O (an inode read at open) names no file.
   const bytes = (rw: string) =>
     dd.filter((l) => l.rw === rw && l.file !== "<none>").reduce((n, l) => n + l.bytes, 0);
@@ -518,13 +528,20 @@ Deno.test("run bare, each recipe traces its demo workload and leaves no file beh
 
   // iotop names io:start's task, which on a busy disk with an I/O scheduler may be the one
   // that dispatched the request: the demo's numbers are exact only on an idle disk.
-  const top = await json<TopReport>("iotop", "--json");
-  const writer = top.lines[0].processes.find((p) => p.comm === "dd" && p.write_bytes);
+  const top = await json("iotop", "--demo", "--json");
+  const writer = top.table<TopProcess>("processes").rows
+    .find((p) => p.comm === "dd" && p.write_bytes);
   ok(writer && writer.write_bytes <= 4096 * KiB, top.out.stdout);
-  ok(top.lines[0].files.some((f) => f.file.startsWith("/var/tmp/iotop.")), top.out.stdout);
+  ok(
+    top.table<TopFile>("files").rows.some((f) => f.file.startsWith("/var/tmp/iotop.")),
+    top.out.stdout,
+  );
 
-  const wait = await json<WaitReport>("iowait", "--json");
-  ok(wait.lines[0].processes.some((p) => p.comm === "dd" && p.count > 512), wait.out.stdout);
+  const wait = await json("iowait", "--demo", "--json");
+  ok(
+    wait.table<Waiter>("processes").rows.some((p) => p.comm === "dd" && p.count > 512),
+    wait.out.stdout,
+  );
 
   for (const prefix of ["biolatency", "biosnoop", "iotop", "iowait"]) {
     equal(leftovers(prefix), [], `${prefix} demo files left in /var/tmp`);
@@ -535,15 +552,15 @@ Deno.test("iowait --files names the file waited on: direct reads of a file on ex
   await withFilesystem("ext4", 64, async (m) => {
     const path = `${m.mountPoint}/waited.bin`;
     await run("sh", "-c", `dd if=/dev/zero of=${path} bs=64k count=16 status=none && sync`);
-    const { lines, out } = await json<{ files: { comm: string; file: string; count: number }[] }>(
+    const { table, out } = await json(
       "iowait",
       "--files",
       "--json",
       "-c",
       `dd if=${path} of=/dev/null bs=4k count=256 iflag=direct status=none`,
     );
-    equal(out.code, 0, out.stderr);
-    const dd = lines[0].files.filter((f) => f.comm === "dd" && f.file === path);
-    ok(dd.length === 1 && dd[0].count >= 100, JSON.stringify(lines[0].files));
+    const files = table<{ comm: string; file: string; count: number }>("files");
+    const dd = files.rows.filter((f) => f.comm === "dd" && f.file === path);
+    ok(dd.length === 1 && dd[0].count >= 100, out.stdout);
   });
 });

@@ -8,12 +8,6 @@ import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { eventsOf, tableOf } from "../fixtures/records.ts";
 import { recipe } from "../fixtures/subprocess.ts";
 
-async function json<T>(name: string, ...args: string[]): Promise<T> {
-  const r = await recipe(name, "--json", ...args);
-  equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as T;
-}
-
 /** The `syscalls` table of syscount or syslat run with --json and `args`. */
 async function syscalls<Row>(name: string, ...args: string[]) {
   const r = await recipe(name, "--json", ...args);
@@ -178,16 +172,17 @@ Deno.test("uring_latency counts every io_uring request fio made, with fio's late
     const fio = `fio --name=t --filename=${data} --size=16m --rw=randread --bs=4k ` +
       `--iodepth=16 --ioengine=io_uring --direct=1 --number_ios=3000 ` +
       `--output-format=json --output=${report}`;
-    const out = await json<{
-      requests: number;
-      opcodes: { op: string; opcode: number; count: number; mean_us: number; max_us: number }[];
-    }>("uring_latency", "-c", fio);
+    const r = await recipe("uring_latency", "--json", "-c", fio);
+    equal(r.code, 0, r.stderr);
+    const { rows, summary } = tableOf<
+      { op: string; opcode: number; count: number; mean_us: number; max_us: number }
+    >(r.stdout, "json", "opcodes");
     const job = JSON.parse(await Deno.readTextFile(report)).jobs[0];
     equal(job.read.total_ios, 3000);
-    equal(out.requests, job.read.total_ios);
-    equal(out.opcodes.map((o) => [o.op, o.opcode, o.count]), [["READ", 22, 3000]]);
+    equal(summary, { requests: job.read.total_ios, lost: 0 });
+    equal(rows.map((o) => [o.op, o.opcode, o.count]), [["READ", 22, 3000]]);
     // Submission to completion lies inside fio's issue-to-reap time.
-    const [read] = out.opcodes;
+    const [read] = rows;
     ok(read.mean_us * 1000 <= job.read.lat_ns.mean * 1.05, `${read.mean_us} us vs fio's lat`);
     // Not below: under load fio reaps long after the kernel posts the completion.
     ok(read.mean_us > 0, `${read.mean_us} us`);
@@ -198,11 +193,11 @@ Deno.test("uring_latency counts every io_uring request fio made, with fio's late
   }
 });
 
-Deno.test("uring_latency run bare traces its fio demo: 2048 reads, histogram, no file left", async () => {
+Deno.test("uring_latency --demo traces its fio demo: 2048 reads, histogram, no file left", async () => {
   const before = [...Deno.readDirSync("/var/tmp")].filter((e) =>
     e.name.startsWith("uring_latency")
   );
-  const r = await recipe("uring_latency");
+  const r = await recipe("uring_latency", "--demo");
   equal(r.code, 0, r.stderr);
   ok(r.stdout.startsWith("@io_uring usecs, READ:\n"), r.stdout);
   ok(/\n\[\d+K?, \d+K?\)\s+\d+ \|@+\s*\|/.test(r.stdout), r.stdout);
