@@ -29,6 +29,7 @@ export {
   type FentryProvider,
   fexit,
   type FexitProvider,
+  type Glob,
   io,
   type IoProvider,
   kprobe,
@@ -144,6 +145,10 @@ export type {
   SyscallReturnEvent,
 } from "./runtime/providers/syscall.ts";
 export type { KernelSyscallArgs, SyscallArgs } from "./runtime/providers/syscall_types.ts";
+export type {
+  SyscallPatternEntryEvent,
+  SyscallPatternReturnEvent,
+} from "./runtime/providers/syscall_pattern.ts";
 export { syscallName, UnknownArchitectureError } from "./runtime/providers/syscall_numbers.ts";
 export type { TracepointEvent } from "./runtime/providers/tracepoint.ts";
 export type { KernelTracepointArgs, TracepointArgs } from "./runtime/providers/tracepoint_types.ts";

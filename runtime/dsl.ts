@@ -21,6 +21,13 @@ import {
   type SyscallReturnEvent,
 } from "./providers/syscall.ts";
 import { type TracepointEvent, tracepointRequest } from "./providers/tracepoint.ts";
+import {
+  type SyscallPatternEntryEvent,
+  syscallPatternRequest,
+  type SyscallPatternReturnEvent,
+} from "./providers/syscall_pattern.ts";
+import { tracepointPatternRequest } from "./providers/tracepoint_pattern.ts";
+import { hasGlob } from "../system/glob.ts";
 import { type ProfileEvent, type ProfileOptions, profileRequest } from "./providers/profile.ts";
 import { type SchedEvents, type SchedProbe, schedRequest } from "./providers/sched.ts";
 import { type ExecEvent, procRequest } from "./providers/proc.ts";
@@ -54,22 +61,38 @@ import {
   type UringEvent,
 } from "./providers/aio/aio.ts";
 
-/** A syscall probe name: "openat:entry", "read:return". */
-export type SyscallProbe = `${keyof SyscallArgs & string}:${"entry" | "return"}`;
+/** A glob over probe names: has `*` (any run of characters), `?` (one) or `{a,b}` (either). */
+export type Glob = `${string}${"*" | "?" | "{"}${string}`;
+
+/**
+ * A syscall probe name: "openat:entry", "read:return"; or a pattern of names with a side:
+ * "*:entry", "read*:return", "{read,write}:entry".
+ */
+export type SyscallProbe =
+  | `${keyof SyscallArgs & string}:${"entry" | "return"}`
+  | `${Glob}:${"entry" | "return"}`;
 
 /**
  * The event type of a syscall probe name: its arguments typed from the kernel's format files
- * where the name is known, loosely (`Record<string, unknown>`) where it is not.
+ * where the name is known, loosely (`Record<string, unknown>`) where it is not; a pattern's
+ * events have the six raw argument words instead (a pattern's syscalls take different ones).
  */
-export type SyscallEvent<P extends string> = P extends `${infer S}:return`
-  ? SyscallReturnEvent<S extends keyof SyscallArgs ? SyscallArgs[S] : Record<string, unknown>>
+export type SyscallEvent<P extends string> = P extends `${Glob}:return` ? SyscallPatternReturnEvent
+  : P extends `${Glob}:entry` ? SyscallPatternEntryEvent
+  : P extends `${infer S}:return`
+    ? SyscallReturnEvent<S extends keyof SyscallArgs ? SyscallArgs[S] : Record<string, unknown>>
   : P extends `${infer S}:entry`
     ? SyscallEntryEvent<S extends keyof SyscallArgs ? SyscallArgs[S] : Record<string, unknown>>
   : never;
 
-/** The event type of a tracepoint name ("block:block_rq_issue"). */
+/**
+ * The event type of a tracepoint name ("block:block_rq_issue"); for a pattern ("block:*"),
+ * `args` are loose: which fields all matches share is known only to the running kernel.
+ */
 export type TracepointEventOf<N extends string> = TracepointEvent<
-  N extends keyof TracepointArgs ? TracepointArgs[N] : Record<string, unknown>
+  N extends Glob ? Record<string, unknown>
+    : N extends keyof TracepointArgs ? TracepointArgs[N]
+    : Record<string, unknown>
 >;
 
 /** An AIO syscall: "io_setup", "io_submit", "io_getevents" and the rest. */
@@ -135,6 +158,13 @@ export interface SyscallProvider {
    * calls it for each event. Return events carry `ret`, `latencyNs` (measured in the kernel)
    * and the entry's `args`; `options.buffers` reads user memory behind pointer arguments
    * (`{ buf: 64 }`).
+   *
+   * A pattern of names (`"*:entry"`, `"read*:return"`, `"{read,write}:entry"`: `*`, `?` and
+   * `{a,b}` globs) traces every syscall it matches with one program on `raw_syscalls`; its
+   * events name the syscall (`e.syscall`, `e.probe`, also as kernel keys and in kernel
+   * predicates) and carry its number `id` and the six raw argument words `args.arg0`..`arg5`
+   * (bigint), not named arguments, and take no `buffers`. A pattern matching no syscall is a
+   * one-line error naming the closest.
    */
   on<P extends SyscallProbe>(
     probe: P,
@@ -144,7 +174,7 @@ export interface SyscallProvider {
 }
 
 /**
- * System call entries and returns.
+ * System call entries and returns, by name or by pattern.
  *
  * @example Files opened, and slow reads
  * ```ts ignore
@@ -154,6 +184,15 @@ export interface SyscallProvider {
  * syscall.on("read:return").where((e) => e.latencyNs! > 1_000_000).count((e) => e.comm);
  * await run({ duration: "5s" });
  * ```
+ *
+ * @example Every syscall, counted by name in the kernel (bpftrace's `sys_enter_*`)
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { run, syscall } from "./dsl.ts";
+ * syscall.on("*:entry").count((e) => e.syscall);
+ * syscall.on("{read,write}:return").where((e) => e.ret < 0).count((e) => [e.syscall, e.ret]);
+ * await run({ duration: "5s" });
+ * ```
  */
 export const syscall: SyscallProvider = {
   on<P extends SyscallProbe>(
@@ -161,7 +200,11 @@ export const syscall: SyscallProvider = {
     handler?: Handler<SyscallEvent<P>>,
     options?: SyscallProbeOptions,
   ): Stream<SyscallEvent<P>> {
-    return on(`syscall.on("${probe}")`, handler, () => syscallRequest(probe, options));
+    return on(
+      `syscall.on("${probe}")`,
+      handler,
+      () => hasGlob(probe) ? syscallPatternRequest(probe, options) : syscallRequest(probe, options),
+    );
   },
 };
 
@@ -244,6 +287,13 @@ export function requestCreated(): Stream<TracepointEventOf<"block:block_getrq">>
  * The events of a kernel tracepoint, e.g. `tracepoint("block:block_rq_issue")`, with every
  * field of its format under `args`.
  *
+ * A pattern (`"block:*"`, `"sched:sched_process_{fork,exit}"`: `*`, `?` and `{a,b}` globs)
+ * attaches one program to each tracepoint it matches, at most 128 (the kernel takes about
+ * 75 ms to detach each): `e.probe` names the one that fired (a string in the kernel too, so
+ * `count((e) => e.probe)` counts per tracepoint there), and `args` has only the fields every
+ * match has with the same type, loosely typed (`Record<string, unknown>`). A pattern matching
+ * nothing is a one-line error naming the closest tracepoints.
+ *
  * @example Block requests issued, by device
  * ```ts ignore
  * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
@@ -251,9 +301,17 @@ export function requestCreated(): Stream<TracepointEventOf<"block:block_getrq">>
  * tracepoint("block:block_rq_issue").count((e) => e.args.dev);
  * await run({ duration: "5s" });
  * ```
+ *
+ * @example Which block tracepoints fire, per device
+ * ```ts ignore
+ * // ignore: run() loads BPF programs, which needs root (or CAP_BPF and CAP_PERFMON).
+ * import { run, tracepoint } from "./dsl.ts";
+ * tracepoint("block:block_rq_*").count((e) => [e.probe, e.args.dev as number]);
+ * await run({ duration: "5s" });
+ * ```
  */
 export function tracepoint<N extends string>(name: N): Stream<TracepointEventOf<N>> {
-  return stream(tracepointRequest(name));
+  return stream(hasGlob(name) ? tracepointPatternRequest(name) : tracepointRequest(name));
 }
 
 /** The `uprobe` provider's methods. */

@@ -6,17 +6,11 @@
  */
 import { listAll } from "./providers/registry.ts";
 import type { ProbeInfo } from "./providers/probe_info.ts";
+import { globMatcher } from "../system/glob.ts";
 
 export type { ProbeArg, ProbeInfo } from "./providers/probe_info.ts";
-
-/** Turns a glob ("syscall:open*", "*rq_issue") into a test on full probe names. */
-export function globMatcher(glob: string): (name: string) => boolean {
-  const re = new RegExp(
-    "^" + glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") +
-      "$",
-  );
-  return (name) => re.test(name);
-}
+/** Globs ("syscall:open*", "*rq_issue") as tests on full probe names. */
+export { globMatcher } from "../system/glob.ts";
 
 /**
  * Lists probes whose full name matches `glob` (default: all). Arguments are read from the

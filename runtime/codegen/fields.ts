@@ -14,6 +14,7 @@ import {
   imm,
   ja,
   jmp,
+  ldImm64,
   ldx,
   mov64,
   R0,
@@ -158,6 +159,22 @@ export function withState(
   b.emit(ja(done)).mark(none);
   zeroRecord(b, dst, size);
   b.mark(done);
+}
+
+/**
+ * Writes a constant NUL-terminated text at R7 + `at`, zero-padded up to `size` bytes when
+ * given (so that a text field of one size compares, and keys, by all its bytes).
+ */
+export function writeText(b: ProgramBuilder, at: number, text: string, size = 0): void {
+  const bytes = [...new TextEncoder().encode(text), 0];
+  for (let p = 0; p < Math.max(bytes.length, size); p += 8) {
+    let word = 0n;
+    for (let i = Math.min(8, bytes.length - p) - 1; i >= 0; i--) {
+      word = (word << 8n) | BigInt(bytes[p + i]);
+    }
+    if (word === 0n) b.emit(st("DW", R7, at + p, 0));
+    else b.emit(ldImm64(R0, word), stx("DW", R7, at + p, R0));
+  }
 }
 
 /** A capture copying `size` bytes from the context, or from the saved state when `state`. */

@@ -39,7 +39,7 @@ import type { BpfMap, MapSpec } from "../../../bpf/map.ts";
 import { ksymAddress } from "../../../system/kallsyms.ts";
 import { mountsByDev, refreshMounts } from "../../../system/mounts.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
-import { type EventField, zeroRecord } from "../../codegen/fields.ts";
+import { type EventField, writeText, zeroRecord } from "../../codegen/fields.ts";
 import {
   memberOffset,
   readMember,
@@ -103,18 +103,6 @@ export function fillMounts(maps: ReadonlyMap<string, BpfMap>): void {
     const value = new Uint8Array(MOUNT_SIZE);
     value.set(encoder.encode(m.mountPoint).subarray(0, MOUNT_SIZE - 1));
     map.update(new Uint8Array(new Uint32Array([dev]).buffer), value);
-  }
-}
-
-/** Writes a constant NUL-terminated text at R7 + `at`. */
-function writeText(b: ProgramBuilder, at: number, text: string): void {
-  const bytes = [...new TextEncoder().encode(text), 0];
-  for (let p = 0; p < bytes.length; p += 8) {
-    let word = 0n;
-    for (let i = Math.min(8, bytes.length - p) - 1; i >= 0; i--) {
-      word = (word << 8n) | BigInt(bytes[p + i]);
-    }
-    b.emit(ldImm64(R0, word), stx("DW", R7, at + p, R0));
   }
 }
 
