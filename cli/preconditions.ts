@@ -46,10 +46,29 @@ export function missingPreconditions(): Missing[] {
   if (
     !pathExists("/sys/kernel/tracing/events") && !pathExists("/sys/kernel/debug/tracing/events")
   ) {
-    missing.push({
-      what: "tracefs is not mounted",
-      remedy: "mount -t tracefs nodev /sys/kernel/tracing",
-    });
+    missing.push(
+      deniedByMode("/sys/kernel/tracing/events")
+        ? {
+          // Root's, mode 0700: another user reads it with CAP_DAC_READ_SEARCH.
+          what: "tracefs (/sys/kernel/tracing) is not readable: not root, and without " +
+            "CAP_DAC_READ_SEARCH",
+          remedy: "run as root (sudo probe ...) or grant cap_dac_read_search too",
+        }
+        : {
+          what: "tracefs is not mounted",
+          remedy: "mount -t tracefs nodev /sys/kernel/tracing",
+        },
+    );
   }
   return missing;
+}
+
+/** Whether `path` is there but this user may not look at it. */
+function deniedByMode(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return false;
+  } catch (e) {
+    return e instanceof Deno.errors.PermissionDenied;
+  }
 }

@@ -75,6 +75,8 @@ ensure_deno() {
 
 ensure_tracefs() {
   [ -d /sys/kernel/tracing/events ] && return 0
+  # Only root may mount it; probe tells the others what they miss (unmounted, or unreadable).
+  [ "$(id -u)" -eq 0 ] || return 0
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null ||
     say "cannot mount tracefs at /sys/kernel/tracing (tracepoint probes will not work)"
 }
