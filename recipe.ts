@@ -1,9 +1,9 @@
 /**
  * Recipes: one TypeScript file that declares its name, description and typed options once and
  * gets `--help`, option validation (one-line errors, exit code 2) and the common tracing
- * options (`-p`, `-c`, `-d`, `-i`, `--demo`, `--format`, `-o`, `[interval [count]]`) for free. This entry point also holds what
- * recipes print with: {@link summarize} and {@link micros} for latency histograms, and
- * {@link isUsageError} and {@link programProblem} for a recipe that parses its own options.
+ * options (`-p`, `-c`, `-d`, `-i`, `--demo`, `--format`, `-o`, `[interval [count]]`,
+ * `--metrics`) for free. This entry point also holds what recipes print with:
+ * {@link summarize} and {@link micros} for latency histograms.
  *
  * @example A recipe counting system calls by command
  * ```ts ignore
@@ -35,10 +35,8 @@ import { DurationError, parseDuration } from "./runtime/duration.ts";
 import { RecordWriter } from "./runtime/records.ts";
 import { writeAllSync } from "./system/files.ts";
 
-// For recipes that parse their own command line (aio_latency) and for what latency recipes
-// print under a histogram: part of this entry point, so recipes need no runtime/ module.
-export { isUsageError } from "./runtime/usage.ts";
-export { programProblem } from "./runtime/command.ts";
+// What latency recipes print under a histogram: part of this entry point, so recipes need no
+// runtime/ module.
 export {
   type HistogramSummary,
   micros,
@@ -351,7 +349,9 @@ export async function recipe<O extends Record<string, OptionSpec>>(
         extra.onInterval!(data);
       }),
     });
-    if (records) records.interval = null;
+    // With an interval, recipes empty their aggregations each time: what is left at the end
+    // is the last interval's (`syscount 1 2` prints the second here).
+    if (records) records.interval = options.interval ? (records.interval ?? 0) + 1 : null;
     if (report) report(summary);
     records?.end(summary);
     records?.finish();
