@@ -157,18 +157,32 @@ await recipe({
     // io_uring is timed where the kernel has its tracepoints; elsewhere a note says it is not.
     const uring = aio.on("uring", undefined, { optional: true });
     // Titled apart: each interval's data is told apart by name.
-    const options = { clear: o.interval !== undefined, title: "aio usecs" };
+    const clear = o.interval !== undefined;
+    // With --metrics: tsprobe_aio_latency_seconds{comm, pid | pid, fd | op} and
+    // tsprobe_io_uring_latency_seconds{opcode}, in seconds.
+    const seconds = { unit: "seconds", scale: 1e-6 };
+    const options = {
+      clear,
+      title: "aio usecs",
+      metric: { name: "aio_latency", help: "AIO request latency, io_submit to reap", ...seconds },
+    };
     // One histogram per key; it keeps count, sum, min and max beside its buckets.
     const inMicros = (e: { latencyNs: number }) => e.latencyNs / 1000;
     const hist = by === "process"
-      ? reaps.hist(inMicros, { by: (e) => [e.comm, e.pid], ...options })
+      ? reaps.hist(inMicros, { by: (e) => ({ comm: e.comm, pid: e.pid }), ...options })
       : by === "fd"
-      ? reaps.hist(inMicros, { by: (e) => [e.pid, e.fd], ...options })
-      : reaps.hist(inMicros, { by: (e) => e.op, ...options });
+      ? reaps.hist(inMicros, { by: (e) => ({ pid: e.pid, fd: e.fd }), ...options })
+      : reaps.hist(inMicros, { by: (e) => ({ op: e.op }), ...options });
     const uringHist = uring.hist(inMicros, {
-      by: (e) => e.opcode,
-      ...options,
+      by: (e) => ({ opcode: e.opcode }),
+      clear,
       title: "uring usecs",
+      metric: {
+        name: "io_uring_latency",
+        help: "io_uring request latency, submission to completion",
+        labelValues: { opcode: (op) => uringOpName(op) },
+        ...seconds,
+      },
     });
 
     // Files are named while their processes still hold them open: the keys seen are looked

@@ -216,15 +216,39 @@ await recipe({
     // The key, computed in the kernel: the disk, and the kind of I/O with --flags.
     type Keyed = { dev: DevInfo; buf: BufInfo };
     const by = o.flags
-      ? (e: Keyed, p: Params) => [e.dev.dev_statname, e.buf.b_flags & (p.mask as number)]
-      : (e: Keyed) => e.dev.dev_statname;
+      ? (e: Keyed, p: Params) => ({
+        disk: e.dev.dev_statname,
+        flags: e.buf.b_flags & (p.mask as number),
+      })
+      : (e: Keyed) => ({ disk: e.dev.dev_statname });
     const params = { mask: FLAG_MASK };
     const issued = timed.hist((e) => e.latencyNs! / 1000, {
       by,
       params,
       clear,
       title: "usecs",
+      // With --metrics: tsprobe_block_io_latency_seconds{disk="vda"} (and flags="R").
+      metric: {
+        name: "block_io_latency",
+        help: "Block I/O latency, from issue to the device to completion",
+        unit: "seconds",
+        scale: 1e-6,
+        labelValues: { flags: (f) => flagLabel(Number(f)) },
+      },
     });
+    if (o.metrics !== undefined) {
+      // IOPS are the histogram's _count; bytes need their own sum.
+      done.sum((e) => e.buf.b_bcount, {
+        by: (e) => ({ disk: e.dev.dev_statname }),
+        title: "bytes",
+        metric: {
+          name: "block_io",
+          help: "Block I/O bytes completed",
+          unit: "bytes",
+          monotonic: true,
+        },
+      });
+    }
     // With --queued: spans from each request's creation to its io:done, one histogram each,
     // for request-based disks; bio-based ones keep io:done's latency, which already runs from
     // block_bio_queue. The end's key is its own device and sector; a start's, the device its

@@ -8,6 +8,7 @@ import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { freePort, Prometheus } from "../fixtures/prometheus.ts";
 import { kernelIds, leftBehind } from "../fixtures/left_behind.ts";
 import { lines } from "../fixtures/subprocess.ts";
+import { diskstats, withLoopDevice } from "../../testing/loop_device.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -176,4 +177,68 @@ Deno.test("a full map shows in tsprobe_aggregation_updates_lost_total and once i
       out.stderr,
     );
   }
+});
+
+/** A bpftrace-style bucket label's bounds: `[64, 128)`, `[1K, 2K)`, `[1]`, `(..., 0)`. */
+function bucketBounds(label: string): [number, number] {
+  const value = (t: string) => {
+    const m = /^(-?\d+)([KMGTPE]?)$/.exec(t.trim());
+    if (!m) throw new Error(`not a bound: ${t}`);
+    return Number(m[1]) * 1024 ** " KMGTPE".indexOf(m[2] || " ");
+  };
+  const single = /^\[(\S+)\]$/.exec(label);
+  if (single) return [value(single[1]), value(single[1]) + 1];
+  const m = /^[[(](\.\.\.|[^,]+), (\.\.\.|[^)]+)\)$/.exec(label);
+  if (!m) throw new Error(`not a bucket: ${label}`);
+  return [m[1] === "..." ? -Infinity : value(m[1]), m[2] === "..." ? Infinity : value(m[2])];
+}
+
+/** The bucket of the text histogram holding its median: [low, high). */
+function medianBucket(text: string): [number, number] {
+  const rows = [...text.matchAll(/^([[(][^|]*?[)\]])\s+(\d+) \|/gm)].map((m) => ({
+    bounds: bucketBounds(m[1]),
+    count: Number(m[2]),
+  }));
+  const total = rows.reduce((n, r) => n + r.count, 0);
+  let seen = 0;
+  for (const r of rows) {
+    seen += r.count;
+    if (seen >= total / 2) return r.bounds;
+  }
+  throw new Error(`no histogram in: ${text}`);
+}
+
+Deno.test("biolatency --metrics: _count is /proc/diskstats' delta and the median is in the text's median bucket", async () => {
+  await withLoopDevice(64, async (dev) => {
+    const agent = await Agent.start("scripts/biolatency.ts", "--disk", dev.name, "-q");
+    let stdout = "";
+    try {
+      await using prometheus = await Prometheus.start(agent.address);
+      const before = diskstats(dev.name);
+      await workload(
+        `dd if=/dev/urandom of=${dev.path} bs=64k count=64 oflag=direct status=none && ` +
+          `dd if=${dev.path} of=/dev/null bs=4k count=1024 iflag=direct status=none`,
+      );
+      const after = diskstats(dev.name);
+      const ios = after.readsCompleted - before.readsCompleted + after.writesCompleted -
+        before.writesCompleted;
+      equal(ios, 64 + 1024);
+      const count = `tsprobe_block_io_latency_seconds_count{disk="${dev.name}"}`;
+      equal((await prometheus.until(count, (s) => s[0]?.value === ios))[0]?.value, ios);
+      const median = await prometheus.query(
+        `histogram_quantile(0.5, tsprobe_block_io_latency_seconds_bucket{disk="${dev.name}"})`,
+      );
+      equal(median.length, 1, JSON.stringify(median));
+      const bytes = await prometheus.query(`tsprobe_block_io_bytes_total{disk="${dev.name}"}`);
+      equal(bytes[0]?.value, 64 * 65536 + 1024 * 4096);
+      const out = await agent.stop();
+      equal(out.code, 0, out.stderr);
+      stdout = out.stdout;
+      const [low, high] = medianBucket(stdout);
+      const us = median[0].value * 1e6;
+      ok(low <= us && us <= high, `median ${us} us outside [${low}, ${high}) of:\n${stdout}`);
+    } finally {
+      if (!stdout) await agent.stop();
+    }
+  });
 });
