@@ -292,7 +292,8 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     try {
       file = Deno.openSync(options.output, { write: true, create: true, truncate: true });
     } catch (e) {
-      console.error(`${r.name}: -o '${options.output}' cannot be written: ${(e as Error).message}`);
+      const why = (e as Error).message.split("\n")[0];
+      console.error(`${r.name}: -o '${options.output}' cannot be written: ${why} (see --help)`);
       Deno.exit(2);
     }
     write = (line) => writeAllSync(file, `${line}\n`);
@@ -317,7 +318,7 @@ export async function recipe<O extends Record<string, OptionSpec>>(
   }
   const problem = options.command === undefined ? undefined : await programProblem(options.command);
   if (problem) {
-    console.error(`${r.name}: --command '${options.command}': ${problem}`);
+    console.error(`${r.name}: -c '${options.command}': ${problem} (see --help)`);
     Deno.exit(2);
   }
   try {
@@ -356,8 +357,11 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     records?.end(summary);
     records?.finish();
   } catch (e) {
-    console.error(`${r.name}: ${e instanceof Error ? e.message : e}`);
     const usage = e instanceof UsageError || isUsageError(e);
+    // The same line as probe's: usage errors point to --help.
+    console.error(
+      `${r.name}: ${e instanceof Error ? e.message : e}${usage ? " (see --help)" : ""}`,
+    );
     Deno.exit(usage ? 2 : 1);
   }
 }

@@ -59,7 +59,7 @@ import {
   type Stream,
   type TracepointEventOf,
 } from "../mod.ts";
-import { micros, recipe, summarize } from "../recipe.ts";
+import { micros, recipe, summarize, UsageError } from "../recipe.ts";
 
 /** The bits `--flags` keys by, and how each combination prints. */
 const FLAG_MASK = B.B_READ | B.B_WRITE | B.B_ASYNC;
@@ -78,11 +78,6 @@ const flagLabel = (bits: number) => FLAG_LABELS[bits] ?? "-";
 const DEMO = `f=$(mktemp /var/tmp/biolatency.XXXXXX) && exec 3<>"$f" && rm -f "$f" && ` +
   `dd if=/dev/zero of=/dev/fd/3 bs=64k count=512 oflag=direct status=none && ` +
   `dd if=/dev/fd/3 of=/dev/null bs=4k count=2048 iflag=direct status=none`;
-
-function usage(message: string): never {
-  console.error(`biolatency: ${message} (see --help)`);
-  Deno.exit(2);
-}
 
 /** The sysfs directory of block device `name` (a disk or a partition), resolved. */
 function sysBlock(name: string): string | undefined {
@@ -206,7 +201,9 @@ await recipe({
   demo: DEMO,
   setup(o) {
     const disk = o.disk?.replace(/^\/dev\//, "");
-    if (disk !== undefined && !sysBlock(disk)) usage(`--disk '${o.disk}' is not a block device`);
+    if (disk !== undefined && !sysBlock(disk)) {
+      throw new UsageError(`--disk '${o.disk}' is not a block device`);
+    }
     const clear = o.interval !== undefined;
     const done = disk === undefined
       ? io.on("done")

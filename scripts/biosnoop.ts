@@ -40,7 +40,7 @@
  * @module
  */
 import { B, type DevInfo, io, printable, requestCreated, type Stream } from "../mod.ts";
-import { recipe } from "../recipe.ts";
+import { recipe, UsageError } from "../recipe.ts";
 
 /** How `b_flags & (B_READ | B_WRITE | B_ASYNC)` prints. */
 const FLAG_MASK = B.B_READ | B.B_WRITE | B.B_ASYNC;
@@ -58,11 +58,6 @@ const FLAG_LABELS: Record<number, string> = {
 const DEMO = `f=$(mktemp /var/tmp/biosnoop.XXXXXX) && exec 3<>"$f" && rm -f "$f" && ` +
   `dd if=/dev/zero of=/dev/fd/3 bs=64k count=8 oflag=direct status=none && ` +
   `dd if=/dev/fd/3 of=/dev/null bs=4k count=8 iflag=direct status=none`;
-
-function usage(message: string): never {
-  console.error(`biosnoop: ${message} (see --help)`);
-  Deno.exit(2);
-}
 
 function exists(path: string): boolean {
   try {
@@ -137,7 +132,7 @@ await recipe({
   setup(o) {
     const disk = o.disk?.replace(/^\/dev\//, "");
     if (disk !== undefined && sysDevice(disk) === undefined) {
-      usage(`--disk '${o.disk}' is not a block device`);
+      throw new UsageError(`--disk '${o.disk}' is not a block device`);
     }
     const onDisk = <E extends { dev: DevInfo }>(s: Stream<E>) =>
       disk === undefined ? s : s.where((e, p) => e.dev.dev_statname === p.disk, { disk });

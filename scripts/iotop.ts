@@ -33,7 +33,7 @@ import {
   printable,
   type Stream,
 } from "../mod.ts";
-import { recipe } from "../recipe.ts";
+import { recipe, UsageError } from "../recipe.ts";
 
 /** The bits the sums are split by: a read, a write, or neither. */
 const RW = B.B_READ | B.B_WRITE;
@@ -47,11 +47,6 @@ const DEMO = `f=$(mktemp /var/tmp/iotop.XXXXXX) && exec 3<>"$f" && rm -f "$f" &&
   `dd if=/dev/zero of=/dev/fd/3 bs=64k count=64 oflag=direct status=none && ` +
   `dd if=/dev/fd/3 of=/dev/null bs=4k count=256 iflag=direct status=none && ` +
   `cat /dev/fd/3 > /dev/null`;
-
-function usage(message: string): never {
-  console.error(`iotop: ${message} (see --help)`);
-  Deno.exit(2);
-}
 
 /** Bytes and I/O of one process or file. */
 interface Totals {
@@ -113,12 +108,12 @@ await recipe({
   },
   demo: DEMO,
   setup(o) {
-    if (!Number.isInteger(o.top)) usage(`--top '${o.top}' is not a whole number`);
+    if (!Number.isInteger(o.top)) throw new UsageError(`--top '${o.top}' is not a whole number`);
     const disk = o.disk?.replace(/^\/dev\//, "");
     try {
       if (disk !== undefined) Deno.statSync(`/sys/class/block/${disk}`);
     } catch {
-      usage(`--disk '${o.disk}' is not a block device`);
+      throw new UsageError(`--disk '${o.disk}' is not a block device`);
     }
     const onDisk = <E extends { dev: DevInfo }>(s: Stream<E>) =>
       disk === undefined ? s : s.where((e, p) => e.dev.dev_statname === p.disk, { disk });

@@ -27,8 +27,7 @@ await recipe({
       const bytes = new TextEncoder().encode(o.name).length;
       if (bytes < 1 || bytes > 15) {
         throw new UsageError(
-          `--name '${printable(o.name)}' is ${bytes} bytes: a command name has 1 to 15 ` +
-            `(see --help)`,
+          `--name '${printable(o.name)}' is ${bytes} bytes: a command name has 1 to 15`,
         );
       }
     }
