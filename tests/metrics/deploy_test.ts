@@ -3,15 +3,20 @@
  * needs: run as the unit runs it (a user of its own, those capabilities and no others, no new
  * privileges, the system read-only but for its cache, empty /tmp and homes), it serves a
  * child's getppid calls counted exactly, and its own recipe; without any one of them it stops
- * with one line naming the capability.
+ * with one line naming the capability. The DaemonSet's container, run as it would be (root
+ * with only its capabilities), runs the recipe its ConfigMap pins. The dashboard asks only for
+ * metrics the recipes serve, in PromQL that promtool accepts; the README's scrape
+ * configurations are ones Prometheus accepts.
  *
- * Needs root (to set the agent up as systemd would), setpriv and unshare (util-linux).
+ * Needs root (to set the agent up as systemd would), setpriv and unshare (util-linux),
+ * systemd-analyze and promtool.
  *
  * @module
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { kernelIds, leftBehind } from "../fixtures/left_behind.ts";
 import { freePort } from "../fixtures/prometheus.ts";
+import { parseAllDocuments } from "yaml";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -87,7 +92,7 @@ const AGENT_UID = 65534;
  * agent's user cannot enter root's home), and Deno's cache, writable by the agent only, with
  * the npm packages tsprobe imports (as the service's first start would fetch them).
  */
-async function agentHome(): Promise<string> {
+async function agentHome(uid = AGENT_UID): Promise<string> {
   const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "tsprobe-deploy-" });
   await Deno.chmod(dir, 0o755);
   await Deno.mkdir(`${dir}/bin`);
@@ -101,7 +106,7 @@ async function agentHome(): Promise<string> {
     .output();
   ok(copy.success, text(copy.stderr));
   const own = await new Deno.Command("chown", {
-    args: ["-R", `${AGENT_UID}:${AGENT_UID}`, `${dir}/cache`],
+    args: ["-R", `${uid}:${uid}`, `${dir}/cache`],
   }).output();
   ok(own.success, text(own.stderr));
   return dir;
@@ -109,9 +114,14 @@ async function agentHome(): Promise<string> {
 
 /**
  * Spawns tools/probe (what /usr/local/bin/probe links to) with `args` as the unit would run
- * it, with the capabilities `caps` (setpriv's names).
+ * it, with the capabilities `caps` (setpriv's names), as user `uid`.
  */
-function spawnAgent(home: string, caps: string[], args: string[]): Deno.ChildProcess {
+function spawnAgent(
+  home: string,
+  caps: string[],
+  args: string[],
+  uid = AGENT_UID,
+): Deno.ChildProcess {
   const set = `-all,${caps.map((c) => `+${c}`).join(",")}`;
   return new Deno.Command("unshare", {
     args: [
@@ -123,12 +133,12 @@ function spawnAgent(home: string, caps: string[], args: string[]): Deno.ChildPro
       "sandbox",
       `${home}/cache`,
       "setpriv",
-      `--reuid=${AGENT_UID}`,
-      `--regid=${AGENT_UID}`,
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
       "--clear-groups",
       "--no-new-privs",
-      `--inh-caps=${set}`,
-      `--ambient-caps=${set}`,
+      // Root holds what the bounding set leaves it; another user, its ambient set.
+      ...(uid === 0 ? [] : [`--inh-caps=${set}`, `--ambient-caps=${set}`]),
       `--bounding-set=${set}`,
       "--",
       "env",
@@ -174,9 +184,30 @@ async function stop(agent: Deno.ChildProcess) {
   return { code: out.code, signal: out.signal, stderr: text(out.stderr) };
 }
 
+/**
+ * `probe run` of a recipe, spawned by `spawn`, serves an aggregation at `address`; on SIGTERM
+ * probe ends by the signal (systemd and Kubernetes count that a clean stop) and the recipe it
+ * runs stops with it, leaving nothing in the kernel.
+ */
+async function servesRecipe(spawn: () => Deno.ChildProcess, address: string): Promise<void> {
+  const before = kernelIds();
+  const agent = spawn();
+  const served = (e: string) => /^tsprobe_aggregation_keys\{/m.test(e);
+  const exposition = await scrapeUntil(`http://${address}/metrics`, agent, served);
+  const out = await stop(agent);
+  ok(served(exposition), `${exposition}\n${out.stderr}`);
+  equal(out.signal, "SIGTERM", out.stderr);
+  equal(await leftBehind(before), [], "BPF objects left in the kernel");
+}
+
 const CAPS = (setting("CapabilityBoundingSet") ?? "").split(/\s+/).filter((c) => c);
 
-Deno.test("the unit runs the agent as a user of its own, with its capabilities ambient, hardened, restarted on failure", () => {
+Deno.test("the unit runs the agent as a user of its own, with its capabilities ambient, hardened, restarted on failure", async () => {
+  // systemd's own reading of it: no unknown setting, no bad value.
+  const verify = await new Deno.Command("systemd-analyze", {
+    args: ["verify", `${ROOT}deploy/tsprobe-agent.service`],
+  }).output();
+  equal([verify.code, text(verify.stderr)], [0, ""]);
   equal(setting("DynamicUser"), "yes");
   ok(CAPS.includes("CAP_BPF") && CAPS.includes("CAP_PERFMON"), CAPS.join(" "));
   equal(setting("AmbientCapabilities"), setting("CapabilityBoundingSet"));
@@ -219,19 +250,7 @@ Deno.test("the unit's own command line, as systemd expands it, serves its recipe
     const [probe, ...args] = expand(setting("ExecStart")!, { ...UNIT_ENV, METRICS: address })
       .map((w) => w.replace(/^\/opt\/tsprobe\//, ROOT));
     equal(probe, "/usr/local/bin/probe");
-    const before = kernelIds();
-    const agent = spawnAgent(home, CAPS.map(capName), args);
-    const exposition = await scrapeUntil(
-      `http://${address}/metrics`,
-      agent,
-      (e) => /^tsprobe_aggregation_keys\{/m.test(e),
-    );
-    // probe run ends by the signal (systemd counts that a clean stop); the recipe it runs
-    // stops with it and unloads.
-    const out = await stop(agent);
-    ok(/^tsprobe_aggregation_keys\{/m.test(exposition), `${exposition}\n${out.stderr}`);
-    equal(out.signal, "SIGTERM", out.stderr);
-    equal(await leftBehind(before), [], "BPF objects left in the kernel");
+    await servesRecipe(() => spawnAgent(home, CAPS.map(capName), args), address);
   } finally {
     await Deno.remove(home, { recursive: true });
   }
@@ -256,5 +275,228 @@ Deno.test("without any one of the unit's capabilities, the agent stops with one 
     }
   } finally {
     await Deno.remove(home, { recursive: true });
+  }
+});
+
+/** What the tests read of a container in deploy/daemonset.yaml. */
+interface Container {
+  command: string[];
+  args: string[];
+  env: Array<{
+    name: string;
+    value?: string;
+    valueFrom?: { configMapKeyRef: { name: string; key: string } };
+  }>;
+  ports: Array<{ name: string; containerPort: number }>;
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
+  securityContext: {
+    runAsUser: number;
+    allowPrivilegeEscalation: boolean;
+    readOnlyRootFilesystem: boolean;
+    capabilities: { add: string[]; drop: string[] };
+  };
+  volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+}
+
+/** What the tests read of the manifests. */
+interface Manifest {
+  kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
+  spec?: {
+    template: {
+      metadata: { annotations: Record<string, string> };
+      spec: {
+        hostPID: boolean;
+        containers: Container[];
+        volumes: Array<{ name: string; hostPath?: { path: string } }>;
+      };
+    };
+  };
+}
+
+const MANIFESTS = parseAllDocuments(Deno.readTextFileSync(`${ROOT}deploy/daemonset.yaml`))
+  .map((d) => d.toJSON() as Manifest);
+const POD = MANIFESTS.find((m) => m.kind === "DaemonSet")!.spec!.template;
+const CONTAINER = POD.spec.containers[0];
+
+/** The container's environment, the ConfigMap's values resolved. */
+function containerEnv(): Record<string, string> {
+  return Object.fromEntries(CONTAINER.env.map((e) => {
+    const ref = e.valueFrom?.configMapKeyRef;
+    const map = MANIFESTS.find((m) => m.kind === "ConfigMap" && m.metadata.name === ref?.name);
+    return [e.name, (ref ? map?.data?.[ref.key] : e.value) ?? ""];
+  }));
+}
+
+/** Kubernetes' `$(VAR)` in a container's arguments. */
+const expandK8s = (args: string[], env: Record<string, string>) =>
+  args.map((a) => a.replace(/\$\((\w+)\)/g, (_, name) => env[name]));
+
+Deno.test("the DaemonSet: host pids, BTF, tracefs and debugfs, the capabilities, a pinned recipe from the ConfigMap, a port Prometheus finds, limits", () => {
+  equal(POD.spec.hostPID, true);
+  const hostPaths = ["/sys/kernel/btf", "/sys/kernel/tracing", "/sys/kernel/debug"];
+  for (const path of hostPaths) {
+    const volume = POD.spec.volumes.find((v) => v.hostPath?.path === path);
+    ok(volume, `no hostPath volume of ${path}`);
+    const mount = CONTAINER.volumeMounts.find((m) => m.name === volume.name);
+    equal([mount?.mountPath, mount?.readOnly], [path, true]);
+  }
+  const security = CONTAINER.securityContext;
+  equal(security.capabilities.drop, ["ALL"]);
+  equal(security.capabilities.add, ["BPF", "PERFMON", "SYS_RESOURCE"]);
+  equal([security.runAsUser, security.allowPrivilegeEscalation], [0, false]);
+  const env = containerEnv();
+  const args = expandK8s(CONTAINER.args, env);
+  equal([CONTAINER.command, args.slice(0, 2), args[3]], [
+    ["probe"],
+    ["run", "--integrity"],
+    env.RECIPE_URL,
+  ]);
+  ok(/^sha256-/.test(args[2]) && /^https:\/\//.test(args[3]), args.join(" "));
+  const port = CONTAINER.ports.find((p) => p.name === "metrics")!.containerPort;
+  equal(args.slice(4), ["--metrics", `0.0.0.0:${port}`]);
+  equal(POD.metadata.annotations, {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": String(port),
+    "prometheus.io/path": "/metrics",
+  });
+  for (const limit of ["cpu", "memory"]) {
+    ok(CONTAINER.resources.limits[limit] && CONTAINER.resources.requests[limit], limit);
+  }
+});
+
+Deno.test("the DaemonSet's container, as it runs (root with only its capabilities, read-only root), runs its pinned recipe and serves its metrics", async () => {
+  const env = containerEnv();
+  // The recipe's URL is served from this tree, as its host would serve a release of it.
+  const path = new URL(env.RECIPE_URL).pathname;
+  const release = path.slice(0, path.indexOf("scripts/"));
+  const host = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (r) => {
+    const file = new URL(r.url).pathname;
+    const body = file.startsWith(release)
+      ? await Deno.readFile(ROOT + file.slice(release.length)).catch(() => undefined)
+      : undefined;
+    return new Response(body ?? "not found", { status: body ? 200 : 404 });
+  });
+  const home = await agentHome(0);
+  try {
+    const url = `http://127.0.0.1:${host.addr.port}${path}`;
+    const pin = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}cli.ts`, "pin", url],
+      env: { DENO_DIR: `${home}/cache` },
+    }).output();
+    ok(pin.success, text(pin.stderr));
+    const address = `127.0.0.1:${freePort()}`;
+    const args = expandK8s(CONTAINER.args, {
+      ...env,
+      RECIPE_URL: url,
+      RECIPE_INTEGRITY: text(pin.stdout).trim(),
+    }).map((a) => a.replace(/^0\.0\.0\.0:\d+$/, address));
+    const caps = CONTAINER.securityContext.capabilities.add.map((c) => c.toLowerCase());
+    await servesRecipe(() => spawnAgent(home, caps, args, 0), address);
+  } finally {
+    await host.shutdown();
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+/** Every PromQL query of the dashboard: its panels' targets and its variables'. */
+function dashboardQueries(): string[] {
+  const dashboard = JSON.parse(Deno.readTextFileSync(`${ROOT}deploy/grafana-dashboard.json`));
+  const queries: string[] = dashboard.templating.list.map((v: { definition: string }) =>
+    v.definition
+  );
+  for (const panel of dashboard.panels) {
+    for (const t of panel.targets ?? []) queries.push(t.expr);
+  }
+  return queries;
+}
+
+/**
+ * The metric names an agent running `file` (a recipe) serves: every family it declares, a
+ * histogram's as its `_bucket`, `_sum` and `_count` series.
+ */
+async function servedNames(file: string): Promise<string[]> {
+  const address = `127.0.0.1:${freePort()}`;
+  const agent = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}${file}`, "--metrics", address, "-q"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const exposition = await scrapeUntil(`http://${address}/metrics`, agent, (e) => e !== "");
+  const out = await stop(agent);
+  equal(out.code, 0, out.stderr);
+  return [...exposition.matchAll(/^# TYPE (\w+) (\w+)$/gm)].flatMap(([, name, type]) =>
+    type === "histogram" ? ["_bucket", "_sum", "_count"].map((s) => name + s) : [name]
+  );
+}
+
+Deno.test("the dashboard asks only for metrics the io and aio recipes and the agent serve", async () => {
+  const served = new Set([
+    ...await servedNames("scripts/biolatency.ts"),
+    ...await servedNames("scripts/aio_latency.ts"),
+  ]);
+  const asked = new Set(dashboardQueries().flatMap((q) => q.match(/\btsprobe_\w+/g) ?? []));
+  equal([...asked].filter((name) => !served.has(name)), []);
+  // What the issue asks of it: a latency heatmap, IOPS, bytes, AIO quantiles, health.
+  for (
+    const name of [
+      "tsprobe_block_io_latency_seconds_bucket",
+      "tsprobe_block_io_latency_seconds_count",
+      "tsprobe_block_io_bytes_total",
+      "tsprobe_aio_latency_seconds_bucket",
+      "tsprobe_events_dropped_total",
+      "tsprobe_aggregation_updates_lost_total",
+      "tsprobe_data_lost_total",
+    ]
+  ) ok(asked.has(name), name);
+  const queries = dashboardQueries();
+  for (const q of [0.5, 0.99]) {
+    ok(queries.some((x) => x.startsWith(`histogram_quantile(${q}, `) && x.includes("aio")), `${q}`);
+  }
+});
+
+Deno.test("the dashboard's queries are PromQL that promtool accepts", async () => {
+  // Grafana's variables as values, each query a recording rule for promtool to parse.
+  const rules = dashboardQueries().map((q) =>
+    q.replaceAll("$__rate_interval", "1m").replace(/\$\w+/g, ".*")
+      .replace(/^label_values\((.+), \w+\)$/, "$1")
+  );
+  const file = await Deno.makeTempFile({ suffix: ".yml" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        groups: [{ name: "dashboard", rules: rules.map((expr, i) => ({ record: `q${i}`, expr })) }],
+      }),
+    );
+    const check = await new Deno.Command("promtool", { args: ["check", "rules", file] }).output();
+    equal(check.code, 0, text(check.stdout) + text(check.stderr));
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("the scrape configurations in deploy/README.md are ones Prometheus accepts", async () => {
+  const readme = Deno.readTextFileSync(`${ROOT}deploy/README.md`);
+  const configs = [...readme.matchAll(/```yaml\n(scrape_configs:[\s\S]*?)```/g)].map((m) => m[1]);
+  equal(configs.length, 2);
+  for (const block of configs) {
+    // Debian's Prometheus is built without Kubernetes discovery: its relabeling is checked
+    // on a static target.
+    const config = block.replace(
+      /^( +)kubernetes_sd_configs:\n[\s\S]*?(?=^\1relabel_configs:)/m,
+      '$1static_configs:\n$1  - targets: ["127.0.0.1:9464"]\n',
+    );
+    const file = await Deno.makeTempFile({ suffix: ".yml" });
+    try {
+      await Deno.writeTextFile(file, config);
+      const check = await new Deno.Command("promtool", { args: ["check", "config", file] })
+        .output();
+      equal(check.code, 0, config + text(check.stdout) + text(check.stderr));
+    } finally {
+      await Deno.remove(file);
+    }
   }
 });
