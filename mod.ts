@@ -180,6 +180,7 @@ export type { Iocb, IoEvent, SigSet } from "./runtime/providers/aio/abi.ts";
 export { AIO_COUNTERS } from "./runtime/providers/aio/lifecycle.ts";
 export type { EventHeader } from "./runtime/codegen/fields.ts";
 export { LambdaError } from "./runtime/lambda/ir.ts";
+export { UnknownFieldError } from "./runtime/compiler/handler_reads.ts";
 export { ProbeNotFoundError } from "./system/tracefs.ts";
 export { VerifierError } from "./bpf/program.ts";
 export { BpfError, NotSupportedError } from "./bpf/errors.ts";

@@ -6,12 +6,14 @@
  */
 import { ProbeNotFoundError } from "../system/tracefs.ts";
 import { ArgumentError, NotAFunctionError, SizeError } from "./arguments.ts";
+import { UnknownFieldError } from "./compiler/handler_reads.ts";
 import { DurationError } from "./duration.ts";
 import { LambdaError } from "./lambda/ir.ts";
 import { TargetError } from "./process_tree.ts";
 
 const USAGE_ERRORS = [
   LambdaError,
+  UnknownFieldError,
   ProbeNotFoundError,
   TargetError,
   DurationError,

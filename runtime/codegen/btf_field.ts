@@ -93,3 +93,22 @@ export function taskField(path: string[], stringSize: number): EventField | unde
     stringSize,
   );
 }
+
+/**
+ * For a `task...` path that names a member the kernel's `struct task_struct` lacks: the path up
+ * to that member with close names in its place, best first ("did you mean"); none otherwise.
+ */
+export function taskFieldSuggestions(path: readonly string[]): string[][] {
+  const btf = Btf.vmlinux();
+  const task = path[0] === "task" ? btf.find("task_struct", "struct") : undefined;
+  if (!task) return [];
+  for (let n = 2; n <= path.length; n++) {
+    try {
+      memberPath(btf, task.id, path.slice(1, n));
+    } catch (e) {
+      if (!(e instanceof BtfError)) throw e;
+      return e.suggestions.map((s) => [...path.slice(0, n - 1), s]);
+    }
+  }
+  return [];
+}

@@ -11,6 +11,7 @@ import type { PlannedAggregation, PlannedStream } from "./plan.ts";
 import type { SessionResources } from "./resources.ts";
 import type { Resolver } from "./resolve.ts";
 import type { AnyFunction, ConsumerRequest } from "./requests.ts";
+import { checkHandlerReads, type HandledStream } from "./handler_reads.ts";
 import { fieldsRead, join, keysOn, lambdaOn } from "./views.ts";
 
 /** What lowering made: the streams by tag (decoded later) and the aggregations. */
@@ -28,13 +29,19 @@ export function lower(
 ): Lowered {
   const bindings: Omit<PlannedStream, "decode">[] = [];
   const aggregations: PlannedAggregation[] = [];
+  const handled: HandledStream[] = [];
   for (const r of requests) {
     const wheres = r.source.predicates;
     const where = wheres.length ? `where ${wheres.map((w) => w.fn.toString()).join(" && ")}: ` : "";
     const aggregation = r.kind === "aggregate"
       ? { map: `agg_${aggregations.length}`, lostCounter: res.slot() }
       : undefined;
-    resolver.viewsOf(r.source).forEach((view, i) => {
+    const views = resolver.viewsOf(r.source);
+    if (r.kind === "stream") {
+      const probe = r.source.kind === "probe" ? r.source.request.name : r.source.span.name;
+      handled.push({ handler: r.handler as AnyFunction, probe, views });
+    }
+    views.forEach((view, i) => {
       let action: Action;
       let describe: string;
       if (r.kind === "stream") {
@@ -84,7 +91,8 @@ export function lower(
       });
     });
   }
-
+  // After every view has the fields that reads made join it.
+  checkHandlerReads(handled);
   return { bindings, aggregations };
 }
 

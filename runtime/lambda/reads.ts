@@ -56,7 +56,7 @@ export function eventReads(fn: AnyFunction): string[][] | "all" {
   }
   const [first, ...rest] = node.params;
   if (!first) return [];
-  const event = first.type === "AssignmentPattern" ? first.left : first;
+  const event = withoutDefault(first);
   const reads = new Reads();
   const name = event.type === "Identifier" ? event.name : undefined;
   if (name === undefined) {
@@ -66,6 +66,21 @@ export function eventReads(fn: AnyFunction): string[][] | "all" {
   // The other parameters' default values may read the event too.
   new Walker(name, reads).visitAll([...rest, node.body]);
   return reads.result();
+}
+
+/**
+ * The name a handler gives its event (`ev` in `(ev) => ...`), for saying what it read as it
+ * wrote it; undefined when it destructures the event or takes none.
+ */
+export function eventName(fn: AnyFunction): string | undefined {
+  const [first] = parseFunction(fn).node.params;
+  const event = first && withoutDefault(first);
+  return event?.type === "Identifier" ? event.name : undefined;
+}
+
+/** A parameter's pattern, its default value aside. */
+function withoutDefault(param: acorn.Pattern): acorn.Pattern {
+  return param.type === "AssignmentPattern" ? param.left : param;
 }
 
 /** The paths read so far; the empty path is the whole event. */

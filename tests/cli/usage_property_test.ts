@@ -93,6 +93,8 @@ const MISPLANNED = [
   "syscall.on('read:return').where((e) => e.args.nope > 0).count()",
   "syscall.on('read:return').count((e) => e.nope)",
 ];
+  "syscall.on('openat:entry', (e) => console.log(e.args.filenme))",
+  "syscall.on('openat:entry', (e) => console.log(e.arg.filename.length))",
 
 const RECIPES = [
   "aio_latency",
