@@ -410,3 +410,21 @@ Deno.test("the banner comes once on stderr when all is attached: what starts aft
   equal(out.trim(), `@count: ${n}`);
   equal(err.match(/tracing/g)?.length, 1, "the banner once");
 });
+
+Deno.test("probe run: a plain script's uncaught usage error is one line and exit 2", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      `import { io, run } from ${JSON.stringify(`${ROOT}mod.ts`)};\n` +
+        "io.on('start').where((e) => (e.buf.b_flags & B.B_WRITE) !== 0).count();\n" +
+        "await run({ duration: '1s' });\n",
+    );
+    const r = await probe(["run", file]);
+    equal(r.code, 2, r.stderr);
+    equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    ok(r.stderr.startsWith("probe: Cannot compile for the kernel: `B` is not a field"), r.stderr);
+  } finally {
+    await Deno.remove(file);
+  }
+});

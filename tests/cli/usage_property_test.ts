@@ -10,7 +10,8 @@
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { denoRun, lines, type Output } from "../fixtures/subprocess.ts";
-import { exists } from "../fixtures/bpf.ts";
+import { kernelIds, leftBehind } from "../fixtures/left_behind.ts";
+import { pool } from "../fixtures/pool.ts";
 
 /** One malformed input: the file run (cli.ts or a recipe) and its arguments. */
 type Case = { file: string; args: string[] };
@@ -92,9 +93,9 @@ const MISPLANNED = [
   "span(syscall.on('read:entry'), syscall.on('read:return'), { key: [(e) => e.tid, (e) => [e.tid, e.pid]] }).count()",
   "syscall.on('read:return').where((e) => e.args.nope > 0).count()",
   "syscall.on('read:return').count((e) => e.nope)",
-];
   "syscall.on('openat:entry', (e) => console.log(e.args.filenme))",
   "syscall.on('openat:entry', (e) => console.log(e.arg.filename.length))",
+];
 
 const RECIPES = [
   "aio_latency",
@@ -198,82 +199,7 @@ function cases(): Case[] {
   return out;
 }
 
-// ---- what the kernel holds ----------------------------------------------------------------
-
-const BPFTOOL = ["/usr/sbin/bpftool", "/usr/bin/bpftool"].find(exists) ?? "bpftool";
-type Kind = "prog" | "map" | "link";
-const KINDS: Kind[] = ["prog", "map", "link"];
-type Ids = Record<Kind, Set<number>>;
-
-function kernelIds(): Ids & { progMaps: Map<number, number[]> } {
-  const ids = { prog: new Set<number>(), map: new Set<number>(), link: new Set<number>() };
-  const progMaps = new Map<number, number[]>();
-  for (const kind of KINDS) {
-    const out = new Deno.Command(BPFTOOL, { args: ["-j", kind, "list"], stdout: "piped" })
-      .outputSync();
-    ok(out.success, `bpftool ${kind} list`);
-    const text = new TextDecoder().decode(out.stdout).trim();
-    for (const e of (text ? JSON.parse(text) : []) as Array<{ id: number; map_ids?: number[] }>) {
-      ids[kind].add(e.id);
-      if (kind === "prog") progMaps.set(e.id, e.map_ids ?? []);
-    }
-  }
-  return { ...ids, progMaps };
-}
-
-/** Objects some live process holds an fd of (and the maps its programs use). */
-function heldIds(progMaps: Map<number, number[]>): Ids {
-  const held: Ids = { prog: new Set(), map: new Set(), link: new Set() };
-  const field: Record<string, [Kind, RegExp]> = {
-    "anon_inode:bpf-prog": ["prog", /^prog_id:\s*(\d+)$/m],
-    "anon_inode:bpf-map": ["map", /^map_id:\s*(\d+)$/m],
-    "anon_inode:bpf_link": ["link", /^link_id:\s*(\d+)$/m],
-  };
-  for (const proc of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(proc.name)) continue;
-    try {
-      for (const fd of Deno.readDirSync(`/proc/${proc.name}/fd`)) {
-        try {
-          const kind = field[Deno.readLinkSync(`/proc/${proc.name}/fd/${fd.name}`)];
-          if (!kind) continue;
-          const m = kind[1].exec(Deno.readTextFileSync(`/proc/${proc.name}/fdinfo/${fd.name}`));
-          if (m) held[kind[0]].add(Number(m[1]));
-        } catch { /* closed meanwhile */ }
-      }
-    } catch { /* gone meanwhile */ }
-  }
-  for (const prog of held.prog) for (const map of progMaps.get(prog) ?? []) held.map.add(map);
-  return held;
-}
-
-/** Objects that appeared since `before` and are still there, held by no live process. */
-async function leftBehind(before: Ids): Promise<string[]> {
-  const deadline = Date.now() + 3000; // the kernel frees objects asynchronously
-  while (true) {
-    const now = kernelIds();
-    const held = heldIds(now.progMaps);
-    const left = KINDS.flatMap((k) =>
-      [...now[k]].filter((id) => !before[k].has(id) && !held[k].has(id)).map((id) => `${k} ${id}`)
-    );
-    if (left.length === 0 || Date.now() > deadline) return left;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 // ---- the test -----------------------------------------------------------------------------
-
-/** Runs `all` with at most `width` at once. */
-async function pool<T, R>(all: T[], width: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(all.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < all.length) {
-      const i = next++;
-      results[i] = await fn(all[i]);
-    }
-  }));
-  return results;
-}
 
 Deno.test("every malformed input is one line on stderr, exit 2, and leaves nothing in the kernel", async () => {
   const all = cases();
