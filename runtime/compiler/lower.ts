@@ -75,7 +75,10 @@ export function lower(
             request: a,
             plan: aggPlan,
             keyNames: keys.names,
-            keyTransforms: keyFields.map((f) => f?.transform),
+            keyTransforms: keyFields.map((f, i) => {
+              const namer = keys.namers[i];
+              return f?.transform ?? (namer && ((v: unknown) => namer.name(v)));
+            }),
             keyRetains: keyFields.map((f) => f?.retain),
           });
         }

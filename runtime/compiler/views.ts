@@ -11,6 +11,7 @@ import { STACK_FIELDS } from "../codegen/stacks.ts";
 import { compileKeyLambda, compileLambda } from "../lambda/compile.ts";
 import { type Expr, type FieldInfo, type FieldResolver, LambdaError } from "../lambda/ir.ts";
 import { eventReads } from "../lambda/reads.ts";
+import type { KeyNamer } from "../lambda/key_namers.ts";
 import type { ProbeSite } from "../providers/provider.ts";
 import type { AnyFunction, LambdaRef } from "./requests.ts";
 import type { Consumer, SpanEnd } from "./site_compiler.ts";
@@ -121,11 +122,14 @@ export function lambdaOn(view: View, ref: LambdaRef): Expr {
   return rewrite(expr, view.toRecord);
 }
 
-export function keysOn(view: View, ref: LambdaRef | undefined): { parts: Expr[]; names: string[] } {
-  if (!ref) return { parts: [], names: [] };
+export function keysOn(
+  view: View,
+  ref: LambdaRef | undefined,
+): { parts: Expr[]; names: string[]; namers: (KeyNamer | undefined)[] } {
+  if (!ref) return { parts: [], names: [], namers: [] };
   const k = compileKeyLambda(ref.fn, view.resolve, ref.params);
   const parts = k.parts.map((p) => rewrite(p, view.toRecord));
-  return { parts, names: k.names };
+  return { parts, names: k.names, namers: k.namers };
 }
 
 /** The record fields a JavaScript handler needs: those it reads, or all when unsure. */

@@ -36,6 +36,7 @@ import {
 } from "./ir.ts";
 import { type AnyFunction, type ParsedFunction, parseFunction, staticKey } from "./parse.ts";
 import { checkSize, checkSyntaxDepth } from "./limits.ts";
+import { type KeyNamer, keyNamer } from "./key_namers.ts";
 
 /**
  * Compiles `fn`, whose first parameter is the event and optional second the params, to one
@@ -89,9 +90,12 @@ export function compileKeyLambda(
   const nodes = named?.map(([, n]) => n) ??
     (body.type === "ArrayExpression" ? c.list(body.elements, body) : [body as acorn.Expression]);
   if (nodes.length === 0) throw c.error("a key needs at least one part", body);
-  const parts = nodes.map((n) => c.keyPart(n));
+  const namers = nodes.map((n) => c.namerOf(n));
+  const parts = nodes.map((n, i) => c.keyPart(namers[i] ? namers[i].argument : n));
   checkSize(parts, c.source);
-  return { parts, names: named?.map(([name]) => name) ?? partNames(parts), source: c.source };
+  const names = named?.map(([name]) => name) ??
+    partNames(parts).map((n, i) => namers[i]?.namer.part ?? n);
+  return { parts, names, namers: namers.map((n) => n?.namer), source: c.source };
 }
 
 /**
@@ -213,6 +217,18 @@ class Compiler {
         : "a block body must be exactly one `return <expression>;`",
       offending,
     );
+  }
+
+  /** A key part's namer call, `syscallName(e.args.id)`: the namer and what it names. */
+  namerOf(node: acorn.Expression): { namer: KeyNamer; argument: acorn.Expression } | undefined {
+    if (node.type !== "CallExpression" || node.callee.type !== "Identifier") return undefined;
+    const namer = keyNamer(node.callee.name);
+    if (!namer) return undefined;
+    const [argument, ...rest] = node.arguments;
+    if (!argument || rest.length || argument.type === "SpreadElement") {
+      throw this.error(`${node.callee.name}() takes one key value`, node);
+    }
+    return { namer, argument };
   }
 
   /** A key part: a kernel value or a string field. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { KeyNamer } from "./key_namers.ts";
 
 /** The type of a value in a kernel lambda. */
 export type ValueType =
@@ -93,6 +94,8 @@ export interface KeyLambda {
   parts: Expr[];
   /** Each part's name: as the lambda names it (`({ comm: e.comm })`), else derived. */
   names: string[];
+  /** Per part, the namer that shows it (`syscallName(e.args.id)`), if any. */
+  namers: (KeyNamer | undefined)[];
   source: string;
 }
 

@@ -8,6 +8,7 @@
  */
 import { SYSCALLS as AARCH64 } from "./syscall_numbers/aarch64.ts";
 import { SYSCALLS as X86_64 } from "./syscall_numbers/x86_64.ts";
+import { registerKeyNamer } from "../lambda/key_namers.ts";
 
 /** The architectures whose system call numbers tsprobe knows, as Deno names them. */
 const TABLES: Readonly<Record<string, Readonly<Record<number, string>>>> = {
@@ -50,3 +51,6 @@ export function syscallNames(
 export function syscallName(nr: number, arch: string = Deno.build.arch): string {
   return syscallNames(arch)[nr] ?? `syscall_${nr}`;
 }
+
+// `count((e) => syscallName(e.args.id))`: the number in the kernel, the name when shown.
+registerKeyNamer("syscallName", { name: (nr) => syscallName(Number(nr)), part: "syscall" });

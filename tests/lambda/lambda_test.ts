@@ -860,3 +860,19 @@ Deno.test("readsNothing() knows parameterless arrows need no parse", () => {
     }),
   );
 });
+
+Deno.test("compileKeyLambda() keeps a namer's argument in the kernel and names the part after it", async () => {
+  const { syscallName } = await import("../../runtime/providers/syscall_numbers.ts");
+  const key = compileKeyLambda(src("(e) => [e.comm, syscallName(e.pid)]"), resolve);
+  assertEquals(key.parts, [field("comm"), field("pid")]);
+  assertEquals(key.names, ["comm", "syscall"]);
+  assertEquals(key.namers[1]?.name(110), syscallName(110));
+  assertEquals(key.namers[0], undefined);
+  rejects(
+    "(e) => syscallName(e.pid, 1)",
+    "syscallName(e.pid, 1)",
+    "syscallName() takes one key value",
+    undefined,
+    compileKeyLambda,
+  );
+});

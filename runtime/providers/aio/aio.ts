@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { registerKeyNamer } from "../../lambda/key_namers.ts";
 import { imm, jmp, ldx, R0, R10, R6, stx } from "../../../bpf/asm/mod.ts";
 import { Btf } from "../../../bpf/btf.ts";
 import { attachTracepoint } from "../../../bpf/link.ts";
@@ -255,6 +256,9 @@ function uringOps(): Map<number, string> {
 export function uringOpName(op: unknown): string {
   return uringOps().get(Number(op)) ?? `OP_${op}`;
 }
+
+// `count((e) => uringOpName(e.opcode))`: the opcode in the kernel, its name when shown.
+registerKeyNamer("uringOpName", { name: uringOpName, part: "opcode" });
 
 /** A request for aio probe `probe`: "reap", "uring", or "io_submit:entry" and the like. */
 export function aioRequest(probe: string, options: AioProbeOptions = {}): ProbeRequest {
