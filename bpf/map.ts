@@ -169,8 +169,6 @@ export class BpfMap implements Disposable {
   ): Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> {
     const { keySize } = this.spec;
     const out: Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> = [];
-    const keys = new Uint8Array(keySize * batch);
-    const values = new Uint8Array(this.valueBytes * batch);
     const inBatch = new Uint8Array(Math.max(keySize, 8));
     const outBatch = new Uint8Array(Math.max(keySize, 8));
     const count = new Uint32Array(1);
@@ -178,6 +176,10 @@ export class BpfMap implements Disposable {
     new DataView(opts.buffer).setBigUint64(0, 24n, true);
     let first = true;
     while (true) {
+      // A buffer each batch, its entries views of it: a copy of each would cost more than
+      // the syscall that read them.
+      const keys = new Uint8Array(keySize * batch);
+      const values = new Uint8Array(this.valueBytes * batch);
       count[0] = batch;
       const read = remove
         ? libbpf().bpf_map_lookup_and_delete_batch
@@ -194,8 +196,8 @@ export class BpfMap implements Disposable {
       if (r < 0 && r !== -2) check(r, `batch-read map '${this.name}'`);
       for (let i = 0; i < count[0]; i++) {
         out.push([
-          keys.slice(i * keySize, (i + 1) * keySize),
-          values.slice(i * this.valueBytes, (i + 1) * this.valueBytes),
+          keys.subarray(i * keySize, (i + 1) * keySize),
+          values.subarray(i * this.valueBytes, (i + 1) * this.valueBytes),
         ]);
       }
       if (r === -2) return out; // ENOENT: the last batch was read
