@@ -62,23 +62,26 @@ const capName = (cap: string) => cap.replace(/^CAP_/, "").toLowerCase();
 
 /**
  * Sets up the mounts the unit's hardening gives the agent, in a mount namespace of its own
- * ($1: the directory holding the agent's cache, $2...: the command): every mount read-only
+ * ($1: the agent's cache, $2: this tree, $3...: the command): every mount read-only
  * (ProtectSystem=strict; ProtectControlGroups=) but /proc, /dev, /sys and the cache
  * (CacheDirectory=); an empty /tmp (PrivateTmp=); no homes (ProtectHome=) nor kernel modules
  * (ProtectKernelModules=).
  */
 const SANDBOX = `set -e
-cache=$1; shift
+cache=$1 tree=$2; shift 2
+# A checkout in /tmp stays in sight: /tmp is then the host's, writable.
+case $tree in /tmp/*) host_tmp=/tmp ;; *) host_tmp= ;; esac
 mount --bind "$cache" "$cache"
+if [ "$host_tmp" ]; then mount --bind /tmp /tmp; fi
 for m in $(awk '{ print $5 }' /proc/self/mountinfo | sort -u); do
   case $m in
-    /proc | /proc/* | /dev | /dev/* | "$cache") ;;
+    /proc | /proc/* | /dev | /dev/* | "$cache" | "$host_tmp") ;;
     /sys/fs/cgroup | /sys/fs/cgroup/*) mount -o remount,bind,ro "$m" ;;
     /sys | /sys/*) ;;
     *) mount -o remount,bind,ro "$m" ;;
   esac
 done
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+if [ -z "$host_tmp" ]; then mount -t tmpfs -o mode=1777 tmpfs /tmp; fi
 for d in /home /root /run/user /usr/lib/modules; do
   if [ -d "$d" ]; then mount -t tmpfs -o mode=000 tmpfs "$d"; fi
 done
@@ -132,6 +135,7 @@ function spawnAgent(
       SANDBOX,
       "sandbox",
       `${home}/cache`,
+      ROOT,
       "setpriv",
       `--reuid=${uid}`,
       `--regid=${uid}`,
