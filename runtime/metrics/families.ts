@@ -15,19 +15,19 @@ import {
   type Stats,
 } from "../aggregate/data.ts";
 import { histogramSlots } from "../aggregate/print.ts";
-import { labelName, type MetricFamily, metricName, type Sample } from "./exposition.ts";
+import { labelName, labelsText, type MetricFamily, metricName, sampleLine } from "./exposition.ts";
 
 /** A key part as a label value: stacks as their frames joined by `;`, as folded stacks are. */
 function labelValue(part: KeyPart): string {
   return stackFrames(part)?.join(";") ?? String(part);
 }
 
-/** The labels of a row: its key's parts by name. */
-function labelsOf(data: AggregationData, row: AggregationRow): Record<string, string> {
-  return Object.fromEntries(row.key.map((part, i) => {
+/** The labels of a row, as {@link labelsText} writes them: its key's parts by name. */
+function labelsOf(data: AggregationData, row: AggregationRow): string {
+  return labelsText(row.key.map((part, i) => {
     const name = data.keyNames[i] ?? `key${i + 1}`;
     const named = data.metric?.labelValues?.[name];
-    return [labelName(name), named ? named(part) : labelValue(part)];
+    return [labelName(name), named ? named(part) : labelValue(part)] as const;
   }));
 }
 
@@ -52,11 +52,11 @@ export function aggregationFamilies(
   const scale = data.metric?.scale ?? 1;
   const help = data.metric?.help ?? data.name;
   const base = baseName(data, prefix);
-  const family = (name: string, type: MetricFamily["type"], samples: Sample[], what = help) => ({
+  const family = (name: string, type: MetricFamily["type"], lines: string[], what = help) => ({
     name,
     help: what,
     type,
-    samples,
+    lines,
   });
   const rows = data.rows;
   switch (data.kind) {
@@ -72,19 +72,14 @@ export function aggregationFamilies(
     case "avg":
       return [family(base, "gauge", scalar(data, base, scale))];
     case "stats": {
+      const stats = rows.flatMap((r) =>
+        r.value.kind === "stats" ? [{ labels: labelsOf(data, r), stats: r.value.value }] : []
+      );
       const part = (suffix: string, type: MetricFamily["type"], pick: (s: Stats) => number) =>
         family(
           `${base}_${suffix}`,
           type,
-          rows.flatMap((r) =>
-            r.value.kind === "stats"
-              ? [{
-                name: `${base}_${suffix}`,
-                labels: labelsOf(data, r),
-                value: pick(r.value.value),
-              }]
-              : []
-          ),
+          stats.map((x) => sampleLine(`${base}_${suffix}`, x.labels, pick(x.stats))),
           `${help} (${suffix.replace(/_total$/, "")})`,
         );
       return [
@@ -97,32 +92,32 @@ export function aggregationFamilies(
     }
     case "hist":
     case "lhist": {
-      const samples: Sample[] = [];
+      const lines: string[] = [];
       const histograms = rows.flatMap((r) =>
         r.value.kind === "hist" || r.value.kind === "lhist" ? [{ row: r, value: r.value }] : []
       );
       for (const h of histograms) {
         seen.slots = Math.max(seen.slots, histogramSlots(h.value, data.range).length);
       }
+      // Every row's buckets have the same bounds: their `le` texts are made once.
+      const bounds: string[] = [];
       for (const { row, value } of histograms) {
         const labels = labelsOf(data, row);
+        const open = labels ? `${base}_bucket{${labels},le="` : `${base}_bucket{le="`;
         let cumulative = 0;
-        for (const b of histogramSlots(value, data.range, seen.slots)) {
+        histogramSlots(value, data.range, seen.slots).forEach((b, slot) => {
           cumulative += b.count;
-          if (b.high === undefined) continue; // the open bucket is +Inf's
-          samples.push({
-            name: `${base}_bucket`,
-            labels: { ...labels, le: le(b, scale) },
-            value: cumulative,
-          });
-        }
-        samples.push(
-          { name: `${base}_bucket`, labels: { ...labels, le: "+Inf" }, value: value.count },
-          { name: `${base}_sum`, labels, value: scaled(value.stats?.sum ?? 0, scale) },
-          { name: `${base}_count`, labels, value: value.count },
+          if (b.high === undefined) return; // the open bucket is +Inf's
+          bounds[slot] ??= le(b, scale);
+          lines.push(`${open}${bounds[slot]}"} ${cumulative}`);
+        });
+        lines.push(
+          `${open}+Inf"} ${value.count}`,
+          sampleLine(`${base}_sum`, labels, scaled(value.stats?.sum ?? 0, scale)),
+          sampleLine(`${base}_count`, labels, value.count),
         );
       }
-      return [family(base, "histogram", samples)];
+      return [family(base, "histogram", lines)];
     }
   }
 }
@@ -141,11 +136,13 @@ function scaled(v: number, scale: number): number {
   return Number.isInteger(inverse) ? v / inverse : v * scale;
 }
 
-/** One sample per row of a one-number aggregation. */
-function scalar(data: AggregationData, name: string, scale: number): Sample[] {
-  return data.rows.flatMap((r) =>
-    "value" in r.value && typeof r.value.value === "number"
-      ? [{ name, labels: labelsOf(data, r), value: scaled(r.value.value, scale) }]
-      : []
-  );
+/** One sample line per row of a one-number aggregation. */
+function scalar(data: AggregationData, name: string, scale: number): string[] {
+  const lines: string[] = [];
+  for (const r of data.rows) {
+    if ("value" in r.value && typeof r.value.value === "number") {
+      lines.push(sampleLine(name, labelsOf(data, r), scaled(r.value.value, scale)));
+    }
+  }
+  return lines;
 }

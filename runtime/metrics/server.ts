@@ -11,7 +11,7 @@
 import type { AggregationData } from "../aggregate/data.ts";
 import { ArgumentError } from "../arguments.ts";
 import type { SpanSummary } from "../run_summary.ts";
-import { exposition, type MetricFamily, type Sample } from "./exposition.ts";
+import { exposition, labelsText, type MetricFamily, sampleLine } from "./exposition.ts";
 import { aggregationFamilies } from "./families.ts";
 
 /** The prefix of the session's own metrics and of aggregations' default names. */
@@ -135,77 +135,90 @@ export class MetricsServer {
   }
 
   #health(aggregations: AggregationData[]): MetricFamily[] {
-    const p = METRICS_PREFIX;
-    const family = (
+    const counters = this.#source.counters();
+    const spans = this.#source.spans();
+    /** A family of the session's own, one sample per item, labelled by `label`. */
+    const family = <T>(
       name: string,
       type: MetricFamily["type"],
       help: string,
-      samples: Sample[],
-    ): MetricFamily => ({ name: `${p}_${name}`, type, help, samples });
-    const each = <T>(
-      name: string,
       items: T[],
-      labels: (x: T) => Record<string, string>,
-      v: (x: T) => number,
-    ) => items.map((x) => ({ name: `${p}_${name}`, labels: labels(x), value: v(x) }));
-    const counters = this.#source.counters();
-    const spans = this.#source.spans();
-    const byAggregation = (a: AggregationData) => ({ aggregation: a.name });
+      label: (x: T) => [string, string] | undefined,
+      value: (x: T) => number,
+    ): MetricFamily => {
+      const full = `${METRICS_PREFIX}_${name}`;
+      const lines = items.map((x) => {
+        const l = label(x);
+        return sampleLine(full, l ? labelsText([l]) : "", value(x));
+      });
+      return { name: full, type, help, lines };
+    };
+    const byAggregation = (a: AggregationData): [string, string] => ["aggregation", a.name];
+    const bySpan = (s: SpanSummary): [string, string] => ["span", s.name];
     return [
       family(
         "events_total",
         "counter",
         "Events delivered to JavaScript handlers, per probe",
-        each(
-          "events_total",
-          Object.entries(this.#source.events()),
-          ([probe]) => ({ probe }),
-          ([, n]) => n,
-        ),
+        Object.entries(this.#source.events()),
+        ([probe]) => ["probe", probe],
+        ([, n]) => n,
       ),
-      family("events_dropped_total", "counter", "Events lost because the ring buffer was full", [
-        { name: `${p}_events_dropped_total`, labels: {}, value: this.#source.dropped() },
-      ]),
+      family(
+        "events_dropped_total",
+        "counter",
+        "Events lost because the ring buffer was full",
+        [this.#source.dropped()],
+        () => undefined,
+        (n) => n,
+      ),
       family(
         "aggregation_updates_lost_total",
         "counter",
         "Aggregation updates the kernel could not make: the map was full",
-        each("aggregation_updates_lost_total", aggregations, byAggregation, (a) => a.lost),
+        aggregations,
+        byAggregation,
+        (a) => a.lost,
       ),
       family(
         "aggregation_keys",
         "gauge",
         "Keys an aggregation holds",
-        each("aggregation_keys", aggregations, byAggregation, (a) => a.rows.length),
+        aggregations,
+        byAggregation,
+        (a) => a.rows.length,
       ),
       family(
         "aggregation_capacity",
         "gauge",
         "Most keys an aggregation's map holds",
-        each("aggregation_capacity", aggregations, byAggregation, (a) => a.capacity),
+        aggregations,
+        byAggregation,
+        (a) => a.capacity,
       ),
       family(
         "spans_unmatched_total",
         "counter",
         "Span ends that found no start",
-        each("spans_unmatched_total", spans, (s) => ({ span: s.name }), (s) => s.unmatched),
+        spans,
+        bySpan,
+        (s) => s.unmatched,
       ),
       family(
         "spans_lost_total",
         "counter",
         "Span starts lost: the map was full, or a later start replaced them",
-        each("spans_lost_total", spans, (s) => ({ span: s.name }), (s) => s.lost),
+        spans,
+        bySpan,
+        (s) => s.lost,
       ),
       family(
         "data_lost_total",
         "counter",
         "Data a provider could not trace, by counter (see the run's losses)",
-        each(
-          "data_lost_total",
-          [...counters.losses],
-          (c) => ({ counter: c }),
-          (c) => counters.values[c] ?? 0,
-        ),
+        [...counters.losses],
+        (c) => ["counter", c],
+        (c) => counters.values[c] ?? 0,
       ),
     ];
   }
