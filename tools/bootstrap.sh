@@ -87,6 +87,7 @@ bootstrap() {
   # What a run needs was all there last time, and still is: about 100 ms less per command
   # than asking dpkg and deno (probe -e starts in well under a bpftrace's time).
   if [ $# -eq 0 ] && ready; then
+    install_probe
     export DENO DENO_NO_UPDATE_CHECK=1
     return 0
   fi
