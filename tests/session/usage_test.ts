@@ -20,7 +20,7 @@ import {
   syscall,
   TargetError,
 } from "../../mod.ts";
-import { isUsageError } from "../../runtime/usage.ts";
+import { isUsageError, USAGE_ERROR_CLASSES } from "../../runtime/usage.ts";
 import { compileLambda } from "../../runtime/lambda/compile.ts";
 import { loadParser } from "../../runtime/lambda/parse.ts";
 import { MAX_INSTRUCTIONS, MAX_NESTING, MAX_SYNTAX_DEPTH } from "../../runtime/lambda/limits.ts";
@@ -263,4 +263,33 @@ Deno.test("what the lambda limits accept loads", async () => {
   probe.where(chain(budget)).count((e) => [e.comm, e.args.filename]);
   const summary = await run({ duration: "50ms", printAggregations: false });
   equal(summary.reason, "duration");
+});
+
+Deno.test("isUsageError knows every usage error class, their subclasses and a copy's classes by name", async () => {
+  const { ProbeNotFoundError } = await import("../../system/tracefs.ts");
+  const { UnknownFieldError } = await import("../../runtime/compiler/handler_reads.ts");
+  const { DurationError } = await import("../../runtime/duration.ts");
+  const { MetricsAddressError } = await import("../../runtime/metrics/server.ts");
+  const { NoMatchError } = await import("../../runtime/providers/pattern.ts");
+  const classes = [
+    LambdaError,
+    UnknownFieldError,
+    ProbeNotFoundError,
+    TargetError,
+    DurationError,
+    SizeError,
+    NotAFunctionError,
+    ArgumentError,
+  ];
+  equal(new Set(classes.map((c) => c.name)), USAGE_ERROR_CLASSES);
+  // Subclasses (as a provider's no-match error is a ProbeNotFoundError).
+  ok(isUsageError(new MetricsAddressError("x")));
+  ok(isUsageError(Object.create(NoMatchError.prototype)));
+  // A pinned remote recipe's own copy of the library: the same names, other classes.
+  class TargetError2 extends Error {}
+  Object.defineProperty(TargetError2, "name", { value: "TargetError" });
+  ok(isUsageError(new TargetError2("pid 1: no such process")));
+  ok(!isUsageError(new Error("a machine's failure")));
+  ok(!isUsageError(new TypeError("x")));
+  ok(!isUsageError("TargetError"));
 });
