@@ -324,11 +324,17 @@ class TickCounts {
   }
 }
 
-/** Whether planning a consumer parses a lambda (not for `() => ...` handlers alone). */
+/**
+ * Whether planning a consumer parses a lambda: not for `() => ...` handlers, nor for an
+ * aggregation without a value or key (`count()`), which start sooner without the parser.
+ */
 function needsParser(r: ConsumerRequest): boolean {
   const source = r.source;
   if (source.kind === "span" || source.predicates.length) return true;
-  return r.kind === "aggregate" || !readsNothing(r.handler as () => void);
+  if (r.kind === "aggregate") {
+    return r.aggregation.value !== undefined || r.aggregation.by !== undefined;
+  }
+  return !readsNothing(r.handler as () => void);
 }
 
 /**

@@ -15,6 +15,11 @@ let parser: typeof acorn | undefined;
 export async function loadParser(): Promise<void> {
   parser ??= await import("npm:acorn@8.19.0");
 }
+
+/** Whether the parser is loaded: a run whose consumers have no lambda never loads it. */
+export function parserLoaded(): boolean {
+  return parser !== undefined;
+}
 import { LambdaError } from "./ir.ts";
 import { tooDeepSyntax } from "./limits.ts";
 
