@@ -82,26 +82,48 @@ export class LibbpfUnavailableError extends Error {
   }
 }
 
-let bpfLib: Deno.DynamicLibrary<typeof LIBBPF_SYMBOLS>["symbols"] | undefined;
-let cLib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] | undefined;
+type Symbols<S extends Deno.ForeignLibraryInterface> = Deno.DynamicLibrary<S>["symbols"];
+
+let bpfLib: Symbols<typeof LIBBPF_SYMBOLS> | undefined;
+let cLib: Symbols<typeof LIBC_SYMBOLS> | undefined;
+
+/**
+ * The `symbols` of library `path` (which must open), each bound on its first use: Deno
+ * compiles a call stub for every symbol it is given (0.1-0.3 ms each), and a run that only
+ * loads and attaches a few programs calls a few of them.
+ */
+function lazySymbols<S extends Deno.ForeignLibraryInterface>(path: string, symbols: S): Symbols<S> {
+  const bound = {} as Symbols<S>;
+  for (const name of Object.keys(symbols)) {
+    // Once bound, a plain writable property, as dlopen's symbols are (tests wrap some).
+    const set = (value: unknown) =>
+      Object.defineProperty(bound, name, { value, writable: true, enumerable: true });
+    Object.defineProperty(bound, name, {
+      configurable: true,
+      enumerable: true,
+      get: () => set(Deno.dlopen(path, { [name]: symbols[name] }).symbols[name])[name],
+      set,
+    });
+  }
+  return bound;
+}
 
 /** libbpf's symbols, opened once; throws {@link LibbpfUnavailableError} when missing or < 1.0. */
-export function libbpf(): Deno.DynamicLibrary<typeof LIBBPF_SYMBOLS>["symbols"] {
+export function libbpf(): Symbols<typeof LIBBPF_SYMBOLS> {
   if (bpfLib) return bpfLib;
   const path = Deno.env.get("TSPROBE_LIBBPF") ?? "libbpf.so.1";
-  let lib;
   try {
-    lib = Deno.dlopen(path, LIBBPF_SYMBOLS);
+    Deno.dlopen(path, {});
   } catch (e) {
     throw new LibbpfUnavailableError(`cannot open ${path} (${(e as Error).message})`);
   }
-  const major = lib.symbols.libbpf_major_version();
-  const minor = lib.symbols.libbpf_minor_version();
+  const symbols = lazySymbols(path, LIBBPF_SYMBOLS);
+  const major = symbols.libbpf_major_version();
+  const minor = symbols.libbpf_minor_version();
   if (major < MIN_LIBBPF[0] || (major === MIN_LIBBPF[0] && minor < MIN_LIBBPF[1])) {
-    lib.close();
     throw new LibbpfUnavailableError(`found version ${major}.${minor}, need >= 1.0`);
   }
-  bpfLib = lib.symbols;
+  bpfLib = symbols;
   return bpfLib;
 }
 
@@ -112,8 +134,8 @@ export function libbpfVersion(): string {
 }
 
 /** libc's symbols, opened once. */
-export function libc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
-  cLib ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS).symbols;
+export function libc(): Symbols<typeof LIBC_SYMBOLS> {
+  cLib ??= lazySymbols("libc.so.6", LIBC_SYMBOLS);
   return cLib;
 }
 
