@@ -14,29 +14,24 @@
 import config from "./deno.json" with { type: "json" };
 import { attachedBanner } from "./runtime/run_options.ts";
 import { parseArgs } from "node:util";
-import {
-  explain,
-  foldedText,
-  foldStacks,
-  formatAggregation,
-  intervalHeader,
-  run,
-  type RunSummary,
-} from "./mod.ts";
+// Not mod.ts, which loads every provider: a one-liner loads those it names (cli/oneliner.ts),
+// and what only -l, run URL, pin or types need is imported when they run.
+import { explain, run } from "./runtime/dsl/global.ts";
+import type { RunSummary } from "./runtime/session.ts";
+import { formatAggregation, intervalHeader } from "./runtime/aggregate/print.ts";
+import { foldedText, foldStacks } from "./runtime/aggregate/folded.ts";
 import { pathExists, writeAllSync } from "./system/files.ts";
 import { isUsageError } from "./runtime/usage.ts";
-import { formatListing, listProbes } from "./runtime/listing.ts";
 import { printableJson } from "./runtime/printable.ts";
 import { RecordWriter } from "./runtime/records.ts";
 import { missingPreconditions } from "./cli/preconditions.ts";
 import { MAX_NESTING, nestingDepth, oneLinerUrl } from "./cli/oneliner.ts";
 import { programProblem } from "./runtime/command.ts";
 import { EXPLAIN_ENV, PARENT_ENV } from "./cli/recipe_child.ts";
-import { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } from "./cli/remote.ts";
-import { unlinkedFile } from "./cli/unlinked_file.ts";
-import { DEFAULT_TYPES_FILE, writeKernelTypes } from "./cli/types.ts";
 
-const USAGE = `usage:
+/** probe's help, naming the file `probe types` writes by default. */
+const usage = (typesFile: string) =>
+  `usage:
   probe -e CODE [options]        run a one-liner; every provider (syscall, tracepoint, io, aio,
                                  span, exit, B) is in scope; aggregations print at exit
   probe -l [PATTERN] [-v]        list probes (with argument names and types when -v)
@@ -49,9 +44,9 @@ const USAGE = `usage:
   probe pin URL                  print the integrity value that pins a recipe URL
   probe types [PATTERN...] [-o FILE] [--module SPEC]
                                  write this kernel's tracepoint and syscall types (all, or
-                                 those PATTERNs match) to FILE (${DEFAULT_TYPES_FILE}); a
+                                 those PATTERNs match) to FILE (${typesFile}); a
                                  script type-checks against them once it has
-                                 import type {} from "./${DEFAULT_TYPES_FILE}";
+                                 import type {} from "./${typesFile}";
                                  SPEC: how scripts import tsprobe (default: this mod.ts)
 options:
   -p, --pid PID                  trace this process
@@ -282,6 +277,9 @@ async function runRecipe(
     }
     return await runDeno(["run", "-A", target, ...rest], env);
   }
+  const { integrityDigest, integrityMatches, lockedRunArgs, lockGraph } = await import(
+    "./cli/remote.ts"
+  );
   if (o.integrity !== undefined && integrityDigest(o.integrity) === undefined) {
     throw new Usage(`--integrity '${o.integrity}' is not sha256-<base64> (or sha256-<hex>)`);
   }
@@ -302,6 +300,7 @@ async function runRecipe(
     return 2;
   }
   // The lockfile has no name while the recipe runs: a killed probe leaves nothing behind.
+  const { unlinkedFile } = await import("./cli/unlinked_file.ts");
   const lock = await unlinkedFile(graph.lock);
   try {
     return await runDeno([...lockedRunArgs(target, lock.path), ...rest], env);
@@ -313,6 +312,7 @@ async function runRecipe(
 /** `probe pin URL`: the integrity value that pins a remote recipe and everything it imports. */
 async function pinRecipe(args: string[]): Promise<number> {
   if (args.length !== 1 || !isUrl(args[0])) throw new Usage("pin needs one recipe URL");
+  const { lockGraph } = await import("./cli/remote.ts");
   console.log((await lockGraph(args[0])).integrity);
   return 0;
 }
@@ -344,7 +344,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (o.help || Deno.args.length === 0) {
-    console.log(USAGE);
+    console.log(usage((await import("./cli/types.ts")).DEFAULT_TYPES_FILE));
     return 0;
   }
   if (!["text", "json", "ndjson", "folded"].includes(o.format!)) {
@@ -365,6 +365,7 @@ async function main(): Promise<number> {
   }
   if (o.list) {
     if (positionals.length > 1) throw new Usage("-l takes at most one PATTERN (quote it)");
+    const { formatListing, listProbes } = await import("./runtime/listing.ts");
     const probes = listProbes(positionals[0]);
     if (probes.length === 0) throw new Usage(`no probe matches '${positionals[0]}'`);
     writer(o.output)(
@@ -375,6 +376,7 @@ async function main(): Promise<number> {
   // Pinning runs nothing of the recipe and needs no privilege.
   if (positionals[0] === "pin") return await pinRecipe(positionals.slice(1));
   if (positionals[0] === "types") {
+    const { writeKernelTypes } = await import("./cli/types.ts");
     console.error(`probe: wrote ${writeKernelTypes(positionals.slice(1), o)}`);
     return 0;
   }
