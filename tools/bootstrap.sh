@@ -7,12 +7,14 @@ TSPROBE_HOME=${TSPROBE_HOME:-$HOME/.cache/tsprobe}
 
 say() { echo "bootstrap: $*" >&2; }
 
-# has_cap N: whether this shell holds capability N in its effective set (/proc/self/status).
+# has_cap N: whether this shell holds capability N in its effective set (/proc/self/status,
+# read at once by mapfile: read's byte-at-a-time loop took about 1 ms).
 has_cap() {
-  local key value
-  while read -r key value; do
-    [ "$key" = CapEff: ] && return $(((16#$value >> $1 & 1) == 0))
-  done </proc/self/status
+  local lines line
+  mapfile -t lines </proc/self/status
+  for line in "${lines[@]}"; do
+    [[ $line = CapEff:* ]] && return $(((16#${line#CapEff:$'\t'} >> $1 & 1) == 0))
+  done
   return 1
 }
 
@@ -103,19 +105,22 @@ bootstrap() {
   ensure_tracefs
   install_probe
   export DENO DENO_NO_UPDATE_CHECK=1
-  # Remembered for ready(); a HOME that cannot be written only costs the checks next time.
-  { mkdir -p "$TSPROBE_HOME" && echo "$DENO $(stat -c %Y "$DENO")" >"$READY"; } 2>/dev/null ||
-    true
+  # Remembered for ready(), with Deno's modification time as its own; a HOME that cannot be
+  # written only costs the checks next time.
+  { mkdir -p "$TSPROBE_HOME" && echo "$DENO" >"$READY" && touch -r "$DENO" "$READY"; } \
+    2>/dev/null || true
 }
 
 READY="$TSPROBE_HOME/ready-deno-$DENO_VERSION"
 
 # ready: whether the last bootstrap's Deno (the same file: a replaced one may be another
 # version), libbpf, libaio and tracefs are still in place (files, not package queries); sets DENO.
+# Bash's own tests only, no process: Deno is unchanged when it is neither newer nor older than
+# $READY, which bootstrap gave Deno's modification time.
 ready() {
-  local libs mtime
-  [ -f "$READY" ] && read -r DENO mtime <"$READY" && [ -x "$DENO" ] || return 1
-  [ "$(stat -c %Y "$DENO")" = "$mtime" ] || return 1
+  local libs
+  [ -f "$READY" ] && read -r DENO <"$READY" && [ -x "$DENO" ] || return 1
+  [ "$DENO" -nt "$READY" ] || [ "$DENO" -ot "$READY" ] && return 1
   libs=(/usr/lib/*-linux-gnu/libbpf.so.1 /usr/lib/*-linux-gnu/libaio.so.1)
   [ -e "${libs[0]}" ] && [ -e "${libs[1]}" ] && [ -d /sys/kernel/tracing/events ]
 }
@@ -123,8 +128,9 @@ ready() {
 # Links tools/probe as /usr/local/bin/probe, so `probe -e ...` works from anywhere.
 install_probe() {
   local here target=/usr/local/bin/probe
+  # -ef: the same file, through the link (no process on the fast path).
+  [ "$target" -ef "${BASH_SOURCE[0]%/*}/probe" ] && return 0
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/probe
-  [ "$(readlink -f "$target" 2>/dev/null)" = "$here" ] && return 0
   [ -w /usr/local/bin ] && ln -sf "$here" "$target" && say "installed the probe command ($target)"
   return 0
 }
