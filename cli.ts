@@ -13,7 +13,7 @@
  */
 import config from "./deno.json" with { type: "json" };
 import { attachedBanner } from "./runtime/run_options.ts";
-import { parseArgs } from "node:util";
+import { argTokens, parseArgs, PROBE_OPTIONS as OPTIONS } from "./cli/args.ts";
 // Not mod.ts, which loads every provider: a one-liner loads those it names (cli/oneliner.ts),
 // and what only -l, run URL, pin or types need is imported when they run.
 import { explain, run } from "./runtime/dsl/global.ts";
@@ -75,26 +75,6 @@ const BPFTRACE_SYNTAX = /^\s*(?:[a-z]+:[^\s{]*\s*(?:\/[^/]*\/\s*)?\{|(?:BEGIN|EN
 /** What Deno runs as a module. */
 const RECIPE_FILE = /\.(ts|mts|tsx|js|mjs|jsx)$/;
 
-const OPTIONS = {
-  eval: { type: "string", short: "e" },
-  list: { type: "boolean", short: "l" },
-  verbose: { type: "boolean", short: "v" },
-  pid: { type: "string", short: "p" },
-  command: { type: "string", short: "c" },
-  duration: { type: "string", short: "d" },
-  interval: { type: "string", short: "i" },
-  output: { type: "string", short: "o" },
-  format: { type: "string", default: "text" },
-  explain: { type: "boolean" },
-  trust: { type: "boolean" },
-  integrity: { type: "string" },
-  module: { type: "string" },
-  help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
-  quiet: { type: "boolean", short: "q" },
-  metrics: { type: "string" },
-} as const;
-
 /** What `probe run` takes before its target (--help and --version print and end). */
 const RUN_OPTIONS = new Set(["explain", "trust", "integrity", "help", "version"]);
 
@@ -105,13 +85,7 @@ const RUN_OPTIONS = new Set(["explain", "trust", "integrity", "help", "version"]
  */
 function options() {
   // Where the target is, by the same reading of options as the strict parse below.
-  const { tokens } = parseArgs({
-    args: Deno.args,
-    options: OPTIONS,
-    allowPositionals: true,
-    strict: false,
-    tokens: true,
-  });
+  const tokens = argTokens(Deno.args, OPTIONS);
   const [command, target] = tokens.filter((t) => t.kind === "positional");
   const before = tokens.filter((t) => target !== undefined && t.index < target.index);
   // With -l, "run" is a pattern.
@@ -128,11 +102,7 @@ function options() {
   const end = run ? target.index + 1 : Deno.args.length;
   const after = Deno.args.slice(end);
   try {
-    const parsed = parseArgs({
-      args: Deno.args.slice(0, end),
-      options: OPTIONS,
-      allowPositionals: true,
-    });
+    const parsed = parseArgs(Deno.args.slice(0, end), OPTIONS);
     return { ...parsed, recipeArgs: after[0] === "--" ? after.slice(1) : after };
   } catch (e) {
     throw new Usage((e as Error).message.split("\n")[0]);
