@@ -50,6 +50,11 @@ export class StackOverflowError extends Error {
 export class ProgramBuilder {
   /** Stack slot of the current element's index while a repeated body runs (see HookPlan). */
   loopIndex: number | undefined;
+  /**
+   * Stack slot of this task's `pid_tgid` where the frame took it before anything else (see
+   * {@link currentPidTgid}); unset in callbacks, whose stack is their own.
+   */
+  pidTgidAt: number | undefined;
   #labels = 0;
   /** The function being written: the main program's, or a callback's while one is. */
   #current: Item[] = [];
@@ -85,12 +90,15 @@ export class ProgramBuilder {
       limit: this.#limit,
       slots: this.#slots,
     };
+    const pidTgidAt = this.pidTgidAt;
     this.#current = [];
     this.#stack = 0;
     this.#limit = caller.limit - caller.stack - LOOP_INLINING;
     this.#slots = new Map();
+    this.pidTgidAt = undefined;
     this.mark(entry);
     body(this);
+    this.pidTgidAt = pidTgidAt;
     this.#callbacks.push(...this.#current);
     const used = this.#stack;
     this.#current = caller.items;
@@ -208,6 +216,15 @@ export class ProgramBuilder {
     this.emit(st("DW", reg, off, 0), st("DW", reg, off + 8, 0), mov64(R1, reg));
     if (off !== 0) this.emit(alu64("ADD", R1, imm(off)));
     return this.emit(mov64(R2, imm(16)), call("get_current_comm"));
+  }
+
+  /**
+   * `R0 =` this task's `pid_tgid`: read from the frame's slot where it has one (a helper call
+   * saved), else from the helper, which clobbers R1-R5.
+   */
+  currentPidTgid(): this {
+    if (this.pidTgidAt === undefined) return this.emit(call("get_current_pid_tgid"));
+    return this.emit(ldx("DW", R0, R10, this.pidTgidAt));
   }
 
   /** `return 0` */

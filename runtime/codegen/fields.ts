@@ -257,10 +257,10 @@ export function headerFields(): EventField[] {
   const u32 = { type: "int", size: 4, signed: false } as const;
   return [
     field(["pid"], u32, (b, dst) => {
-      b.emit(call("get_current_pid_tgid"), alu64("RSH", R0, imm(32)), stx("W", R7, dst, R0));
+      b.currentPidTgid().emit(alu64("RSH", R0, imm(32)), stx("W", R7, dst, R0));
     }),
     field(["tid"], u32, (b, dst) => {
-      b.emit(call("get_current_pid_tgid"), stx("W", R7, dst, R0));
+      b.currentPidTgid().emit(stx("W", R7, dst, R0));
     }),
     field(["comm"], { type: "string", size: 16 }, (b, dst) => {
       b.currentComm(R7, dst);

@@ -3,7 +3,8 @@
  * (a per-CPU scratch map value), load or save per-thread state, then run the body the compiler
  * generated (captures, predicates, aggregations, output) and clean up the state.
  *
- * Registers: R6 = context, R7 = record, R8 = state value (or 0), R9 = probe time.
+ * Registers: R6 = context, R7 = record, R8 = state value (or 0), R9 = probe time. The time is
+ * taken only when the generated code reads R9: most programs that only count never do.
  *
  * @module
  */
@@ -32,7 +33,7 @@ import {
   st,
   stx,
 } from "../../bpf/asm/mod.ts";
-import type { Item } from "../../bpf/asm/mod.ts";
+import type { Instruction, Item, Reg } from "../../bpf/asm/mod.ts";
 import { ProgramBuilder } from "./builder.ts";
 
 /** Which processes a probe fires for, decided in the kernel before anything else. */
@@ -73,7 +74,7 @@ export interface ThreadState {
 
 function emitKey(b: ProgramBuilder, st8: ThreadState): void {
   if (st8.key) st8.key(b);
-  else b.emit(call("get_current_pid_tgid"));
+  else b.currentPidTgid();
 }
 
 /** Bytes of a saved-state value: the time, then the saved words. */
@@ -82,16 +83,20 @@ export function stateValueSize(words: number): number {
 }
 
 function emitFilter(b: ProgramBuilder, f: Filter, out: string, subject?: FilterSubject): void {
+  if (!subject && (f.exclude?.length || f.pidsMap)) {
+    // Taken once: the state's key and the pid and tid fields read it again.
+    b.pidTgidAt = b.alloc(8);
+    b.emit(call("get_current_pid_tgid"), stx("DW", R10, b.pidTgidAt, R0));
+  }
   if (f.exclude?.length) {
-    if (subject) subject.pidTgid(b);
-    else b.emit(call("get_current_pid_tgid"));
+    if (subject) subject.pidTgid(b); // else R0 holds it, just taken
     b.emit(alu64("RSH", R0, imm(32)));
     for (const tgid of f.exclude) b.emit(jmp("JEQ", R0, imm(tgid), out));
   }
   if (f.pidsMap) {
     const key = b.alloc(8);
     if (subject) subject.pidTgid(b);
-    else b.emit(call("get_current_pid_tgid"));
+    else b.currentPidTgid();
     b.emit(alu64("RSH", R0, imm(32)), stx("W", R10, key, R0));
     b.lookup(f.pidsMap, key, out);
   }
@@ -112,13 +117,13 @@ function emitFilter(b: ProgramBuilder, f: Filter, out: string, subject?: FilterS
   }
 }
 
-function emitSaveState(b: ProgramBuilder, st8: ThreadState): void {
+function emitSaveState(b: ProgramBuilder, st8: ThreadState, timed: boolean): void {
   const words = st8.words ?? 0;
   const key = b.alloc(8);
   const value = b.alloc(stateValueSize(st8.capacity));
   b.zero(value + 8 + 8 * words, 8 * (st8.capacity - words));
   emitKey(b, st8);
-  b.emit(stx("DW", R10, key, R0), stx("DW", R10, value, R9));
+  b.emit(stx("DW", R10, key, R0), timed ? stx("DW", R10, value, R9) : st("DW", R10, value, 0));
   if (st8.fill) st8.fill(b, value + 8);
   else if (words > 0) {
     b.stackPtr(R1, value + 8).emit(
@@ -165,7 +170,10 @@ export interface ProbeProgramSpec {
   state?: ThreadState;
   /** The probe's own code: captures, predicates, aggregations, output. */
   body?: (b: ProgramBuilder) => void;
-  /** false: nothing reads the probe time, so R9 is 0 and the helper call is saved. */
+  /**
+   * false: nothing needs the probe time (a saved state's time is 0, R9 is 0 where read), so
+   * the helper call is saved. Otherwise the time is taken when the program reads it.
+   */
   time?: false;
 }
 
@@ -239,8 +247,8 @@ export function probeProgram(spec: ProbeProgramSpec): Item[] {
   b.emit(mov64(R6, R1));
   spec.guard?.(b, out);
   emitFilter(b, spec.filter, out, spec.subject);
-  if (spec.time === false) b.emit(mov64(R9, imm(0)));
-  else b.emit(call("ktime_get_ns"), mov64(R9, R0));
+  const time = spec.time === false ? [mov64(R9, imm(0))] : [call("ktime_get_ns"), mov64(R9, R0)];
+  b.emit(...time);
   if (spec.scratch) {
     const key = b.alloc(8);
     b.emit(st("DW", R10, key, 0));
@@ -249,7 +257,7 @@ export function probeProgram(spec: ProbeProgramSpec): Item[] {
   }
   const state = spec.state;
   const stateKey = state?.mode === "load" ? b.alloc(8) : 0;
-  if (state?.mode === "save") emitSaveState(b, state);
+  if (state?.mode === "save") emitSaveState(b, state, spec.time !== false);
   if (state?.mode === "load") {
     emitLoadState(b, state, stateKey);
     if (state.required) b.emit(jmp("JEQ", R8, imm(0), out));
@@ -261,5 +269,15 @@ export function probeProgram(spec: ProbeProgramSpec): Item[] {
     b.stackPtr(R2, stateKey).emit(call("map_delete_elem")).mark(skip);
   }
   b.mark(out).ret();
-  return b.items;
+  // Taking the time costs a helper call: kept only where an instruction of the program reads
+  // R9 (the frame's own setting of it aside).
+  const items = b.items;
+  return items.some((i) => !time.includes(i as Instruction) && mentions(i, R9))
+    ? items
+    : items.filter((i) => !time.includes(i as Instruction));
+}
+
+/** True for an instruction with `reg` as an operand (read or written). */
+function mentions(item: Item, reg: Reg): boolean {
+  return !("label" in item) && (item.dst === reg || item.src === reg);
 }
