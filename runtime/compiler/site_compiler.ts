@@ -184,6 +184,10 @@ export function compileSite(
     const whole = catalog.get(name)?.partOf;
     if (whole) wanted.add(key(whole.path));
   }
+  // The program at the probe, and those beside it, for what is read of the site's own fields.
+  const own = new Set(site.fields.map((f) => key(f.path)));
+  const read = new Set([...wanted].filter((p) => own.has(p)));
+  const { hook, companions } = { ...site, ...site.fit?.(read) };
   const layout = new RecordLayout();
   const slots = new Map<string, PlacedField>();
   for (const [name, f] of catalog) {
@@ -215,9 +219,9 @@ export function compileSite(
   );
   const scratchSize = keyArea + keyRoom;
 
-  const frame: Frame = { scratch: maps.scratch, state: site.hook.state };
+  const frame: Frame = { scratch: maps.scratch, state: hook.state };
   const body = (b: ProgramBuilder) => {
-    const repeat = site.hook.repeat;
+    const repeat = hook.repeat;
     if (!repeat) return once(b);
     capture(b, false);
     emitEach(b, frame, repeat, once);
@@ -251,8 +255,8 @@ export function compileSite(
   };
   const instructions: Item[] = probeProgram({
     filter,
-    guard: site.hook.guard,
-    subject: site.hook.subject,
+    guard: hook.guard,
+    subject: hook.subject,
     ...frame,
     body,
   });
@@ -270,13 +274,13 @@ export function compileSite(
   );
   return {
     name: site.name,
-    programs: [...site.companions, {
-      name: site.hook.name,
-      type: site.hook.type,
+    programs: [...companions, {
+      name: hook.name,
+      type: hook.type,
       instructions,
-      attach: site.hook.attach,
-      expectedAttachType: site.hook.expectedAttachType,
-      attachBtfId: site.hook.attachBtfId,
+      attach: hook.attach,
+      expectedAttachType: hook.expectedAttachType,
+      attachBtfId: hook.attachBtfId,
     }],
     decoders,
     decoded,

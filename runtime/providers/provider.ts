@@ -80,6 +80,12 @@ export interface ProbeSite {
   hook: HookPlan;
   /** Programs the probe needs besides its hook (e.g. saving arguments at syscall entry). */
   companions: ProgramPlan[];
+  /**
+   * The hook and companions fitted to what the consumers read, once the compiler knows: `read`
+   * holds the paths of the site's fields read, joined by "." ("latencyNs", "args.fd"). A
+   * syscall return that reads neither latency nor arguments needs no program at entry.
+   */
+  fit?(read: ReadonlySet<string>): Pick<ProbeSite, "hook" | "companions">;
   /** Predicates every consumer of the site gets: its events exist only where they hold. */
   requires?: Expr[];
   /**

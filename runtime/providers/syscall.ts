@@ -7,7 +7,8 @@
  *   of their C type (the format stores every argument as a 64-bit word).
  * - A return event carries `ret`, the entry-to-return time `latencyNs` measured per thread in
  *   the kernel, and the arguments saved at entry. A call that entered before tracing began has
- *   `latencyNs` undefined and zeroed arguments.
+ *   `latencyNs` undefined and zeroed arguments. The entry is traced only for what the return's
+ *   consumers read: its time for `latencyNs`, its arguments for `args` and `buffers`.
  *
  * @module
  */
@@ -31,8 +32,13 @@ import {
   stringFrom,
 } from "../codegen/fields.ts";
 import type { FieldDecoding } from "../codegen/record.ts";
-import { probeProgram, stateValueSize } from "../codegen/probe_program.ts";
-import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
+import {
+  probeProgram,
+  type ProbeProgramSpec,
+  stateValueSize,
+  type ThreadState,
+} from "../codegen/probe_program.ts";
+import type { ProbeRequest, ProbeSite, ProgramPlan, SiteContext } from "./provider.ts";
 import { tracepointFormat } from "./tracepoint.ts";
 import type { ProbeInfo, Provider } from "./probe_info.ts";
 import { ArgumentError, checkSize } from "../arguments.ts";
@@ -229,21 +235,7 @@ export function syscallSite(
       companions: [],
     };
   }
-  const stateMap = ctx.map({
-    name: STATE_MAP,
-    type: "lru_hash",
-    keySize: 8,
-    valueSize: stateValueSize(MAX_ARGS),
-    maxEntries: 16384,
-  });
-  const save = {
-    map: stateMap,
-    mode: "save" as const,
-    capacity: MAX_ARGS,
-    ctxOffset: ARGS_OFFSET,
-    words: fields.length,
-  };
-  return {
+  const site: ProbeSite = {
     name: probe,
     fields: [
       field(["ret"], INT64, copyFrom("ctx", ARGS_OFFSET, 8)),
@@ -255,15 +247,55 @@ export function syscallSite(
       name: `syr_${syscall}`.slice(0, 15),
       type: "tracepoint",
       attach: (p) => attachTracepoint(p, exitId, `syscalls:sys_exit_${syscall}`),
-      state: { map: stateMap, mode: "load", capacity: MAX_ARGS },
     },
-    // Every return probe of this syscall shares the one entry program saving its arguments.
-    companions: [{
-      name: `sye_${syscall}`.slice(0, 15),
-      type: "tracepoint",
-      instructions: probeProgram({ filter: ctx.filter, state: save }),
-      attach: enter,
-    }],
+    companions: [],
+    // Every consumer of this return shares one entry program, saving what any of them reads.
+    fit: (read) =>
+      fitReturn(site, read, fields.map((f) => f.name), ctx, STATE_MAP, (save) => ({
+        name: `sye_${syscall}`.slice(0, 15),
+        type: "tracepoint",
+        instructions: probeProgram({ filter: ctx.filter, ...save }),
+        attach: enter,
+      })),
+  };
+  return site;
+}
+
+/**
+ * A syscall return's hook and entry program fitted to what its consumers read (see
+ * `ProbeSite.fit`): the entry program `entry` makes from what to save keeps the time where
+ * `latencyNs` is read, and the argument words (at offset 16 of its context, in `sys_enter_*` as
+ * in `raw_syscalls`) up to the last one read, an argument or the pointer of a buffer, in a
+ * per-thread map of values that size. Where neither is read, the return has no entry program.
+ * A field `site` does not have (one a provider built on it added) may read anything saved: then
+ * everything is.
+ */
+export function fitReturn(
+  site: ProbeSite,
+  read: ReadonlySet<string>,
+  args: readonly string[],
+  ctx: SiteContext,
+  stateMap: string,
+  entry: (save: Pick<ProbeProgramSpec, "state" | "time">) => ProgramPlan,
+): Pick<ProbeSite, "hook" | "companions"> {
+  const own = new Set(site.fields.map((f) => f.path.join(".")));
+  const all = [...read].some((r) => !own.has(r));
+  const time = all || read.has("latencyNs");
+  const words = all
+    ? args.length
+    : 1 + args.findLastIndex((a) => read.has(`args.${a}`) || read.has(`buffers.${a}`));
+  if (!time && words === 0) return site;
+  const map = ctx.map({
+    name: `${stateMap}${words}`,
+    type: "lru_hash",
+    keySize: 8,
+    valueSize: stateValueSize(words),
+    maxEntries: 16384,
+  });
+  const save: ThreadState = { map, mode: "save", capacity: words, ctxOffset: ARGS_OFFSET, words };
+  return {
+    hook: { ...site.hook, state: { map, mode: "load", capacity: words } },
+    companions: [entry({ state: save, time: time ? undefined : false })],
   };
 }
 

@@ -32,13 +32,13 @@ import {
   latencyFromState,
   zeroRecord,
 } from "../codegen/fields.ts";
-import { probeProgram, stateValueSize, type ThreadState } from "../codegen/probe_program.ts";
+import { probeProgram } from "../codegen/probe_program.ts";
 import { readMember } from "../codegen/struct_read.ts";
 import { ArgumentError } from "../arguments.ts";
 import { checkPrintable, matchPattern } from "./pattern.ts";
 import type { ProbeRequest, ProbeSite, SiteContext } from "./provider.ts";
 import { syscallNames } from "./syscall_numbers.ts";
-import type { SyscallProbeOptions } from "./syscall.ts";
+import { fitReturn, type SyscallProbeOptions } from "./syscall.ts";
 import { tracepointFormat } from "./tracepoint.ts";
 import type { RegisterArguments } from "./functions/registers.ts";
 
@@ -254,21 +254,7 @@ function patternSite(spec: string, m: Matched, ctx: SiteContext): ProbeSite {
     };
   }
   const exitFormat = tracepointFormat("raw_syscalls", "sys_exit");
-  const state = ctx.map({
-    name: STATE_MAP,
-    type: "lru_hash",
-    keySize: 8,
-    valueSize: stateValueSize(WORDS),
-    maxEntries: 16384,
-  });
-  const save: ThreadState = {
-    map: state,
-    mode: "save",
-    capacity: WORDS,
-    ctxOffset: ARGS_OFFSET,
-    words: WORDS,
-  };
-  return {
+  const site: ProbeSite = {
     ...common,
     fields: [
       field(["ret"], INT64, copyFrom("ctx", ARGS_OFFSET, 8)),
@@ -281,16 +267,18 @@ function patternSite(spec: string, m: Matched, ctx: SiteContext): ProbeSite {
       type: "tracepoint",
       attach: (p) => attachTracepoint(p, exitFormat.id, "raw_syscalls:sys_exit"),
       guard: guard(m),
-      state: { map: state, mode: "load", capacity: WORDS },
     },
+    companions: [],
     // Saves the entry's time and words for the return, for the matched calls only.
-    companions: [{
-      name: "sysw_save",
-      type: "tracepoint",
-      instructions: probeProgram({ filter: ctx.filter, guard: guard(m), state: save }),
-      attach: enter,
-    }],
+    fit: (read) =>
+      fitReturn(site, read, wordFields("ctx").map((f) => f.path[1]), ctx, STATE_MAP, (save) => ({
+        name: "sysw_save",
+        type: "tracepoint",
+        instructions: probeProgram({ filter: ctx.filter, guard: guard(m), ...save }),
+        attach: enter,
+      })),
   };
+  return site;
 }
 
 /**

@@ -7,8 +7,9 @@
  */
 import { deepStrictEqual as equal, ok, throws } from "node:assert/strict";
 import { loadParser } from "../../runtime/lambda/parse.ts";
-import { syscallRequest } from "../../runtime/providers/syscall.ts";
-import type { SiteContext } from "../../runtime/providers/provider.ts";
+import { syscallRequest, syscallSite } from "../../runtime/providers/syscall.ts";
+import type { ProbeRequest, SiteContext } from "../../runtime/providers/provider.ts";
+import { copyFrom, field } from "../../runtime/codegen/fields.ts";
 import { SessionResources } from "../../runtime/compiler/resources.ts";
 import { Resolver } from "../../runtime/compiler/resolve.ts";
 import { lower } from "../../runtime/compiler/lower.ts";
@@ -19,6 +20,7 @@ import type {
   StreamSource,
 } from "../../runtime/compiler/requests.ts";
 import { ArgumentError } from "../../runtime/arguments.ts";
+import { call, type Helper, type Item } from "../../bpf/asm/mod.ts";
 import { TAG_OFFSET } from "../../runtime/codegen/record.ts";
 
 await loadParser();
@@ -130,7 +132,8 @@ Deno.test("site compiler: the record layout, one program, and decoders from that
   const [entry] = resolver.entries;
   const shared = { events: "events", scratch: "scratch", counters: "counters", zeros: "zeros" };
   const site = compileSite(entry.site, entry.ends, entry.consumers, shared, {});
-  equal(site.programs.map((p) => p.type), ["tracepoint", "tracepoint"]);
+  // ret is the return's own: no program at the entry.
+  equal(site.programs.map((p) => p.type), ["tracepoint"]);
   equal(site.captured.map((c) => c.path), ["ret"]);
   // A record as the kernel writes it: the tag, then ret where the layout put it.
   const record = new DataView(new ArrayBuffer(site.scratchSize));
@@ -147,4 +150,73 @@ Deno.test("site compiler: the record layout, one program, and decoders from that
   // What the decoder reads is what the layout placed: the provider's field, at that offset.
   const [placed] = site.decoded.get(0)!;
   equal([placed.event, placed.offset, placed.field.path], [["ret"], found, ["ret"]]);
+});
+
+const INT = { type: "int", size: 8, signed: true } as const;
+
+/** True when a program calls `helper`. */
+function calls(items: Item[], helper: Helper): boolean {
+  const want = call(helper);
+  return items.some((i) => !("label" in i) && i.opcode === want.opcode && i.imm === want.imm);
+}
+
+Deno.test("site compiler: a syscall return has an entry program saving only what is read", () => {
+  const shared = { events: "events", scratch: "scratch", counters: "counters", zeros: "zeros" };
+  // deno-lint-ignore no-explicit-any
+  const compiled = (handler: (e: any) => unknown) => {
+    const { res, resolver } = setup();
+    lower([{ source: probe("read:return"), kind: "stream", handler }], resolver, res, 64);
+    const [entry] = resolver.entries;
+    const site = compileSite(entry.site, entry.ends, entry.consumers, shared, {});
+    return { programs: site.programs, state: res.maps.filter((m) => m.name.startsWith("sys_")) };
+  };
+  const none = compiled((e: { ret: number; comm: string }) => [e.ret, e.comm]);
+  equal([none.programs.length, none.state], [1, []]);
+  // Nothing reads the time: the return does not take it either.
+  ok(!calls(none.programs[0].instructions, "ktime_get_ns"));
+
+  // The latency: the entry's time, no argument word.
+  const latency = compiled((e: { latencyNs: number }) => e.latencyNs);
+  equal(latency.programs.map((p) => p.name), ["sye_read", "syr_read"]);
+  equal(latency.state.map((m) => [m.name, m.valueSize]), [["sys_state0", 8]]);
+  ok(latency.programs.every((p) => calls(p.instructions, "ktime_get_ns")));
+
+  // read(fd, buf, count): count is the third word; the time is not taken anywhere.
+  const args = compiled((e: { args: { count: number } }) => e.args.count);
+  equal(args.programs.map((p) => p.name), ["sye_read", "syr_read"]);
+  equal(args.state.map((m) => [m.name, m.valueSize]), [["sys_state3", 32]]);
+  ok(args.programs.every((p) => !calls(p.instructions, "ktime_get_ns")));
+
+  // A handler given the whole event reads everything.
+  const all = compiled((e: unknown) => console.log(e));
+  equal(all.state.map((m) => [m.name, m.valueSize]), [["sys_state3", 32]]);
+  ok(all.programs.every((p) => calls(p.instructions, "ktime_get_ns")));
+
+  // A field a provider adds to the syscall's site may read any saved word: all are saved.
+  const { res, resolver } = setup();
+  const request: ProbeRequest = {
+    name: "wrapped",
+    key: "wrapped",
+    sites: (ctx) => {
+      const site = syscallSite("read", "return", ctx);
+      return [{
+        ...site,
+        fields: [...site.fields, field(["third"], INT, copyFrom("state", 24, 8))],
+      }];
+    },
+  };
+  lower(
+    [{
+      source: { kind: "probe", request, predicates: [] },
+      kind: "stream",
+      handler: (e) => (e as { third: number }).third,
+    }],
+    resolver,
+    res,
+    64,
+  );
+  const [entry] = resolver.entries;
+  const site = compileSite(entry.site, entry.ends, entry.consumers, shared, {});
+  equal(site.programs.map((p) => p.name), ["sye_read", "syr_read"]);
+  equal(res.maps.filter((m) => m.name.startsWith("sys_")).map((m) => m.name), ["sys_state3"]);
 });

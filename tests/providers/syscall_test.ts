@@ -52,6 +52,41 @@ Deno.test("syscall read:return gives ret, entry args and an in-kernel latency pe
   }
 });
 
+/** Runs dd over a file of 3000 bytes in 1000-byte reads (and one returning 0). */
+async function ddReads(): Promise<void> {
+  const path = await Deno.makeTempFile();
+  try {
+    await Deno.writeFile(path, new Uint8Array(3000));
+    const summary = await run({
+      command: ["dd", `if=${path}`, "of=/dev/null", "bs=1000", "status=none"],
+    });
+    equal(summary.commandExitCode, 0);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+Deno.test("a return reading only its latency: every call timed, from an entry saving only its time", async () => {
+  const timed = syscall.on("read:return").where((e) => e.ret === 1000)
+    .hist((e) => e.latencyNs!);
+  await ddReads();
+  const [row] = timed.read()!.rows;
+  ok(row.value.kind === "hist");
+  equal(row.value.count, 3);
+  // Each in a bucket of a real time: above 0 ns, below 2^34 ns (17 s).
+  const used = row.value.buckets.filter((b) => b.count > 0);
+  ok(used.every((b) => b.low >= 1 && b.high! <= 2 ** 34), JSON.stringify(used));
+});
+
+Deno.test("a return reading only an argument gets it exactly, from an entry saving no time", async () => {
+  const counts: number[] = [];
+  syscall.on("read:return", (e) => {
+    if (e.ret === 1000) counts.push(e.args.count);
+  });
+  await ddReads();
+  equal(counts, [1000, 1000, 1000]);
+});
+
 Deno.test("under a flood, delivered + reported dropped == generated, exactly", async () => {
   const n = 2_000_000;
   let delivered = 0;
