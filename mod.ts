@@ -86,6 +86,7 @@ export { Session } from "./runtime/session.ts";
 export {
   type AggregateOptions,
   Aggregation,
+  type HistogramOptions,
   type KernelLambda,
   type LinearOptions,
   type Params,

@@ -8,7 +8,7 @@
 import { BpfMap } from "../bpf/map.ts";
 import { type AggregationData, type KeyPart, stackKey } from "./aggregate/data.ts";
 import { formatAggregation, intervalHeader } from "./aggregate/print.ts";
-import { readAggregation } from "./codegen/aggregation.ts";
+import { AggregationReader } from "./codegen/aggregation.ts";
 import { type Plan, type PlannedAggregation, SessionMaps } from "./compiler/plan.ts";
 import type { AggregationRequest } from "./compiler/requests.ts";
 import type { RunOptions } from "./run_options.ts";
@@ -18,10 +18,14 @@ import type { SpanSummary } from "./run_summary.ts";
 export class Aggregations {
   readonly #plan: Plan;
   readonly #maps: ReadonlyMap<string, BpfMap>;
+  readonly #readers: Map<PlannedAggregation, AggregationReader>;
 
   constructor(p: Plan, maps: ReadonlyMap<string, BpfMap>) {
     this.#plan = p;
     this.#maps = maps;
+    this.#readers = new Map(
+      p.aggregations.map((a) => [a, new AggregationReader(maps.get(a.plan.map)!, a.plan)]),
+    );
   }
 
   #find(a: AggregationRequest): PlannedAggregation | undefined {
@@ -44,7 +48,7 @@ export class Aggregations {
       name: a.name,
       kind: a.kind,
       keyNames: planned.keyNames,
-      rows: readAggregation(this.#maps.get(planned.plan.map)!, planned.plan, clear).map((r) => ({
+      rows: this.#readers.get(planned)!.read(clear).map((r) => ({
         ...r,
         key: r.key.map((k, i) => {
           const t = planned.keyTransforms[i];
@@ -66,7 +70,7 @@ export class Aggregations {
   retain(): void {
     for (const planned of this.#plan.aggregations) {
       if (!planned.keyRetains.some((r) => r)) continue;
-      const rows = readAggregation(this.#maps.get(planned.plan.map)!, planned.plan, false);
+      const rows = this.#readers.get(planned)!.read();
       for (const row of rows) row.key.forEach((k, i) => planned.keyRetains[i]?.(k));
     }
   }

@@ -96,6 +96,7 @@ export class Session {
         exclude: traced || options.traceSelf ? undefined : tracerPids(),
       },
       stringSize: options.stringSize ?? DEFAULT_STRING_SIZE,
+      histogramStats: options.metrics !== undefined,
       follow: options.command !== undefined ? followPrograms : undefined,
     });
   }

@@ -45,8 +45,19 @@ export interface AggregateOptions<E> {
   metric?: MetricOptions;
 }
 
+/** Options of a histogram. */
+export interface HistogramOptions<E> extends AggregateOptions<E> {
+  /**
+   * Also keep the values' sum, min and max beside the buckets, exactly: what `summarize()`'s
+   * mean, min and max need. Without it a histogram keeps only its buckets, as bpftrace's does
+   * (its count is theirs), and costs less per event; a session serving `metrics` keeps them
+   * for every histogram (a metric's `_sum`).
+   */
+  stats?: boolean;
+}
+
 /** Options of a linear histogram: buckets of `step` from `min` up to `max`. */
-export interface LinearOptions<E> extends AggregateOptions<E> {
+export interface LinearOptions<E> extends HistogramOptions<E> {
   /** The lowest bucket's start (a 32-bit integer); smaller values count below it. */
   min: number;
   /** Where the buckets end (a 32-bit integer); larger values count above it. */
@@ -173,7 +184,7 @@ export class Stream<E> {
   }
 
   /** A power-of-two histogram of a value. */
-  hist(value: KernelLambda<E, number | bigint>, options?: AggregateOptions<E>): Aggregation {
+  hist(value: KernelLambda<E, number | bigint>, options?: HistogramOptions<E>): Aggregation {
     return this.#aggregate("hist", value, options);
   }
 
@@ -203,7 +214,7 @@ export class Stream<E> {
   #aggregate(
     kind: AggregationKind,
     value: KernelLambda<E, unknown> | undefined,
-    options: AggregateOptions<E> = {},
+    options: HistogramOptions<E> = {},
     range?: { min: number; max: number; step: number },
   ): Aggregation {
     if (kind !== "count") checkFunction(`${kind}'s value`, value);
@@ -221,6 +232,7 @@ export class Stream<E> {
       clear: options.clear,
       top: options.top,
       metric: options.metric,
+      stats: options.stats,
     };
     const session = this.#session();
     session.add({ source: this.#source, kind: "aggregate", aggregation: request });

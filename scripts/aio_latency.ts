@@ -163,10 +163,11 @@ await recipe({
     const seconds = { unit: "seconds", scale: 1e-6 };
     const options = {
       clear,
+      stats: true,
       title: "aio usecs",
       metric: { name: "aio_latency", help: "AIO request latency, io_submit to reap", ...seconds },
     };
-    // One histogram per key; it keeps count, sum, min and max beside its buckets.
+    // One histogram per key; it keeps sum, min and max beside its buckets, for the summaries.
     const inMicros = (e: { latencyNs: number }) => e.latencyNs / 1000;
     const hist = by === "process"
       ? reaps.hist(inMicros, { by: (e) => ({ comm: e.comm, pid: e.pid }), ...options })
@@ -176,6 +177,7 @@ await recipe({
     const uringHist = uring.hist(inMicros, {
       by: (e) => ({ opcode: e.opcode }),
       clear,
+      stats: true,
       title: "uring usecs",
       metric: {
         name: "io_uring_latency",

@@ -223,6 +223,7 @@ await recipe({
       by,
       params,
       clear,
+      stats: true,
       title: "usecs",
       // With --metrics: tsprobe_block_io_latency_seconds{disk="vda"} (and flags="R").
       metric: {
@@ -267,6 +268,7 @@ await recipe({
           by,
           params,
           clear,
+          stats: true,
           title: `queued_usecs ${queued.length}`,
         }));
       };

@@ -110,6 +110,7 @@ await recipe({
     const waits = io.on("wait-done").hist((e) => e.waitNs / 1000, {
       by: (e) => [e.comm, e.pid],
       clear: o.interval !== undefined,
+      stats: true,
       title: "wait_usecs",
     });
     const perFile = o.files

@@ -133,6 +133,7 @@ await recipe({
       by: (e) => e.opcode,
       title: TITLE,
       clear: interval,
+      stats: true,
     });
     return () => report(o.records, interval, hist.read(), true);
   },

@@ -24,12 +24,16 @@ export interface HistogramSummary {
   buckets: { low: number | null; high: number | null; count: number }[];
 }
 
-/** The summary of a histogram value that counted something; undefined otherwise. */
+/**
+ * The summary of a histogram value that counted something; undefined otherwise. Its mean, min
+ * and max are exact: they need a histogram that keeps its stats (the `stats` option).
+ */
 export function summarize(v: AggregationValue): HistogramSummary | undefined {
-  if ((v.kind !== "hist" && v.kind !== "lhist") || !v.stats || v.stats.count === 0) {
-    return undefined;
-  }
+  if ((v.kind !== "hist" && v.kind !== "lhist") || v.count === 0) return undefined;
   const s = v.stats;
+  if (!s) {
+    throw new TypeError("summarize() needs a histogram that keeps its stats: give it stats: true");
+  }
   return {
     count: s.count,
     mean: s.sum / s.count,

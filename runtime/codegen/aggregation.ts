@@ -1,10 +1,16 @@
 /**
- * Aggregations in the kernel: each is a per-CPU hash from a key (integers and strings built in
+ * Aggregations in the kernel: each is a per-CPU map from a key (integers and strings built in
  * the record's key area) to a value updated in place, so no event leaves the kernel. Reading
  * merges the CPUs' values. A key the full map cannot take is counted as a lost update.
  *
+ * A per-CPU hash, but for an aggregation without `by` whose value only adds up (count, and a
+ * histogram without stats): a per-CPU array of its one value, found without hashing and never
+ * created. An array cannot remove its key, so clearing it remembers what it held and later
+ * reads subtract that: its words only grow, so the difference is exact, and all zeros is empty.
+ *
  * Values: count and sum keep one u64; min, max, avg and stats keep {count, sum, min, max};
- * hist and lhist keep those four, then one u64 per slot.
+ * hist and lhist keep one u64 per slot (their count is the slots'), after those four when the
+ * histogram keeps stats.
  *
  * @module
  */
@@ -97,30 +103,54 @@ export interface AggregationPlan {
   capacity: number;
   /** Counter slot for lost updates. */
   lostCounter: number;
+  /** A histogram keeps {count, sum, min, max} before its slots. */
+  stats?: boolean;
+}
+
+const isHistogram = (kind: AggregationKind) => kind === "hist" || kind === "lhist";
+
+/** Bytes before a histogram's slots: its stats, when it keeps them. */
+function slotsAt(plan: Pick<AggregationPlan, "stats">): number {
+  return plan.stats ? STATS_SIZE : 0;
 }
 
 /** Bytes of one CPU's value. */
-export function valueSize(kind: AggregationKind, range?: LinearRange): number {
-  switch (kind) {
+export function valueSize(plan: Pick<AggregationPlan, "kind" | "range" | "stats">): number {
+  switch (plan.kind) {
     case "count":
     case "sum":
       return 8;
     case "hist":
-      return STATS_SIZE + 8 * LOG2_SLOTS;
+      return slotsAt(plan) + 8 * LOG2_SLOTS;
     case "lhist":
-      return STATS_SIZE + 8 * linearSlots(range!);
+      return slotsAt(plan) + 8 * linearSlots(plan.range!);
     default:
       return STATS_SIZE;
   }
 }
 
+/** True for an aggregation kept in a per-CPU array of one value (see the module). */
+export function keptInArray(plan: AggregationPlan): boolean {
+  return plan.keys.length === 0 &&
+    (plan.kind === "count" || (isHistogram(plan.kind) && !plan.stats));
+}
+
 /** The map an aggregation is kept in. */
 export function aggregationMap(plan: AggregationPlan): MapSpec {
+  if (keptInArray(plan)) {
+    return {
+      name: plan.map,
+      type: "percpu_array",
+      keySize: 4,
+      valueSize: valueSize(plan),
+      maxEntries: 1,
+    };
+  }
   return {
     name: plan.map,
     type: "percpu_hash",
     keySize: keySize(plan.keys),
-    valueSize: valueSize(plan.kind, plan.range),
+    valueSize: valueSize(plan),
     maxEntries: plan.capacity,
     // Allocated on first use: maps sized for many keys cost memory only for keys seen.
     flags: BPF_F_NO_PREALLOC,
@@ -154,6 +184,13 @@ export function emitUpdate(
     b.emit(call("map_lookup_elem"));
   };
   lookup();
+  if (keptInArray(plan)) {
+    // The key (0) is always there; the verifier still wants the test.
+    b.emit(jmp("JEQ", R0, imm(0), done));
+    emitApply(b, plan, valueAt);
+    b.mark(done);
+    return;
+  }
   b.emit(jmp("JNE", R0, imm(0), have));
   const zeroKey = b.alloc(8);
   b.emit(st("DW", R10, zeroKey, 0));
@@ -192,13 +229,12 @@ function emitApply(b: ProgramBuilder, plan: AggregationPlan, valueAt: number): v
       return;
     case "hist":
     case "lhist":
-      // Histograms keep the stats too: mean and max come with the buckets at no extra lookup.
-      emitStats(b, valueAt);
+      if (plan.stats) emitStats(b, valueAt);
       b.emit(ldx("DW", R1, R7, valueAt));
       if (plan.kind === "hist") emitLog2Slot(b, plan.value!.type);
       else emitLinearSlot(b, plan.range!);
       b.emit(alu64("LSH", R2, imm(3)), alu64("ADD", R0, R2));
-      bump(STATS_SIZE);
+      bump(slotsAt(plan));
       return;
     default:
       emitStats(b, valueAt);
@@ -323,11 +359,11 @@ function mergeValue(
       const buckets = [];
       let count = 0;
       for (let s = 0; s < slots; s++) {
-        const n = total(STATS_SIZE + 8 * s);
+        const n = total(slotsAt(plan) + 8 * s);
         count += n;
         buckets.push(plan.kind === "hist" ? log2Bucket(s, n) : linearBucket(s, n, plan.range!));
       }
-      return { kind: plan.kind, buckets, count, stats: stats() };
+      return { kind: plan.kind, buckets, count, stats: plan.stats ? stats() : undefined };
     }
     default: {
       const s = stats();
@@ -337,18 +373,36 @@ function mergeValue(
   }
 }
 
-/**
- * Reads every key of an aggregation map, merging the CPUs' values; with `clear`, removes each
- * key as it is read.
- */
-export function readAggregation(
-  map: BpfMap,
-  plan: AggregationPlan,
-  clear = false,
-): AggregationRow[] {
-  const stride = Math.ceil(valueSize(plan.kind, plan.range) / 8) * 8;
-  return map.entries(256, clear).map(([k, v]) => ({
-    key: decodeKey(new DataView(k.buffer, k.byteOffset, k.byteLength), plan.keys),
-    value: mergeValue(plan, v, stride),
-  }));
+/** Reads an aggregation's map, merging the CPUs' values. */
+export class AggregationReader {
+  readonly #map: BpfMap;
+  readonly #plan: AggregationPlan;
+  readonly #stride: number;
+  /** An array's per-CPU words when it was last cleared. */
+  #cleared: BigInt64Array | undefined;
+
+  constructor(map: BpfMap, plan: AggregationPlan) {
+    this.#map = map;
+    this.#plan = plan;
+    this.#stride = Math.ceil(valueSize(plan) / 8) * 8;
+  }
+
+  /** Every key with its value; with `clear`, each key is emptied as it is read. */
+  read(clear = false): AggregationRow[] {
+    if (keptInArray(this.#plan)) return this.#readArray(clear);
+    return this.#map.entries(256, clear).map(([k, v]) => ({
+      key: decodeKey(new DataView(k.buffer, k.byteOffset, k.byteLength), this.#plan.keys),
+      value: mergeValue(this.#plan, v, this.#stride),
+    }));
+  }
+
+  #readArray(clear: boolean): AggregationRow[] {
+    const raw = this.#map.lookup(new Uint8Array(4))!;
+    const words = new BigInt64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8);
+    const since = new BigInt64Array(words.length);
+    words.forEach((w, i) => since[i] = w - (this.#cleared?.[i] ?? 0n));
+    if (clear) this.#cleared = words;
+    if (since.every((w) => w === 0n)) return [];
+    return [{ key: [], value: mergeValue(this.#plan, new Uint8Array(since.buffer), this.#stride) }];
+  }
 }

@@ -20,12 +20,16 @@ export interface Lowered {
   aggregations: PlannedAggregation[];
 }
 
-/** Lowers every consumer onto the views of its stream (adding to the sites' consumers). */
+/**
+ * Lowers every consumer onto the views of its stream (adding to the sites' consumers); with
+ * `histogramStats`, every histogram keeps its stats, asked for or not.
+ */
 export function lower(
   requests: readonly ConsumerRequest[],
   resolver: Resolver,
   res: SessionResources,
   stringSize: number,
+  histogramStats = false,
 ): Lowered {
   const bindings: Omit<PlannedStream, "decode">[] = [];
   const aggregations: PlannedAggregation[] = [];
@@ -62,9 +66,11 @@ export function lower(
           value: a.value ? lambdaOn(view, a.value) : undefined,
           range: a.range,
           capacity: a.size,
+          stats: (a.kind === "hist" || a.kind === "lhist") && (a.stats || histogramStats),
         };
+        const map = aggregationMap(aggPlan);
         if (i === 0) {
-          res.declare(aggregationMap(aggPlan));
+          res.declare(map);
           // A key that is a field its provider names in JavaScript (a stack) is named so.
           const keyFields = keys.parts.map((p) =>
             p.op === "field"
@@ -84,8 +90,11 @@ export function lower(
         }
         action = { kind: "aggregate", plan: aggPlan };
         describe = `${a.kind}${a.value ? ` of ${a.value.fn.toString()}` : ""}` +
+          `${aggPlan.stats ? " with its sum, min and max" : ""}` +
           `${a.by ? ` by ${a.by.fn.toString()}` : ""} into map ${aggPlan.map} ` +
-          `(per-CPU hash, ${a.size} keys) as @${a.name}`;
+          `(${
+            map.type === "percpu_array" ? "per-CPU array" : `per-CPU hash, ${a.size} keys`
+          }) as @${a.name}`;
       }
       view.entry.consumers.push({
         predicates: view.predicates,

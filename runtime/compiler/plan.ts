@@ -17,7 +17,7 @@
  */
 import type { BpfMap, MapSpec } from "../../bpf/map.ts";
 import { SessionResources } from "./resources.ts";
-import { type AggregationPlan, valueSize } from "../codegen/aggregation.ts";
+import { type AggregationPlan, keptInArray, valueSize } from "../codegen/aggregation.ts";
 import type { Filter } from "../codegen/probe_program.ts";
 import type { ProgramPlan, SiteContext } from "../providers/provider.ts";
 import { type CompiledSite, compileSite, type Consumer, type SpanPlan } from "./site_compiler.ts";
@@ -30,6 +30,8 @@ import { STACK_FIELDS, STACK_MAP } from "../codegen/stacks.ts";
 export interface PlanOptions {
   filter: Filter;
   stringSize: number;
+  /** Every histogram keeps its values' sum, min and max (for metrics' `_sum`). */
+  histogramStats?: boolean;
   /**
    * The programs that trace the descendants of processes in the pid map (a command's
    * children), given the map's name and size; none when absent.
@@ -111,7 +113,13 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
   };
   const resolver = new Resolver(ctx, res);
 
-  const { bindings, aggregations } = lower(requests, resolver, res, options.stringSize);
+  const { bindings, aggregations } = lower(
+    requests,
+    resolver,
+    res,
+    options.stringSize,
+    options.histogramStats,
+  );
 
   const filter = options.filter;
   if (filter.pidsMap) {
@@ -123,8 +131,10 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
       maxEntries: PIDS_CAPACITY,
     });
   }
-  const zeroSize = Math.max(8, ...aggregations.map((a) => valueSize(a.plan.kind, a.plan.range)));
-  if (aggregations.length) {
+  // What a new key of a hash starts from (an array's one key is always there).
+  const hashed = aggregations.filter((a) => !keptInArray(a.plan));
+  const zeroSize = Math.max(8, ...hashed.map((a) => valueSize(a.plan)));
+  if (hashed.length) {
     declare({
       name: SessionMaps.zeros,
       type: "array",

@@ -48,6 +48,8 @@ export interface AggregationRequest {
   top?: number;
   /** How it is exposed as a metric. */
   metric?: MetricOptions;
+  /** A histogram keeps the values' sum, min and max too. */
+  stats?: boolean;
 }
 
 /** What one consumer asks for. */

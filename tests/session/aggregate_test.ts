@@ -1,6 +1,7 @@
-import { deepStrictEqual as equal, ok } from "node:assert/strict";
+import { deepStrictEqual as equal, ok, throws } from "node:assert/strict";
 import { type AggregationData, type KeyPart, run, syscall } from "../../mod.ts";
-import { linearSlot, log2Slot } from "../../runtime/aggregate/data.ts";
+import { linearSlot, log2Slot, type Stats } from "../../runtime/aggregate/data.ts";
+import { summarize } from "../../runtime/aggregate/summary.ts";
 
 /** Read sizes of the perl child (from /dev/zero, so every read returns what it asked). */
 const SIZES = [1, 2, 3, 5, 8, 13, 100, 1000, 4096, 4097, 65536, 7, 7];
@@ -40,6 +41,13 @@ Deno.test("in-kernel aggregates equal JavaScript over the same events and the kn
   const range = { min: 0, max: 5000, step: 1000 };
   const lhist = reads.lhist((e) => e.ret, range);
   const both = reads.count((e) => [e.comm, e.ret]);
+  // With stats, a histogram per comm (a hash) and one without a key (a hash: an array cannot
+  // be cleared of a min or max).
+  const histStats = reads.hist((e) => e.ret, { by: (e) => e.comm, stats: true });
+  const lhistStats = reads.lhist((e) => e.ret, { ...range, stats: true });
+  // Nothing passes: a keyless count and histogram (arrays) have no row, as a hash has none.
+  const never = reads.where((e) => e.ret < 0);
+  const [noCount, noHist] = [never.count(), never.hist((e) => e.ret)];
 
   const summary = await run({ command: WORKLOAD, printAggregations: false });
   equal(summary.commandExitCode, 0);
@@ -86,6 +94,30 @@ Deno.test("in-kernel aggregates equal JavaScript over the same events and the kn
   const linear = new Array(7).fill(0);
   all.forEach((v) => linear[linearSlot(v, range)]++);
   equal(histCounts(lhist.read()), linear);
+  // Without the stats option a histogram keeps only its buckets; summarize() says what it needs.
+  const [plain] = hist.read()!.rows;
+  ok(plain.value.kind === "hist" && plain.value.stats === undefined);
+  equal(plain.value.kind === "hist" && plain.value.count, all.length);
+  throws(() => summarize(plain.value), /stats: true/);
+  for (const [comm, v] of truth) {
+    const row = histStats.read()!.rows.find((r) => r.key[0] === comm)!;
+    const s = summarize(row.value)!;
+    const { value: exact } = of("stats", v) as { value: Stats };
+    equal([s.count, s.mean, s.min, s.max], [
+      exact.count,
+      exact.sum / exact.count,
+      exact.min,
+      exact.max,
+    ]);
+    equal(
+      histCounts(histStats.read(), [comm]),
+      histCounts(hist.read()).map((_, slot) => v.filter((x) => log2Slot(x) === slot).length),
+    );
+  }
+  const [linearRow] = lhistStats.read()!.rows;
+  equal(linearRow.value.kind === "lhist" && linearRow.value.stats, of("stats", all).value);
+  equal(histCounts(lhistStats.read()), linear);
+  equal([noCount.read()!.rows, noHist.read()!.rows], [[], []]);
 
   const pairs = rowsByKey(both.read());
   const expected = new Map<string, number>();
@@ -96,7 +128,7 @@ Deno.test("in-kernel aggregates equal JavaScript over the same events and the kn
   for (const [k, n] of expected) equal(pairs.get(k), { kind: "count", value: n }, k);
   // No update was lost, and the end-of-run data is what the summary carries.
   for (const a of summary.aggregations) equal(a.lost, 0, a.name);
-  equal(summary.aggregations.length, 9);
+  equal(summary.aggregations.length, 13);
 });
 
 Deno.test("a map too small for its keys reports exactly the updates it lost", async () => {
@@ -123,10 +155,18 @@ Deno.test("interval snapshots of a cleared aggregation add up to every event, ex
     clear: true,
   });
   const kept = syscall.on("getppid:entry").where((e) => e.comm === "perl").count();
+  // A keyless histogram is an array too: cleared by what it held, its snapshots add up as well.
+  const clearedHist = syscall.on("getppid:entry").where((e) => e.comm === "perl")
+    .hist((e) => e.pid, { clear: true });
+  const histSnapshots: number[] = [];
   const snapshots: number[] = [];
   const value = (d: AggregationData | undefined) => {
     const v = d?.rows[0]?.value;
     return v?.kind === "count" ? v.value : 0;
+  };
+  const histTotal = (d: AggregationData | undefined) => {
+    const v = d?.rows[0]?.value;
+    return v?.kind === "hist" ? v.count : 0;
   };
   // Bursts 400 ms apart, snapshots every 150 ms: each burst lands in a different interval.
   const script = bursts.map((n) => `getppid() for 1..${n}; select(undef, undef, undef, 0.4);`)
@@ -134,13 +174,18 @@ Deno.test("interval snapshots of a cleared aggregation add up to every event, ex
   const summary = await run({
     command: ["perl", "-e", script],
     interval: 150,
-    onInterval: (data) => snapshots.push(value(data[0])),
+    onInterval: (data) => {
+      snapshots.push(value(data[0]));
+      histSnapshots.push(histTotal(data[2]));
+    },
     printAggregations: false,
   });
   equal(summary.commandExitCode, 0);
   const total = bursts.reduce((a, b) => a + b, 0);
   const cleared = snapshots.reduce((a, b) => a + b, 0) + value(calls.read());
   equal(cleared, total);
+  equal(histSnapshots.reduce((a, b) => a + b, 0) + histTotal(clearedHist.read()), total);
+  ok(histSnapshots.filter((n) => n > 0).length > 1, `cleared between bursts: ${histSnapshots}`);
   equal(value(kept.read()), total);
   // No snapshot mixes two bursts (400 ms apart): every burst's end is a snapshot boundary. A
   // burst may straddle two snapshots on a slow machine (the emulated 6.1 VM under load).
