@@ -130,6 +130,30 @@ export function requireFentry(): void {
   }
 }
 
+/**
+ * The BTF id a `tp_btf` program is loaded against for raw tracepoint `name`: its
+ * `btf_trace_<name>` typedef; undefined when the kernel has no BTF or no such tracepoint.
+ */
+export function btfTracepointId(name: string): number | undefined {
+  try {
+    return Btf.vmlinux().find(`btf_trace_${name}`, "typedef")?.id;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when BTF-typed raw tracepoint programs (`tp_btf`, 5.5+) load: their context's pointers
+ * are typed, so a program loads members directly instead of calling bpf_probe_read_kernel.
+ */
+export function haveBtfTracepoints(): boolean {
+  return cached("tp_btf", () => {
+    const id = btfTracepointId("sched_switch");
+    return id !== undefined &&
+      loads({ type: "tracing", expectedAttachType: AttachType.trace_raw_tp, attachBtfId: id });
+  });
+}
+
 /** True when the kernel has a perf PMU named `name` (kprobe, uprobe). */
 export function havePmu(name: string): boolean {
   return cached(`pmu:${name}`, () => pathExists(`/sys/bus/event_source/devices/${name}/type`));

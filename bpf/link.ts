@@ -79,6 +79,18 @@ export function attachRawTracepoint(prog: Program, name: string): Link {
   return new Link(fd, `raw_tracepoint ${name}`);
 }
 
+/**
+ * Attaches a `tp_btf` program (a `tracing` program loaded against `btf_trace_<name>`, see
+ * `btfTracepointId`) to its raw tracepoint `name`.
+ */
+export function attachBtfTracepoint(prog: Program, name: string): Link {
+  const fd = check(
+    libbpf().bpf_raw_tracepoint_open(null, prog.fd),
+    `attach ${prog.probe} to BTF tracepoint ${name}`,
+  );
+  return new Link(fd, `tp_btf ${name}`);
+}
+
 function pmuType(pmu: string): number {
   return Number(Deno.readTextFileSync(`/sys/bus/event_source/devices/${pmu}/type`).trim());
 }

@@ -22,7 +22,12 @@ export const ProgramType = {
 export type ProgramType = keyof typeof ProgramType;
 
 /** `enum bpf_attach_type` values: a program's expected attach type and `bpf_link_create`'s. */
-export const AttachType = { trace_fentry: 24, trace_fexit: 25, perf_event: 41 } as const;
+export const AttachType = {
+  trace_raw_tp: 23,
+  trace_fentry: 24,
+  trace_fexit: 25,
+  perf_event: 41,
+} as const;
 
 /** Everything a program is loaded from. */
 export interface ProgramSpec {

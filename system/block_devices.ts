@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { MISS_REFRESH_INTERVAL_MS, readTextOrUndefined } from "./files.ts";
+import { MISS_REFRESH_INTERVAL_MS, pathExists, readTextOrUndefined } from "./files.ts";
 
 // Inside the kernel a dev_t is `major << MINORBITS | minor` with MINORBITS = 20 (include/linux/
 // kdev_t.h), and that is what BPF reads from struct block_device, struct super_block and
@@ -197,4 +197,20 @@ export function blockDeviceByName(name: string): BlockDevice | undefined {
   const device = probeBlockDevice(Number(match[1]), Number(match[2]));
   if (device) rememberBlockDevice(device);
   return device;
+}
+
+/**
+ * The disks that take bios without queueing requests (zram, device-mapper, md) and can hold
+ * data: those without an `mq` directory in /sys/block, and not of size 0 (a zram device not
+ * given a size yet takes no I/O).
+ */
+export function bioBasedDisks(): string[] {
+  try {
+    return [...Deno.readDirSync("/sys/block")].map((d) => d.name).filter((name) =>
+      !pathExists(`/sys/block/${name}/mq`) &&
+      Number(readTextOrUndefined(`/sys/block/${name}/size`) ?? 0) > 0
+    );
+  } catch {
+    return [];
+  }
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { AluOp, Class, JumpOp, Mode, Size, SIZE_BYTES, Source } from "./opcode.ts";
+import { AluOp, AtomicOp, Class, JumpOp, Mode, Size, SIZE_BYTES, Source } from "./opcode.ts";
 import { HELPER_NAMES } from "./helpers.ts";
 import { type Instruction, isFuncLoad } from "./instruction.ts";
 import type { Linked } from "./assemble.ts";
@@ -77,7 +77,9 @@ export function formatInstruction(i: Instruction, target?: string): string {
       return `${dst} = *(${sizeName(i.opcode)} *)(r${i.src} ${signed(i.off)})`;
     case Class.STX:
       if ((i.opcode & 0xe0) === Mode.ATOMIC) {
-        return `lock *(${sizeName(i.opcode)} *)(${dst} ${signed(i.off)}) += r${i.src}`;
+        const at = `*(${sizeName(i.opcode)} *)(${dst} ${signed(i.off)})`;
+        if (i.imm === AtomicOp.CMPXCHG) return `r0 = cmpxchg(${at}, r0, r${i.src})`;
+        return `lock ${at} += r${i.src}`;
       }
       return `*(${sizeName(i.opcode)} *)(${dst} ${signed(i.off)}) = r${i.src}`;
     case Class.ST:

@@ -152,6 +152,14 @@ export function atomicAdd(size: "W" | "DW", dst: Reg, off: number, src: Reg): In
   return ins(Class.STX | Mode.ATOMIC | Size[size], dst, src, off, AtomicOp.ADD);
 }
 
+/**
+ * `r0 = cmpxchg(*(size *)(dst + off), r0, src)`: stores `src` where the memory holds R0, and
+ * leaves in R0 what it held (kernel 5.12+).
+ */
+export function atomicCmpxchg(size: "W" | "DW", dst: Reg, off: number, src: Reg): Instruction {
+  return ins(Class.STX | Mode.ATOMIC | Size[size], dst, src, off, AtomicOp.CMPXCHG);
+}
+
 /** `dst = value` for any 64-bit value (two instruction slots). */
 export function ldImm64(dst: Reg, value: bigint): Instruction {
   const v = BigInt.asUintN(64, value);

@@ -7,7 +7,8 @@
  * Every dereference goes through `bpf_probe_read_kernel`: in raw tracepoint programs the
  * arguments are untrusted scalars that the verifier will not let a program load from directly,
  * and the helper turns a bad address into an error instead of a fault. A NULL pointer anywhere
- * on the way yields 0 (or zeroed bytes), never a fault.
+ * on the way yields 0 (or zeroed bytes), never a fault. Where the root is a BTF-typed pointer
+ * (`tp_btf` programs), {@link emitDirectRead} walks the same chain with plain loads.
  *
  * Bitfields are extracted assuming little-endian bit numbering, as on x86_64 and arm64.
  *
@@ -340,19 +341,8 @@ export function emitKernelRead(
   scratch: number = b.alloc(8),
 ): void {
   const f = chain.field;
-  if (!f.scalar) {
-    throw new ChainError(
-      chain.expr,
-      `it is ${f.typeName}, not an integer or pointer: copy it with emitKernelReadBytes`,
-    );
-  }
+  const bytes = loadSize(chain);
   if (dst === R10) throw new RangeError("R10 is the read-only frame pointer: choose another dst");
-  // A bitfield is read with the narrowest load that covers all of its bits.
-  const bits = f.bitfieldSize ? f.bitOffset + f.bitfieldSize : f.size * 8;
-  const bytes = [1, 2, 4, 8].find((n) => n * 8 >= bits);
-  if (bytes === undefined) {
-    throw new ChainError(chain.expr, `the bitfield spans more than 8 bytes, which is unsupported`);
-  }
   const read = b.fresh("kread");
   emitWalk(b, src, chain.steps, f.offset, read, () => scratch);
   b.mark(read).emit(st("DW", R10, scratch, 0)).stackPtr(R1, scratch).emit(
@@ -360,6 +350,48 @@ export function emitKernelRead(
     noted(call("probe_read_kernel"), chain.expr),
     ldx(SIZE_OF[bytes], dst, R10, scratch),
   );
+  emitExtract(b, f, dst);
+}
+
+/**
+ * Like {@link emitKernelRead}, from a BTF-typed pointer (a `tp_btf` program's context argument,
+ * or a pointer loaded from one) with plain loads: the verifier types each one and the kernel
+ * turns a fault, NULL on the way included, into 0. No helper calls: only `dst` changes, and it
+ * may be `src`.
+ *
+ * @throws {ChainError} when the member is not a scalar.
+ */
+export function emitDirectRead(b: ProgramBuilder, src: Reg, chain: KernelChain, dst: Reg): void {
+  const f = chain.field;
+  const bytes = loadSize(chain);
+  let from = src;
+  for (const step of chain.steps) {
+    b.emit(noted(ldx("DW", dst, from, step.offset), step.expr));
+    from = dst;
+  }
+  b.emit(noted(ldx(SIZE_OF[bytes], dst, from, f.offset), chain.expr));
+  emitExtract(b, f, dst);
+}
+
+/** The narrowest load covering a scalar member (all of a bitfield's bits). */
+function loadSize(chain: KernelChain): number {
+  const f = chain.field;
+  if (!f.scalar) {
+    throw new ChainError(
+      chain.expr,
+      `it is ${f.typeName}, not an integer or pointer: copy it with emitKernelReadBytes`,
+    );
+  }
+  const bits = f.bitfieldSize ? f.bitOffset + f.bitfieldSize : f.size * 8;
+  const bytes = [1, 2, 4, 8].find((n) => n * 8 >= bits);
+  if (bytes === undefined) {
+    throw new ChainError(chain.expr, `the bitfield spans more than 8 bytes, which is unsupported`);
+  }
+  return bytes;
+}
+
+/** Sign-extends a loaded member, or shifts and masks a bitfield into place, in `dst`. */
+function emitExtract(b: ProgramBuilder, f: ChainField, dst: Reg): void {
   // Shift the wanted bits to the top, then back down: a logical shift clears what lay above
   // them, an arithmetic one copies the sign bit down.
   const width = f.bitfieldSize || f.size * 8;

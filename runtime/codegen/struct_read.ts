@@ -9,6 +9,7 @@ import type { Reg } from "../../bpf/asm/mod.ts";
 import { Btf } from "../../bpf/btf.ts";
 import type { ProgramBuilder } from "./builder.ts";
 import {
+  emitDirectRead,
   emitKernelRead,
   emitKernelReadBytes,
   type KernelChain,
@@ -44,6 +45,20 @@ export function readMember(
   dst: Reg,
 ): void {
   emitKernelRead(b, src, memberChain(type, path), dst, scratchOf(b));
+}
+
+/**
+ * `dst = src->path` for a BTF-typed `struct type *` in `src` (a `tp_btf` program's argument, or
+ * a pointer member loaded from one): plain loads, no helper calls; only `dst` changes.
+ */
+export function loadMember(
+  b: ProgramBuilder,
+  src: Reg,
+  type: string,
+  path: string,
+  dst: Reg,
+): void {
+  emitDirectRead(b, src, memberChain(type, path), dst);
 }
 
 /** Copies the text (or bytes) at `src->path` to the record at R7 + `dst`; clobbers R0-R5. */

@@ -1,5 +1,6 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import {
+  type Aggregation,
   B,
   io,
   type IoDoneEvent,
@@ -12,6 +13,8 @@ import { dropCaches, type FsType, MIN_SIZE_MIB, withFilesystem } from "../fixtur
 import { withZram } from "../fixtures/zram.ts";
 import { withFullLoopDevice } from "../fixtures/full_device.ts";
 import { WAIT_UNPAIRED } from "../../runtime/providers/io/wait.ts";
+import { AioContext, alignedBuffer, Fd, PREAD } from "../../runtime/workload/libaio.ts";
+import { bioBasedDisks } from "../../system/block_devices.ts";
 
 const KiB = 1024;
 const show = (x: unknown) => JSON.stringify(x, (_, v) => typeof v === "bigint" ? `${v}` : v);
@@ -213,6 +216,153 @@ Deno.test("flush requests name their disk, and every record's device agrees with
       equal(r.dev.dev_pathname, `/dev/${name}`);
     }
   });
+});
+
+/** Runs `work` while `setup`'s consumers trace system-wide; returns the session's summary. */
+async function traced(setup: () => void, work: () => Promise<void>, traceSelf?: boolean) {
+  setup();
+  const stop = new AbortController();
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => attached = r);
+  const session = run({
+    signal: stop.signal,
+    onAttached: attached,
+    traceSelf,
+    printAggregations: false,
+  });
+  await ready;
+  try {
+    await work();
+  } finally {
+    // Let the last completions land before detaching.
+    await new Promise((r) => setTimeout(r, 200));
+    stop.abort();
+  }
+  return await session;
+}
+
+Deno.test("io:done times every request of a deep queue, system-wide: none unknown, none longer than fio saw it", async () => {
+  await withLoopDevice(64, async (loop) => {
+    await settleUdev();
+    const out = await Deno.makeTempFile();
+    let stats: Aggregation | undefined;
+    const before = diskstats(loop.name);
+    try {
+      const summary = await traced(() => {
+        stats = io.on("done").where((e, p) => e.dev.dev_statname === p.name, { name: loop.name })
+          .stats((e) => e.latencyNs!);
+      }, async () => {
+        const fio = new Deno.Command("fio", {
+          args: [
+            "--name=deep",
+            `--filename=${loop.path}`,
+            "--rw=randread",
+            "--bs=4k",
+            "--iodepth=128",
+            "--ioengine=libaio",
+            "--direct=1",
+            "--number_ios=16384",
+            "--output-format=json",
+            `--output=${out}`,
+          ],
+        });
+        equal((await fio.output()).code, 0, "fio succeeded");
+      });
+      const completed = diskstats(loop.name).readsCompleted - before.readsCompleted;
+      const fio = JSON.parse(await Deno.readTextFile(out)).jobs[0].read;
+      equal(fio.total_ios, 16384, "fio read every block once");
+      const value = stats!.read()!.rows[0].value;
+      ok(value.kind === "stats");
+      equal(value.value.count, completed, "every read the disk completed, timed");
+      equal(summary.counters["aggregations.unknown"], 0, "none without its issue");
+      ok(value.value.min > 0, `min ${value.value.min}`);
+      // Issue to completion is inside fio's submit to reap.
+      const mean = value.value.sum / value.value.count;
+      ok(mean <= fio.clat_ns.mean * 1.05, `mean ${mean} ns, fio's clat ${fio.clat_ns.mean}`);
+    } finally {
+      await Deno.remove(out);
+    }
+  });
+});
+
+Deno.test("system-wide io:done leaves out the tracer's own I/O, and keeps it with traceSelf", async () => {
+  await withLoopDevice(16, async (loop) => {
+    await settleUdev();
+    const READS = 64;
+    /**
+     * The reads of this process's own direct I/O and then dd's: their count, and with `byPid`
+     * this process's and the others' (reading pid keeps every submitter; a count alone only
+     * marks the tracer's I/O).
+     */
+    const seen = async (traceSelf: boolean, byPid: boolean) => {
+      let counts: Aggregation | undefined;
+      let starts: Aggregation | undefined;
+      await traced(() => {
+        const params = { name: loop.name };
+        const done = io.on("done").where((e, p) => e.dev.dev_statname === p.name, params);
+        counts = byPid ? done.count((e) => e.pid) : done.count();
+        starts = io.on("start").where((e, p) => e.dev.dev_statname === p.name, params).count();
+      }, async () => {
+        using f = new Fd(loop.path, { direct: true });
+        using ctx = new AioContext(1);
+        const buf = alignedBuffer(4096);
+        for (let i = 0; i < READS; i++) {
+          ctx.submit([{
+            opcode: PREAD,
+            fd: f.fd,
+            buf: buf.address,
+            nbytes: 4096,
+            offset: 4096 * i,
+            data: 0n,
+          }]);
+          equal(ctx.reap(1, 1).length, 1);
+        }
+        await sh(`dd if=${loop.path} of=/dev/null bs=4k count=${READS} iflag=direct status=none`);
+      }, traceSelf);
+      const rows = counts!.read()!.rows;
+      const n = (keep: (pid: unknown) => boolean) =>
+        rows.filter((r) => keep(r.key[0]))
+          .reduce((n, r) => n + (r.value.kind === "count" ? r.value.value : 0), 0);
+      const started = starts!.read()!.rows[0]?.value;
+      equal(started?.kind === "count" && started.value, n(() => true), "as many starts");
+      if (!byPid) return { all: n(() => true) };
+      return { own: n((pid) => pid === Deno.pid), others: n((pid) => pid !== Deno.pid) };
+    };
+    equal(await seen(false, false), { all: READS }, "marked, left out");
+    equal(await seen(true, false), { all: 2 * READS }, "kept");
+    equal(await seen(false, true), { own: 0, others: READS }, "by submitter, left out");
+    equal(await seen(true, true), { own: READS, others: READS }, "by submitter, kept");
+  });
+});
+
+Deno.test("a bio-based disk added while io:done traces every disk is traced, or counted as untraced", async () => {
+  // Without a bio-based disk at load, no program runs on every bio to find one.
+  const atLoad = bioBasedDisks().length > 0;
+  let byDisk: Aggregation | undefined;
+  let name = "";
+  let completed = 0;
+  const summary = await traced(() => {
+    byDisk = io.on("done").count((e) => e.dev.dev_statname);
+  }, async () => {
+    await withZram(16, async (z) => {
+      name = z.name;
+      const before = diskstats(z.name);
+      await sh(`dd if=/dev/urandom of=${z.path} bs=64k count=16 oflag=direct status=none`);
+      const after = diskstats(z.name);
+      completed = after.writesCompleted - before.writesCompleted;
+      // Disks are looked for about once a second.
+      await new Promise((r) => setTimeout(r, 1500));
+    });
+  });
+  ok(completed > 0, "the zram device was written");
+  const row = byDisk!.read()!.rows.find((r) => r.key[0] === name)?.value;
+  const traced_ = row?.kind === "count" ? row.value : 0;
+  if (atLoad) equal(traced_, completed, "every write traced");
+  else {
+    equal(traced_, 0);
+    ok(summary.counters["io.untraced_disks"] >= 1, show(summary.counters));
+    ok(summary.losses.some((l) => l.includes("io.untraced_disks")), show(summary.losses));
+  }
 });
 
 Deno.test("a failed write is io:done with B_ERROR, the errno, and b_resid equal to b_bcount", async () => {

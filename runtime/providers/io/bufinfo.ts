@@ -33,9 +33,8 @@ import {
 import { ksymName } from "../../../system/kallsyms.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import { type EventField, field } from "../../codegen/fields.ts";
-import { readMember } from "../../codegen/struct_read.ts";
 import { emitFolio } from "./page.ts";
-import { type IoSource, loadBio, loadRoot, loadWord } from "./source.ts";
+import { type IoSource, loadBio, loadRoot, loadWord, readAt } from "./source.ts";
 
 /** `b_flags` bits, with illumos' values. */
 export const B = {
@@ -104,7 +103,7 @@ function loadErrno(b: ProgramBuilder, src: IoSource, reg: Reg): void {
   if (src.level === "rq") b.emit(ldx("DW", R2, R6, 8)); // block_rq_complete's error argument
   else {
     loadRoot(b, src, R1);
-    readMember(b, R1, "bio", "bi_status", R2);
+    readAt(b, src, R1, "bio", "bi_status", R2);
   }
   const done = b.fresh("errno");
   b.emit(alu64("AND", R2, imm(0xff)), mov64(reg, imm(0)), jmp("JEQ", R2, imm(0), done));
@@ -165,7 +164,7 @@ export function bufFields(src: IoSource): EventField[] {
   };
   const bioMember = (path: string) => (b: ProgramBuilder, dst: number) => {
     loadBio(b, src, R1);
-    readMember(b, R1, "bio", path, R0);
+    readAt(b, src, R1, "bio", path, R0);
     b.emit(stx("DW", R7, dst, R0));
   };
   const resid = (b: ProgramBuilder, dst: number) => {
@@ -185,7 +184,7 @@ export function bufFields(src: IoSource): EventField[] {
       b.emit(stx("DW", R7, dst, R0));
     } else {
       loadRoot(b, src, R1);
-      readMember(b, R1, "bio", "bi_iter.bi_size", R0);
+      readAt(b, src, R1, "bio", "bi_iter.bi_size", R0);
       b.emit(stx("DW", R7, dst, R0));
     }
     b.mark(done);

@@ -9,23 +9,11 @@
  *
  * @module
  */
-import {
-  alu64,
-  call,
-  imm,
-  ja,
-  ldx,
-  mov64,
-  R0,
-  R1,
-  R10,
-  R7,
-  st,
-  stx,
-} from "../../../bpf/asm/mod.ts";
+import { R0, R10, stx } from "../../../bpf/asm/mod.ts";
+import { btfTracepointId, haveBtfTracepoints } from "../../../bpf/features.ts";
 import { tracefsRoot } from "../../../system/tracefs.ts";
-import { attachRawTracepoint } from "../../../bpf/link.ts";
-import type { Program } from "../../../bpf/program.ts";
+import { attachBtfTracepoint, attachRawTracepoint } from "../../../bpf/link.ts";
+import { AttachType } from "../../../bpf/program.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
 import {
   type EventField,
@@ -34,15 +22,10 @@ import {
   headerFields,
   latencyFromState,
 } from "../../codegen/fields.ts";
-import {
-  type FilterSubject,
-  probeProgram,
-  stateValueSize,
-  type ThreadState,
-} from "../../codegen/probe_program.ts";
-import type { ProbeRequest, ProbeSite, SiteContext } from "../provider.ts";
+import { probeProgram, stateValueSize, type ThreadState } from "../../codegen/probe_program.ts";
+import type { HookPlan, ProbeRequest, ProbeSite, ProgramPlan, SiteContext } from "../provider.ts";
 import { describeRequest, type Provider } from "../probe_info.ts";
-import { devMajor, devMinor } from "../../../system/block_devices.ts";
+import { bioBasedDisks, devMajor, devMinor } from "../../../system/block_devices.ts";
 import { pathExists } from "../../../system/files.ts";
 import type { Expr } from "../../lambda/ir.ts";
 import { bufFields, type BufInfo } from "./bufinfo.ts";
@@ -59,12 +42,13 @@ import {
 import {
   emitLevelGuard,
   type IoSource,
-  loadBio,
   loadRoot,
   loadWord,
   SAVED_WORDS,
   SOURCES,
 } from "./source.ts";
+import { emitLatency, emitSaveStart, START_MAPS, startMaps } from "./start_slots.ts";
+import { submitterHeader, type Submitters, submitters } from "./submitter.ts";
 import { waitSite } from "./wait.ts";
 import type { Association } from "./waited.ts";
 
@@ -133,7 +117,6 @@ export interface IoEvents {
 export type IoProbe = keyof IoEvents;
 
 const START_MAP = "io_start";
-const SUBMITTER_MAP = "io_submitter";
 
 /** The fields of an io start or done site. */
 function ioFields(src: IoSource, mounts: string): EventField[] {
@@ -141,133 +124,43 @@ function ioFields(src: IoSource, mounts: string): EventField[] {
   return [...headerFields(), ...bufFields(src), ...devFields(src), ...fileFields(inode, mounts)];
 }
 
-/** A companion program on a raw tracepoint of the I/O, saving state keyed by its address. */
-function saver(
-  name: string,
-  src: IoSource,
-  tracepoint: string,
-  state: Omit<ThreadState, "mode" | "key">,
-): ProbeSite["companions"][0] {
-  const guard = (b: ProgramBuilder, skip: string) => emitLevelGuard(b, src, skip);
-  return {
-    name,
-    type: "raw_tracepoint",
-    instructions: probeProgram({
-      filter: {},
-      guard,
-      state: { ...state, mode: "save", key: (b) => loadRoot(b, src, R0) },
-    }),
-    attach: (p: Program) => attachRawTracepoint(p, tracepoint),
-  };
+/** An I/O source as its program reads it, and how that program attaches. */
+interface Hooked {
+  src: IoSource;
+  attach: Pick<ProgramPlan, "type" | "attach" | "expectedAttachType" | "attachBtfId">;
 }
 
 /**
- * The program keeping who submitted each I/O, keyed by its (first) bio: at a bio's queueing,
- * and at a request's creation (`block_io_start`, or `block_getrq` before Linux 6.5), both in
- * the submitter's context; a request's issue and completion often run in kernel workers.
+ * `src` read at `tracepoint` (its own by default): a `tp_btf` program where the kernel loads
+ * them, whose typed arguments' members load directly, else a raw tracepoint program.
  */
-function submitterSaver(level: IoSource["level"], map: string): ProbeSite["companions"][0] {
-  const [tracepoint, keyOf] = level === "bio"
-    ? ["block_bio_queue", SOURCES.bioStart]
-    : requestCreationTracepoint() === "block:block_io_start"
-    ? ["block_io_start", SOURCES.rqStart]
-    : ["block_getrq", SOURCES.bioStart];
-  return {
-    name: `io_${level}_submit`,
-    type: "raw_tracepoint",
-    instructions: probeProgram({
-      filter: {},
-      // A bio of a request-based device is its request's: saved at the request's creation.
-      guard: level === "bio" ? (b, skip) => emitLevelGuard(b, SOURCES.bioStart, skip) : undefined,
-      state: {
-        map,
-        mode: "save",
-        capacity: 3,
-        words: 3,
-        key: (b) => loadBio(b, keyOf, R0),
-        fill: (b, at) => {
-          b.emit(call("get_current_pid_tgid"), stx("DW", R10, at, R0));
-          b.currentComm(R10, at + 8);
-        },
-      },
-    }),
-    attach: (p: Program) => attachRawTracepoint(p, tracepoint.replace("block:", "")),
-  };
-}
-
-/**
- * Looks up the submitter of the I/O `src` is about in `map` (value: time, pid_tgid, comm); runs
- * `found` with R0 at the value, or `missing`.
- */
-function withSubmitter(
-  b: ProgramBuilder,
-  src: IoSource,
-  map: string,
-  found: () => void,
-  missing: () => void,
-): void {
-  const key = b.alloc(8);
-  const none = b.fresh("no_submitter");
-  const done = b.fresh("submitter_done");
-  loadBio(b, src, R0);
-  b.emit(stx("DW", R10, key, R0));
-  b.lookup(map, key, none);
-  found();
-  b.emit(ja(done)).mark(none);
-  missing();
-  b.mark(done);
-}
-
-/** The filter subject of an I/O: the task that submitted it (pid 0 when not seen). */
-function submitter(src: IoSource, map: string): FilterSubject {
-  return {
-    pidTgid: (b) =>
-      withSubmitter(
-        b,
-        src,
-        map,
-        () => b.emit(ldx("DW", R0, R0, 8)),
-        () => b.emit(mov64(R0, imm(0))),
-      ),
-    comm: (b, at) =>
-      withSubmitter(b, src, map, () => {
-        b.emit(ldx("DW", R1, R0, 16), stx("DW", R10, at, R1));
-        b.emit(ldx("DW", R1, R0, 24), stx("DW", R10, at + 8, R1));
-      }, () => b.emit(st("DW", R10, at, 0), st("DW", R10, at + 8, 0))),
-  };
-}
-
-/**
- * The header's pid, tid and comm of an I/O: its submitter's where it was seen (request issues
- * and completions often run in kernel workers), the current task's otherwise.
- */
-function submitterHeader(src: IoSource, map: string): Map<string, EventField> {
-  const u32 = { type: "int", size: 4, signed: false } as const;
-  const pidTgid = (half: "pid" | "tid") => (b: ProgramBuilder, dst: number) => {
-    const store = () => {
-      if (half === "pid") b.emit(alu64("RSH", R0, imm(32)));
-      b.emit(stx("W", R7, dst, R0));
+function hooked(src: IoSource, tracepoint = src.tracepoint): Hooked {
+  const id = haveBtfTracepoints() ? btfTracepointId(tracepoint) : undefined;
+  if (id === undefined) {
+    return {
+      src,
+      attach: { type: "raw_tracepoint", attach: (p) => attachRawTracepoint(p, tracepoint) },
     };
-    withSubmitter(b, src, map, () => {
-      b.emit(ldx("DW", R0, R0, 8));
-      store();
-    }, () => {
-      b.emit(call("get_current_pid_tgid"));
-      store();
-    });
+  }
+  return {
+    src: { ...src, typed: true },
+    attach: {
+      type: "tracing",
+      expectedAttachType: AttachType.trace_raw_tp,
+      attachBtfId: id,
+      attach: (p) => attachBtfTracepoint(p, tracepoint),
+    },
   };
-  return new Map([
-    ["pid", field(["pid"], u32, pidTgid("pid"))],
-    ["tid", field(["tid"], u32, pidTgid("tid"))],
-    [
-      "comm",
-      field(["comm"], { type: "string", size: 16 }, (b, dst) =>
-        withSubmitter(b, src, map, () => {
-          b.emit(ldx("DW", R1, R0, 16), stx("DW", R7, dst, R1));
-          b.emit(ldx("DW", R1, R0, 24), stx("DW", R7, dst + 8, R1));
-        }, () => b.currentComm(R7, dst))),
-    ],
-  ]);
+}
+
+/**
+ * The request's creation, where its submitter is seen in its own context: `block_io_start`
+ * (Linux 6.5+, with the request), or `block_getrq` (with its bio) before.
+ */
+function requestCreation(): Hooked {
+  return requestCreationTracepoint() === "block:block_io_start"
+    ? hooked(SOURCES.rqStart, "block_io_start")
+    : hooked(SOURCES.bioStart, "block_getrq");
 }
 
 /** Whether the device with this kernel dev number queues requests (blk-mq); undefined if gone. */
@@ -294,92 +187,165 @@ function transferSites(side: "start" | "done", ctx: SiteContext): ProbeSite[] {
   return [...blockSites(side, ctx), ...nfsSites(side, ctx)];
 }
 
-/** The block sites of io:start or io:done: requests and bios. */
+/** Counts bio-based disks added while no bio-level program runs: their I/O is not traced. */
+const UNTRACED_DISKS = "io.untraced_disks";
+const untracedTicks = new WeakMap<SiteContext, NonNullable<ProbeSite["tick"]>>();
+
+/**
+ * The upkeep of a session that loaded no bio-level programs (no bio-based disk at load): counts
+ * the bio-based disks that appeared since, whose I/O goes untraced. One per session.
+ */
+function untracedDisks(ctx: SiteContext): NonNullable<ProbeSite["tick"]> {
+  let tick = untracedTicks.get(ctx);
+  if (!tick) {
+    ctx.counter(
+      UNTRACED_DISKS,
+      "bio-based disks (zram, device-mapper) added after tracing began: their I/O is not traced",
+    );
+    const seen = new Set<string>();
+    tick = () => {
+      const added = bioBasedDisks().filter((d) => !seen.has(d));
+      added.forEach((d) => seen.add(d));
+      return { [UNTRACED_DISKS]: added.length };
+    };
+    untracedTicks.set(ctx, tick);
+  }
+  return tick;
+}
+
+/**
+ * The block sites of io:start or io:done: requests, and bios where a bio-based disk exists.
+ * Which disks take bios is known at load (/sys/block): without one, no program runs on every
+ * bio of the request-based disks only to learn it should stop.
+ */
 function blockSites(side: "start" | "done", ctx: SiteContext): ProbeSite[] {
   const mounts = ctx.map(MOUNTS_MAP);
+  if (!bioBasedDisks().length) {
+    return [{ ...levelSite(side, ctx, mounts, "rq"), tick: untracedDisks(ctx) }];
+  }
+  return [levelSite(side, ctx, mounts, "rq"), levelSite(side, ctx, mounts, "bio")];
+}
+
+/** The io:start or io:done site of requests or of bios, fitted to what its consumers read. */
+function levelSite(
+  side: "start" | "done",
+  ctx: SiteContext,
+  mounts: string,
+  level: IoSource["level"],
+): ProbeSite {
+  const [start, done] = level === "rq"
+    ? [hooked(SOURCES.rqStart), hooked(SOURCES.rqDone)]
+    : [hooked(SOURCES.bioStart), hooked(SOURCES.bioDone)];
+  const { src, attach } = side === "start" ? start : done;
   const name = `io:${side}`;
-  const pairs: Array<[IoSource, IoSource]> = [
-    [SOURCES.rqStart, SOURCES.rqDone],
-    [SOURCES.bioStart, SOURCES.bioDone],
+  const hook: HookPlan = {
+    name: `io_${side}_${level}`,
+    ...attach,
+    guard: (b, skip) => emitLevelGuard(b, src, skip),
+  };
+  // A bio's start is its queueing, in the submitter's context already.
+  const header = side === "start" && level === "bio"
+    ? new Map<string, EventField>()
+    : new Map(submitterHeader(src, level).map((f) => [f.path.join("."), f]));
+  // A request's issue time is kept in slots; a bio's start with its byte count and sector.
+  const latency = field(
+    ["latencyNs"],
+    { type: "latency" },
+    level === "rq" ? (b, dst) => emitLatency(b, START_MAPS, dst) : latencyFromState(),
+  );
+  const fields = [
+    ...ioFields(src, mounts).map((f) => header.get(f.path.join(".")) ?? f),
+    ...(side === "done" ? [latency] : []),
   ];
-  return pairs.map(([start, done]) => {
-    const src = side === "start" ? start : done;
-    const attach = (p: Program) => attachRawTracepoint(p, src.tracepoint);
-    const guard = (b: ProgramBuilder, skip: string) => emitLevelGuard(b, src, skip);
-    const hook = {
-      name: `io_${side}_${src.level}`,
-      type: "raw_tracepoint" as const,
-      attach,
-      guard,
-    };
-    const site = {
-      name,
-      constants: [{ path: ["probe"], constant: name }],
-      companions: [],
-      prepare: fillMounts,
-      excludes: (predicates: readonly Expr[]) => pinnedElsewhere(predicates, src),
-    };
-    // Who submitted each I/O, kept where it is seen in the submitter's context (a hint, so an
-    // LRU map: an evicted entry loses one I/O its submitter).
-    const submitters = ctx.map({
-      name: `${SUBMITTER_MAP}_${src.level}`,
-      type: "lru_hash",
-      keySize: 8,
-      valueSize: stateValueSize(3),
-      maxEntries: 65536,
-    });
-    const saveSubmitter = [submitterSaver(src.level, submitters)];
-    // A bio's start is its queueing, in the submitter's context already.
-    const header = side === "done" || src.level === "rq"
-      ? submitterHeader(src, submitters)
-      : new Map<string, EventField>();
-    const withHeader = (fields: EventField[]) =>
-      fields.map((f) => header.get(f.path.join(".")) ?? f);
-    // Completions run in whatever context finishes the I/O: a process filter keeps the I/O
-    // its processes submitted.
-    const subject = submitter(src, submitters);
-    if (side === "start") {
-      const fields = withHeader(ioFields(src, mounts));
-      if (src.level === "bio") return { ...site, fields, hook };
-      return { ...site, fields, hook: { ...hook, subject }, companions: saveSubmitter };
-    }
-    // A request's byte count and sector are still there at its completion; a bio's are not.
-    const words = src.level === "bio" ? SAVED_WORDS.length : 0;
-    const startMap = ctx.map({
-      name: `${START_MAP}_${src.level}`,
-      type: "hash",
-      keySize: 8,
-      valueSize: stateValueSize(words),
-      maxEntries: 65536,
-    });
-    const load: ThreadState = {
-      map: startMap,
-      mode: "load",
-      capacity: words,
-      key: (b) => loadRoot(b, src, R0),
-    };
-    const saveStart = saver(`io_${src.level}_start`, start, start.tracepoint, {
-      map: startMap,
-      capacity: words,
-      words,
-      fill: (b, at) => {
-        SAVED_WORDS.slice(0, words).forEach((w, i) => {
-          loadWord(b, start, w, R0);
-          b.emit(stx("DW", R10, at + 8 * i, R0));
-        });
-      },
-    });
-    const fields = [
-      ...withHeader(ioFields(src, mounts)),
-      field(["latencyNs"], { type: "latency" }, latencyFromState()),
-    ];
-    return {
-      ...site,
-      fields,
-      hook: { ...hook, state: load, subject },
-      companions: [saveStart, ...saveSubmitter],
-    };
+  return {
+    name,
+    fields,
+    constants: [{ path: ["probe"], constant: name }],
+    hook,
+    companions: [],
+    prepare: fillMounts,
+    excludes: (predicates: readonly Expr[]) => pinnedElsewhere(predicates, src),
+    fit(read) {
+      const known: Submitters = header.size ? submitters(ctx, level, src, read, side) : {};
+      const fitted = { hook: { ...hook, subject: known.subject } };
+      // A request's issue is kept for its latency only.
+      if (side === "start" || (level === "rq" && !read.has("latencyNs"))) {
+        return { ...fitted, companions: starts(start, known.save) };
+      }
+      if (level === "rq") {
+        const maps = startMaps(ctx);
+        return { ...fitted, companions: starts(start, known.save, (b) => emitSaveStart(b, maps)) };
+      }
+      // A bio's start is kept for its byte count and sector too, which its iterator has moved
+      // past at completion.
+      const words = SAVED_WORDS.length;
+      const map = ctx.map({
+        name: `${START_MAP}_bio`,
+        type: "hash",
+        keySize: 8,
+        valueSize: stateValueSize(words),
+        maxEntries: 65536,
+      });
+      const key = (b: ProgramBuilder) => loadRoot(b, src, R0);
+      return {
+        hook: { ...fitted.hook, state: { map, mode: "load", capacity: words, key } },
+        companions: starts(start, known.save, undefined, {
+          map,
+          mode: "save",
+          capacity: words,
+          words,
+          key: (b) => loadRoot(b, start.src, R0),
+          fill: (b, at) => {
+            SAVED_WORDS.forEach((w, i) => {
+              loadWord(b, start.src, w, R0);
+              b.emit(stx("DW", R10, at + 8 * i, R0));
+            });
+          },
+        }),
+      };
+    },
+  };
+}
+
+/**
+ * The programs where I/O of `start`'s level begins: keeping its start (a request's issue time
+ * by `keep`, a bio's by the `state` saved), and what `save` keeps of its submitter. A bio's
+ * are one program, at its queueing; a request's submitter is seen at its creation.
+ */
+function starts(
+  start: Hooked,
+  save: Submitters["save"],
+  keep?: (b: ProgramBuilder) => void,
+  state?: ThreadState,
+): ProgramPlan[] {
+  // Only a program keeping a start reads the time; only one on bios has I/O to skip (that of
+  // request-based disks, which their requests account for).
+  const program = (
+    name: string,
+    at: Hooked,
+    body: ((b: ProgramBuilder) => void) | undefined,
+    timed: boolean,
+    state?: ThreadState,
+  ) => ({
+    name,
+    ...at.attach,
+    instructions: probeProgram({
+      filter: {},
+      guard: start.src.level === "bio" ? (b, skip) => emitLevelGuard(b, at.src, skip) : undefined,
+      state,
+      time: timed ? undefined : false,
+      body,
+    }),
   });
+  if (start.src.level === "bio") {
+    const saving = save && ((b: ProgramBuilder) => save(b, start.src));
+    return state || save ? [program("io_bio_start", start, saving, !!state, state)] : [];
+  }
+  const creation = requestCreation();
+  return [
+    ...(keep ? [program("io_rq_start", start, keep, true)] : []),
+    ...(save ? [program("io_rq_submit", creation, (b) => save(b, creation.src), false)] : []),
+  ];
 }
 
 /**

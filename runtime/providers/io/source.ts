@@ -4,13 +4,15 @@
  * ones (zram, device-mapper: block_bio_queue and block_bio_complete). Either way the device
  * sees one I/O per event, which is what /proc/diskstats counts.
  *
- * Raw tracepoint contexts are arrays of u64 arguments; R6 holds the context.
+ * Raw tracepoint contexts are arrays of u64 arguments; R6 holds the context. In a `tp_btf`
+ * program (a `typed` source) the arguments are BTF-typed pointers whose members load directly;
+ * elsewhere each member is read with bpf_probe_read_kernel.
  *
  * @module
  */
 import { imm, ja, jmp, ldx, R0, R1, R6, R8, type Reg } from "../../../bpf/asm/mod.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
-import { readMember } from "../../codegen/struct_read.ts";
+import { loadMember, readMember } from "../../codegen/struct_read.ts";
 
 /** The values every I/O has, named for what they are. */
 export type IoWord = "bytes" | "sector" | "dev" | "opf";
@@ -25,6 +27,8 @@ export interface IoSource {
   rootOffset: number;
   /** The raw tracepoint. */
   tracepoint: string;
+  /** Read in a `tp_btf` program: the root is a BTF-typed pointer, members load directly. */
+  typed?: boolean;
 }
 
 /** The four sources: issue and completion of requests and of bios. */
@@ -64,6 +68,22 @@ const DISK_OF_REQUEST: Record<"dev" | "name", string> = {
 };
 
 /**
+ * `dst = reg->path` for a `struct type *` in `reg` (the root, or a pointer read from it): a
+ * plain load where the source is typed, bpf_probe_read_kernel otherwise (clobbering R0-R5).
+ */
+export function readAt(
+  b: ProgramBuilder,
+  src: IoSource,
+  reg: Reg,
+  type: string,
+  path: string,
+  dst: Reg,
+): void {
+  if (src.typed) loadMember(b, reg, type, path, dst);
+  else readMember(b, reg, type, path, dst);
+}
+
+/**
  * Emits `read(path)` with the member path of the I/O's device number or name, from the root
  * in R1; for a request, a branch on its partition picks the partition's or the disk's path.
  * `read` may clobber R0-R5; R1 is the root again for the second branch.
@@ -78,7 +98,7 @@ export function readDevice(
   if (src.level === "bio") return read("bio", PATHS.bio[what]);
   const disk = b.fresh("whole_disk");
   const done = b.fresh("device_read");
-  readMember(b, R1, "request", "part", R0);
+  readAt(b, src, R1, "request", "part", R0);
   b.emit(jmp("JEQ", R0, imm(0), disk));
   loadRoot(b, src, R1);
   read("request", PATHS.rq[what]);
@@ -110,7 +130,7 @@ function rootPath(src: IoSource, what: IoWord | "name"): string {
 export function loadBio(b: ProgramBuilder, src: IoSource, dst: Reg): void {
   if (src.level === "bio") return loadRoot(b, src, dst);
   loadRoot(b, src, R1);
-  readMember(b, R1, "request", PATHS.rq.bio, dst);
+  readAt(b, src, R1, "request", PATHS.rq.bio, dst);
 }
 
 /**
@@ -128,13 +148,13 @@ export function loadWord(b: ProgramBuilder, src: IoSource, what: IoWord, dst: Re
       ja(done),
     ).mark(none);
     loadRoot(b, src, R1);
-    readMember(b, R1, "bio", PATHS.bio[what], dst);
+    readAt(b, src, R1, "bio", PATHS.bio[what], dst);
     b.mark(done);
     return;
   }
-  if (what === "dev") return readDevice(b, src, "dev", (t, p) => readMember(b, R1, t, p, dst));
+  if (what === "dev") return readDevice(b, src, "dev", (t, p) => readAt(b, src, R1, t, p, dst));
   loadRoot(b, src, R1);
-  readMember(b, R1, rootType(src), rootPath(src, what), dst);
+  readAt(b, src, R1, rootType(src), rootPath(src, what), dst);
 }
 
 /**
@@ -144,6 +164,6 @@ export function loadWord(b: ProgramBuilder, src: IoSource, what: IoWord, dst: Re
 export function emitLevelGuard(b: ProgramBuilder, src: IoSource, skip: string): void {
   if (src.level !== "bio") return;
   loadRoot(b, src, R1);
-  readMember(b, R1, "bio", "bi_bdev->bd_queue->mq_ops", R0);
+  readAt(b, src, R1, "bio", "bi_bdev->bd_queue->mq_ops", R0);
   b.emit(jmp("JNE", R0, imm(0), skip));
 }
