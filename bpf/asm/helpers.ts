@@ -27,6 +27,7 @@ export const Helper = {
   ringbuf_submit: 132,
   ringbuf_discard: 133,
   get_current_task_btf: 158,
+  task_pt_regs: 175,
   loop: 181,
 } as const;
 export type Helper = keyof typeof Helper;

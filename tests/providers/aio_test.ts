@@ -27,6 +27,20 @@ async function tracedFio(args: string[], setup: () => void) {
   }
 }
 
+/** fio's arguments for IOS random 4 KiB reads at depth 8 of a 64 MiB file in `dir`. */
+function randread(dir: string): string[] {
+  return [
+    `--filename=${dir}/data`,
+    "--size=64m",
+    "--rw=randread",
+    "--bs=4k",
+    "--iodepth=8",
+    "--ioengine=libaio",
+    "--direct=1",
+    `--number_ios=${IOS}`,
+  ];
+}
+
 /**
  * How far the kernel's mean may be from fio's clat: 5%, or 10% on one CPU, where fio's own
  * completion timestamps wait for the CPU the tracer's reader also needs (seen: 7.5% in the
@@ -37,16 +51,7 @@ const TOLERANCE = navigator.hardwareConcurrency > 1 ? 0.05 : 0.10;
 Deno.test("fio libaio randread: every request is reaped and timed, the mean within 5% (one CPU: 10%) of fio's clat", async () => {
   await withFilesystem("ext4", 256, async (m) => {
     const reaps: Pick<AioReapEvent, "latencyNs" | "op" | "fd" | "path" | "bytes" | "res">[] = [];
-    const { job, summary } = await tracedFio([
-      `--filename=${m.mountPoint}/data`,
-      "--size=64m",
-      "--rw=randread",
-      "--bs=4k",
-      "--iodepth=8",
-      "--ioengine=libaio",
-      "--direct=1",
-      `--number_ios=${IOS}`,
-    ], () => {
+    const { job, summary } = await tracedFio(randread(m.mountPoint), () => {
       aio.on("reap", (e) =>
         reaps.push({
           latencyNs: e.latencyNs,
@@ -71,6 +76,23 @@ Deno.test("fio libaio randread: every request is reaped and timed, the mean with
       Math.abs(mean - fio) / fio < TOLERANCE,
       `mean ${mean.toFixed(0)} ns vs fio clat ${fio.toFixed(0)}`,
     );
+  });
+});
+
+Deno.test("a latency alone, where io_submit keeps only the time: every request timed as fio saw it", async () => {
+  await withFilesystem("ext4", 256, async (m) => {
+    let latency: Aggregation | undefined;
+    const { job, summary } = await tracedFio(randread(m.mountPoint), () => {
+      latency = aio.on("reap").stats((e) => e.latencyNs);
+    });
+    equal(job.read.total_ios, IOS);
+    const value = latency!.read()!.rows[0].value;
+    ok(value.kind === "stats");
+    equal(value.value.count, IOS, "every request timed");
+    equal(summary.counters[AIO_COUNTERS.unmatched], 0);
+    const mean = value.value.sum / value.value.count;
+    const fio = job.read.clat_ns.mean;
+    ok(Math.abs(mean - fio) / fio < TOLERANCE, `mean ${mean.toFixed(0)} ns vs fio clat ${fio}`);
   });
 });
 
@@ -250,4 +272,42 @@ Deno.test("partial submits, cancels and destroyed contexts leave nothing behind"
   equal(summary.counters[AIO_COUNTERS.reaped], 1);
   equal(summary.counters[AIO_COUNTERS.swept], 1, "the destroyed context's request");
   equal(summary.counters[AIO_COUNTERS.inflight], 0, "nothing left behind");
+});
+
+Deno.test("a request submitted before tracing began is reaped unmatched: counted, never timed", async () => {
+  const file = await Deno.makeTempFile();
+  await Deno.writeFile(file, new Uint8Array(8192));
+  const reaps: bigint[] = [];
+  aio.on("reap", (e) => reaps.push(e.data));
+  const stop = new AbortController();
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => attached = r);
+  try {
+    using f = new Fd(file);
+    using ctx = new AioContext(4);
+    const buf = alignedBuffer(4096);
+    const read = (data: bigint) => ({
+      opcode: PREAD,
+      fd: f.fd,
+      buf: buf.address,
+      nbytes: 4096,
+      offset: 0,
+      data,
+    });
+    equal(ctx.submit([read(1n)]), 1);
+    const session = run({ pid: Deno.pid, signal: stop.signal, onAttached: attached });
+    await ready;
+    equal(ctx.reap(1, 4).map((e) => e.data), [1n]);
+    equal(ctx.submit([read(2n)]), 1);
+    equal(ctx.reap(1, 4).map((e) => e.data), [2n]);
+    stop.abort();
+    const summary = await session;
+    equal(reaps, [2n], "only the request seen submitted is timed");
+    const c = summary.counters;
+    equal([c[AIO_COUNTERS.submitted], c[AIO_COUNTERS.reaped]], [1, 2]);
+    equal(c[AIO_COUNTERS.unmatched], 1);
+    ok(summary.losses.some((l) => l.includes(AIO_COUNTERS.unmatched)), `${summary.losses}`);
+  } finally {
+    await Deno.remove(file);
+  }
 });

@@ -124,22 +124,36 @@ export interface AioProbeOptions {
   optional?: boolean;
 }
 
-/** An AIO syscall probe, with Tracee's argument names and decoded contents when asked. */
+/**
+ * An AIO syscall probe, with Tracee's argument names and decoded contents when asked (at a
+ * return, read through the arguments in the task's saved registers).
+ */
 function syscallProbeSite(spec: string, ctx: SiteContext, decode: boolean): ProbeSite {
   const { syscall, side } = parseSyscallProbe(spec);
   const site = syscallSite(syscall, side, ctx);
   const names = TRACEE_NAMES[syscall] ?? {};
+  const kernelName = new Map(Object.entries(names).map(([k, t]) => [`args.${t}`, `args.${k}`]));
   const fields = site.fields.map((f) =>
     f.path[0] === "args" && names[f.path[1]] ? { ...f, path: ["args", names[f.path[1]]] } : f
   );
-  const from = side === "entry" ? "ctx" : "state";
+  const from = side === "entry" ? "ctx" : "regs";
   if (decode && syscall === "io_submit") fields.push(iocbsField(from));
   if (decode && (syscall === "io_getevents" || syscall === "io_pgetevents")) {
     fields.push(timeoutField(from));
     if (side === "return") fields.push(eventsField());
   }
   if (decode && syscall === "io_pgetevents") fields.push(usigField(from));
-  return { ...site, name: `aio:${syscall}:${side}`, fields };
+  // The syscall's own fields read, by their own names; the decoded ones read the registers.
+  const own = new Set(site.fields.map((f) => f.path.join(".")));
+  const fit = site.fit;
+  return {
+    ...site,
+    name: `aio:${syscall}:${side}`,
+    fields,
+    fit: fit &&
+      ((read) =>
+        fit(new Set([...read].map((r) => kernelName.get(r) ?? r).filter((r) => own.has(r))))),
+  };
 }
 
 /** io_uring requests: the submit saves time and opcode by request, the completion times it. */

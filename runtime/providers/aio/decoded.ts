@@ -20,25 +20,30 @@ import {
   R3,
   R6,
   R7,
-  R8,
   type Reg,
   st,
   stx,
 } from "../../../bpf/asm/mod.ts";
 import type { ProgramBuilder } from "../../codegen/builder.ts";
-import { type EventField, withState } from "../../codegen/fields.ts";
+import type { EventField } from "../../codegen/fields.ts";
+import { emitSyscallRegs, loadSyscallArg } from "../../codegen/syscall_regs.ts";
 import { decodeEvents, decodeIocbs, decodeSigset, decodeTimespec, IO_EVENT, IOCB } from "./abi.ts";
 
 /** Most iocbs or io_events copied per call. */
 export const MAX_DECODED = 8;
 const RET = 16; // sys_exit_*: long ret
 
-/** Where a syscall's arguments are: the context at entry, the saved state at return. */
-export type ArgSource = "ctx" | "state";
+/**
+ * Where a syscall's arguments are: the context at entry, the task's saved registers at return
+ * (see `syscall_regs.ts`).
+ */
+export type ArgSource = "ctx" | "regs";
 
-/** `reg = argument i`. */
-export function loadArg(b: ProgramBuilder, from: ArgSource, i: number, reg: Reg): void {
-  b.emit(from === "ctx" ? ldx("DW", reg, R6, 16 + 8 * i) : ldx("DW", reg, R8, 8 + 8 * i));
+/** `reg = argument i`; from the registers, clobbers R0-R5. */
+function loadArg(b: ProgramBuilder, from: ArgSource, i: number, reg: Reg): void {
+  if (from === "ctx") return void b.emit(ldx("DW", reg, R6, 16 + 8 * i));
+  emitSyscallRegs(b);
+  loadSyscallArg(b, R0, i, reg);
 }
 
 /** `probe_read_user(R7 + dst, size, R3)`. */
@@ -47,10 +52,9 @@ function readUser(b: ProgramBuilder, dst: number, size: number): void {
   b.emit(call("probe_read_user"));
 }
 
-/** A field filled by `emit`, run only when the arguments are there (always at entry). */
+/** A field filled by `emit` after its first word is zeroed. */
 function decodedField(
   name: string,
-  from: ArgSource,
   size: number,
   emit: (b: ProgramBuilder, dst: number) => void,
   transform: (bytes: Uint8Array) => unknown,
@@ -60,14 +64,8 @@ function decodedField(
     decoding: { type: "bytes", size },
     size,
     capture: (b, dst) => {
-      if (from === "ctx") {
-        b.emit(st("DW", R7, dst, 0));
-        return emit(b, dst);
-      }
-      withState(b, dst, 8, () => {
-        b.emit(st("DW", R7, dst, 0));
-        emit(b, dst);
-      });
+      b.emit(st("DW", R7, dst, 0));
+      emit(b, dst);
     },
     transform: (bytes) => transform(bytes as Uint8Array),
   };
@@ -95,7 +93,7 @@ function each(b: ProgramBuilder, dst: number, body: (i: number) => void): void {
 /** io_submit's iocbs: `nr` of them at entry, as many as were submitted at return. */
 export function iocbsField(from: ArgSource): EventField {
   const slot = 8 + IOCB.size;
-  return decodedField("iocbs", from, 8 + MAX_DECODED * slot, (b, dst) => {
+  return decodedField("iocbs", 8 + MAX_DECODED * slot, (b, dst) => {
     if (from === "ctx") loadArg(b, from, 1, R0);
     else b.emit(ldx("DW", R0, R6, RET));
     storeCount(b, dst);
@@ -113,11 +111,11 @@ export function iocbsField(from: ArgSource): EventField {
 
 /** The io_events io_getevents or io_pgetevents reaped (return only). */
 export function eventsField(): EventField {
-  return decodedField("events", "state", 8 + MAX_DECODED * IO_EVENT.size, (b, dst) => {
+  return decodedField("events", 8 + MAX_DECODED * IO_EVENT.size, (b, dst) => {
     b.emit(ldx("DW", R0, R6, RET));
     storeCount(b, dst);
     each(b, dst, (i) => {
-      loadArg(b, "state", 3, R3);
+      loadArg(b, "regs", 3, R3);
       b.emit(alu64("ADD", R3, imm(IO_EVENT.size * i)));
       readUser(b, dst + 8 + IO_EVENT.size * i, IO_EVENT.size);
     });
@@ -126,7 +124,7 @@ export function eventsField(): EventField {
 
 /** The `timeout` timespec of io_getevents and io_pgetevents (argument 4). */
 export function timeoutField(from: ArgSource): EventField {
-  return decodedField("timeout", from, 24, (b, dst) => {
+  return decodedField("timeout", 24, (b, dst) => {
     const none = b.fresh("no_timeout");
     loadArg(b, from, 4, R3);
     b.emit(jmp("JEQ", R3, imm(0), none), st("DW", R7, dst, 1));
@@ -137,7 +135,7 @@ export function timeoutField(from: ArgSource): EventField {
 
 /** io_pgetevents' `usig`: the signal mask it points to and its size (argument 5). */
 export function usigField(from: ArgSource): EventField {
-  return decodedField("usig", from, 24, (b, dst) => {
+  return decodedField("usig", 24, (b, dst) => {
     const none = b.fresh("no_usig");
     const sigset = b.alloc(16);
     loadArg(b, from, 5, R3);

@@ -11,6 +11,10 @@
  * Requests reaped from the mapped ring in user space (no io_getevents) are never reaped here:
  * the counters show submits without reaps, which recipes report as a blind spot.
  *
+ * Only the returns run: they read their syscall's arguments from the task's saved registers.
+ * A request's record is its submit time, and its iocb's fd, opcode, size and offset only where
+ * a consumer reads them; a reaping call counts its io_events once.
+ *
  * @module
  */
 import {
@@ -28,6 +32,7 @@ import {
   R10,
   R2,
   R3,
+  R4,
   R6,
   R7,
   R9,
@@ -40,19 +45,13 @@ import type { BpfMap } from "../../../bpf/map.ts";
 import { pathExists } from "../../../system/files.ts";
 import type { Program } from "../../../bpf/program.ts";
 import { ProgramBuilder } from "../../codegen/builder.ts";
+import { emitSyscallRegs, loadSyscallArg } from "../../codegen/syscall_regs.ts";
 import { type EventField, headerFields } from "../../codegen/fields.ts";
-import {
-  emitEach,
-  probeProgram,
-  type Rounds,
-  stateValueSize,
-  type ThreadState,
-} from "../../codegen/probe_program.ts";
+import { emitEach, probeProgram, type Rounds } from "../../codegen/probe_program.ts";
 import type { Expr } from "../../lambda/ir.ts";
 import type { ProbeSite, ProgramPlan, SiteContext } from "../provider.ts";
 import { tracepointFormat } from "../tracepoint.ts";
 import { fdPath, forgetPaths, IO_EVENT, IOCB, OPCODES } from "./abi.ts";
-import { loadArg } from "./decoded.ts";
 
 /**
  * Most iocbs recorded per io_submit, and io_events timed per reaping call (more are counted
@@ -66,6 +65,7 @@ const DESTROYED = "aio_destroyed";
 /** Counter names, as `RunSummary.counters` shows them. */
 export const AIO_COUNTERS = {
   submitted: "aio.submitted",
+  /** io_events that io_getevents and io_pgetevents returned, timed or not (see `unmatched`). */
   reaped: "aio.reaped",
   unmatched: "aio.unmatched",
   lost: "aio.lost",
@@ -95,36 +95,18 @@ function counter(ctx: SiteContext, name: keyof typeof AIO_COUNTERS): number {
   return ctx.counter(AIO_COUNTERS[name], AIO_LOSSES[name]);
 }
 
-/** Key {tgid, ctx_id, iocb}; value {submit time, fd (u32) and opcode (u32), nbytes, offset}. */
+/** Key {tgid, ctx_id, iocb}. */
 const KEY_SIZE = 24;
-const VALUE_SIZE = 32;
 
-const ARGS = "aio_args";
-/** The AIO syscalls' arguments, saved per thread at entry for the return. */
-const SAVED_ARGS: ThreadState = { map: ARGS, mode: "load", capacity: 6, required: true };
+/**
+ * A request's record from its submit: the submit time, then the iocb's fd (u32) and opcode
+ * (u32), nbytes and offset, copied only where a reap's consumer reads them (the reap's capture
+ * is made before its consumers are known, so the record keeps their room).
+ */
+const RECORD = { time: 0, fd: 8, opcode: 12, nbytes: 16, offset: 24, size: 32 } as const;
 
-/** The program saving a syscall's six argument words at its entry. */
-function argsSaver(name: string, syscall: string, ctx: SiteContext): ProgramPlan {
-  const enter = tracepointFormat("syscalls", `sys_enter_${syscall}`);
-  ctx.map({
-    name: ARGS,
-    type: "lru_hash",
-    keySize: 8,
-    valueSize: stateValueSize(6),
-    maxEntries: 16384,
-  });
-  return {
-    name,
-    type: "tracepoint",
-    // The arguments are what the returns need; no one reads this entry's time.
-    instructions: probeProgram({
-      filter: ctx.filter,
-      state: { ...SAVED_ARGS, mode: "save", ctxOffset: 16, words: 6 },
-      time: false,
-    }),
-    attach: (p: Program) => attachTracepoint(p, enter.id, `syscalls:sys_enter_${syscall}`),
-  };
-}
+/** The reap fields read from the submit's copy of the iocb. */
+const FROM_IOCB = ["fd", "opcode", "op", "bytes", "offset", "path"];
 
 /** Attaches to a syscall's return. */
 function exitAttach(syscall: string): (p: Program) => ReturnType<typeof attachTracepoint> {
@@ -132,37 +114,51 @@ function exitAttach(syscall: string): (p: Program) => ReturnType<typeof attachTr
   return (p) => attachTracepoint(p, exit.id, `syscalls:sys_exit_${syscall}`);
 }
 
-/** A syscall's entry saver and a return program that gets its arguments in R8. */
+/**
+ * A program at a syscall's return. Its arguments are read from the task's saved registers
+ * (see `syscall_regs.ts`), so no entry program saves them.
+ */
 function onReturn(
   name: string,
   syscall: string,
   ctx: SiteContext,
   body: (b: ProgramBuilder) => void,
-): ProgramPlan[] {
-  return [argsSaver(`${name}_e`, syscall, ctx), {
-    name: `${name}_r`,
+): ProgramPlan {
+  return {
+    name,
     type: "tracepoint",
-    instructions: probeProgram({ filter: ctx.filter, state: SAVED_ARGS, body }),
+    instructions: probeProgram({ filter: ctx.filter, body }),
     attach: exitAttach(syscall),
-  }];
+  };
 }
 
-/** Writes the key {tgid, ctx_id (argument 0), iocb (in R3)} at R10 + `key`. */
+/**
+ * Writes the syscall's context (argument 0) into the key {tgid, ctx_id, iocb} at R10 + `key`;
+ * leaves R0 at the syscall's registers, for its other arguments.
+ */
+function emitContext(b: ProgramBuilder, key: number): void {
+  emitSyscallRegs(b);
+  loadSyscallArg(b, R0, 0, R1);
+  b.emit(stx("DW", R10, key + 8, R1));
+}
+
+/** Completes the key at R10 + `key` ({@link emitContext}): the tgid, and the iocb in R3. */
 function emitKey(b: ProgramBuilder, key: number): void {
   b.emit(stx("DW", R10, key + 16, R3), call("get_current_pid_tgid"), alu64("RSH", R0, imm(32)));
   b.emit(stx("DW", R10, key, R0));
-  loadArg(b, "state", 0, R0);
-  b.emit(stx("DW", R10, key + 8, R0));
 }
 
-/** io_submit's return: records the first `ret` iocbs. */
-function submitRecorder(ctx: SiteContext): ProgramPlan[] {
-  return onReturn("aio_submit", "io_submit", ctx, (b) => {
+/**
+ * io_submit's return: records the first `ret` iocbs, with what the iocb says where `iocb`
+ * (a reap's consumer reads it).
+ */
+function submitRecorder(ctx: SiteContext, iocb: boolean): ProgramPlan {
+  return onReturn("aio_submit_r", "io_submit", ctx, (b) => {
     const n = b.alloc(8);
     const end = b.fresh("submit_end");
     b.emit(ldx("DW", R0, R6, RET), jmp("JSLE", R0, imm(0), end), stx("DW", R10, n, R0));
     b.increment(ctx.counters, counter(ctx, "submitted"), n);
-    emitEach(b, { state: SAVED_ARGS }, rounds(ctx), (b) => recordSubmit(b, ctx));
+    emitEach(b, {}, rounds(ctx), (b) => recordSubmit(b, ctx, iocb));
     b.mark(end);
   });
 }
@@ -176,33 +172,58 @@ function rounds(ctx: SiteContext): Rounds {
   };
 }
 
-/** Records submitted iocb i in the in-flight map. */
-function recordSubmit(b: ProgramBuilder, ctx: SiteContext): void {
+/**
+ * The reaping call's rounds, one per io_event: each counted as reaped at once (those found
+ * without a submit are also counted as unmatched).
+ */
+function reapRounds(ctx: SiteContext): Rounds {
+  const n = rounds(ctx);
+  return {
+    ...n,
+    count: (b) => {
+      const reaped = b.alloc(8);
+      const none = b.fresh("none_reaped");
+      n.count(b);
+      b.emit(jmp("JSLE", R0, imm(0), none), stx("DW", R10, reaped, R0));
+      b.increment(ctx.counters, counter(ctx, "reaped"), reaped).mark(none);
+      n.count(b);
+    },
+  };
+}
+
+/** Records submitted iocb i in the in-flight map: its time, and where `iocb` what it says. */
+function recordSubmit(b: ProgramBuilder, ctx: SiteContext, iocb: boolean): void {
   const counters = ctx.counters;
-  const iocb = b.alloc(IOCB.size);
   const key = b.alloc(KEY_SIZE);
-  const value = b.alloc(VALUE_SIZE);
-  b.emit(mov64(R3, imm(0)));
-  emitKey(b, key);
-  // The iocb pointer iocbpp[i], then the iocb it points to.
-  b.emit(ldx("DW", R1, R10, b.loopIndex!));
-  loadArg(b, "state", 2, R3);
-  b.emit(alu64("LSH", R1, imm(3)), alu64("ADD", R3, R1));
+  const value = b.alloc(RECORD.size);
+  // The iocb pointer iocbpp[i] (argument 2), then the iocb it points to.
+  emitContext(b, key);
+  loadSyscallArg(b, R0, 2, R3);
+  b.emit(ldx("DW", R1, R10, b.loopIndex!), alu64("LSH", R1, imm(3)), alu64("ADD", R3, R1));
   b.stackPtr(R1, key + 16).emit(mov64(R2, imm(8)), call("probe_read_user"));
-  // The iocb up to its offset: all the record needs.
-  b.stackPtr(R1, iocb).emit(mov64(R2, imm(IOCB.offset + 8)), ldx("DW", R3, R10, key + 16));
-  b.emit(call("probe_read_user"));
-  b.emit(
-    stx("DW", R10, value, R9),
-    ldx("W", R0, R10, iocb + IOCB.fd),
-    stx("W", R10, value + 8, R0),
-    ldx("H", R0, R10, iocb + IOCB.opcode),
-    stx("W", R10, value + 12, R0),
-    ldx("DW", R0, R10, iocb + IOCB.nbytes),
-    stx("DW", R10, value + 16, R0),
-    ldx("DW", R0, R10, iocb + IOCB.offset),
-    stx("DW", R10, value + 24, R0),
-  );
+  b.emit(ldx("DW", R3, R10, key + 16));
+  emitKey(b, key);
+  b.emit(stx("DW", R10, value + RECORD.time, R9));
+  if (!iocb) b.zero(value + 8, RECORD.size - 8);
+  else {
+    // The iocb from its opcode to its offset: what the record keeps of it.
+    const from = IOCB.opcode;
+    const size = IOCB.offset + 8 - from;
+    const copy = b.alloc(size);
+    b.stackPtr(R1, copy).emit(mov64(R2, imm(size)));
+    b.emit(ldx("DW", R3, R10, key + 16), alu64("ADD", R3, imm(from)), call("probe_read_user"));
+    const at = (field: number) => copy + field - from;
+    b.emit(
+      ldx("H", R1, R10, at(IOCB.opcode)),
+      ldx("W", R2, R10, at(IOCB.fd)),
+      ldx("DW", R3, R10, at(IOCB.nbytes)),
+      ldx("DW", R4, R10, at(IOCB.offset)),
+      stx("W", R10, value + RECORD.fd, R2),
+      stx("W", R10, value + RECORD.opcode, R1),
+      stx("DW", R10, value + RECORD.nbytes, R3),
+      stx("DW", R10, value + RECORD.offset, R4),
+    );
+  }
   b.insert(
     INFLIGHT,
     key,
@@ -213,12 +234,13 @@ function recordSubmit(b: ProgramBuilder, ctx: SiteContext): void {
 }
 
 /** io_cancel's return: a cancelled request will not be reaped. */
-function cancelRecorder(ctx: SiteContext): ProgramPlan[] {
-  return onReturn("aio_cancel", "io_cancel", ctx, (b) => {
+function cancelRecorder(ctx: SiteContext): ProgramPlan {
+  return onReturn("aio_cancel_r", "io_cancel", ctx, (b) => {
     const key = b.alloc(KEY_SIZE);
     const end = b.fresh("cancel_end");
     b.emit(ldx("DW", R0, R6, RET), jmp("JNE", R0, imm(0), end));
-    loadArg(b, "state", 1, R3);
+    emitContext(b, key);
+    loadSyscallArg(b, R0, 1, R3);
     emitKey(b, key);
     b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_delete_elem"));
     b.emit(jmp("JNE", R0, imm(0), end));
@@ -309,9 +331,11 @@ function emitReap(b: ProgramBuilder, ctx: SiteContext, dst: number): void {
   const key = b.alloc(KEY_SIZE);
   const found = b.fresh("reap_found");
   const done = b.fresh("reap_done");
-  b.emit(ldx("DW", R1, R10, b.loopIndex!), alu64("LSH", R1, imm(5)));
-  loadArg(b, "state", 3, R3);
-  b.emit(alu64("ADD", R3, R1), mov64(R1, R7), alu64("ADD", R1, imm(dst + REAP.event)));
+  // events[i] (argument 3).
+  emitContext(b, key);
+  loadSyscallArg(b, R0, 3, R3);
+  b.emit(ldx("DW", R1, R10, b.loopIndex!), alu64("LSH", R1, imm(5)), alu64("ADD", R3, R1));
+  b.emit(mov64(R1, R7), alu64("ADD", R1, imm(dst + REAP.event)));
   b.emit(mov64(R2, imm(IO_EVENT.size)), call("probe_read_user"));
   b.emit(ldx("DW", R3, R7, dst + REAP.event + IO_EVENT.obj));
   emitKey(b, key);
@@ -320,15 +344,14 @@ function emitReap(b: ProgramBuilder, ctx: SiteContext, dst: number): void {
   b.emit(jmp("JNE", R0, imm(0), found), st("DW", R7, dst + REAP.latency, -1));
   b.emit(st("DW", R7, dst + REAP.op, 0));
   b.increment(ctx.counters, counter(ctx, "unmatched")).emit(ja(done)).mark(found);
-  for (let w = 0; w < VALUE_SIZE; w += 8) {
+  for (let w = 0; w < RECORD.size; w += 8) {
     b.emit(ldx("DW", R1, R0, w), stx("DW", R7, dst + REAP.submitted + w, R1));
   }
-  b.emit(ldx("DW", R1, R0, 0), mov64(R2, R9), alu64("SUB", R2, R1));
+  b.emit(ldx("DW", R1, R0, RECORD.time), mov64(R2, R9), alu64("SUB", R2, R1));
   b.emit(stx("DW", R7, dst + REAP.latency, R2));
-  b.emit(ldx("W", R1, R0, 8), stx("W", R7, dst + REAP.pid + 4, R1)); // the fd, beside the pid
+  b.emit(ldx("W", R1, R0, RECORD.fd), stx("W", R7, dst + REAP.pid + 4, R1)); // beside the pid
   emitOpName(b, dst + REAP.op);
-  b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_delete_elem"));
-  b.increment(ctx.counters, counter(ctx, "reaped")).mark(done);
+  b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_delete_elem")).mark(done);
 }
 
 /** The reap fields: the io_event, the request's submit record, latency, fd path. */
@@ -381,18 +404,21 @@ function reapFields(ctx: SiteContext): EventField[] {
   ];
 }
 
-/** The reaping calls: one site each, one event per reaped request that was seen submitted. */
+/**
+ * The reaping calls: one site each, one event per reaped request that was seen submitted.
+ * io_submit reads the iocbs' contents only where a consumer reads them: a latency needs the
+ * time alone.
+ */
 export function reapSites(ctx: SiteContext): ProbeSite[] {
   requireLoop();
   ctx.map({
     name: INFLIGHT,
     type: "hash",
     keySize: KEY_SIZE,
-    valueSize: VALUE_SIZE,
+    valueSize: RECORD.size,
     maxEntries: 65536,
   });
   ctx.map({ name: DESTROYED, type: "hash", keySize: 16, valueSize: 8, maxEntries: 1024 });
-  const recorders = [...submitRecorder(ctx), ...cancelRecorder(ctx), destroyRecorder()];
   const matched: Expr = {
     op: "compare",
     operator: "!=",
@@ -400,19 +426,30 @@ export function reapSites(ctx: SiteContext): ProbeSite[] {
     right: { op: "const", value: -1n, type: { kind: "int", signed: true, bigint: false } },
     type: { kind: "bool" },
   };
-  return ["io_getevents", "io_pgetevents"].map((syscall, i) => ({
-    name: "aio:reap",
-    fields: [...headerFields(), ...reapFields(ctx)],
-    constants: [{ path: ["probe"], constant: "aio:reap" }],
-    hook: {
+  return ["io_getevents", "io_pgetevents"].map((syscall, i): ProbeSite => {
+    const hook = {
       name: `aio_reap_${i}`,
       type: "tracepoint" as const,
       attach: exitAttach(syscall),
-      state: SAVED_ARGS,
-      repeat: rounds(ctx),
-    },
-    companions: [argsSaver(`aio_reap_${i}_e`, syscall, ctx), ...(i === 0 ? recorders : [])],
-    requires: [matched],
-    tick: sweep,
-  }));
+      repeat: reapRounds(ctx),
+    };
+    return {
+      name: "aio:reap",
+      fields: [...headerFields(), ...reapFields(ctx)],
+      constants: [{ path: ["probe"], constant: "aio:reap" }],
+      hook,
+      companions: [],
+      requires: [matched],
+      tick: sweep,
+      // The other reaping call's site has the same consumers, and shares these.
+      fit: (read) => ({
+        hook,
+        companions: i > 0 ? [] : [
+          submitRecorder(ctx, FROM_IOCB.some((f) => read.has(f))),
+          cancelRecorder(ctx),
+          destroyRecorder(),
+        ],
+      }),
+    };
+  });
 }
