@@ -311,8 +311,8 @@ function clamp(max: number, ok: string) {
   return [jmp("JLE", R2, imm(max), ok), mov64(R2, imm(max)), { label: ok }];
 }
 
-function decodeKey(view: DataView, parts: readonly Expr[]): KeyPart[] {
-  let pos = 0;
+function decodeKey(view: DataView, parts: readonly Expr[], from = 0): KeyPart[] {
+  let pos = from;
   return parts.map((p) => {
     const at = pos;
     pos += partSize(p.type);
@@ -320,7 +320,7 @@ function decodeKey(view: DataView, parts: readonly Expr[]): KeyPart[] {
     if (p.type.kind === "int" && p.type.bigint) {
       return p.type.signed ? view.getBigInt64(at, true) : view.getBigUint64(at, true);
     }
-    return Number(view.getBigInt64(at, true));
+    return word(view, at);
   });
 }
 
@@ -328,49 +328,63 @@ function mergeValue(
   plan: AggregationPlan,
   perCpu: Uint8Array<ArrayBuffer>,
   stride: number,
+  view = new DataView(perCpu.buffer, perCpu.byteOffset, perCpu.byteLength),
 ): AggregationValue {
-  const view = new DataView(perCpu.buffer, perCpu.byteOffset, perCpu.byteLength);
+  const base = perCpu.byteOffset - view.byteOffset;
   const cpus = perCpu.byteLength / stride;
-  const word = (cpu: number, off: number) => view.getBigInt64(cpu * stride + off, true);
-  const total = (off: number) => {
-    let s = 0n;
-    for (let c = 0; c < cpus; c++) s += word(c, off);
-    return Number(s);
-  };
-  const stats = (): Stats => {
-    let min = Infinity;
-    let max = -Infinity;
-    for (let c = 0; c < cpus; c++) {
-      if (word(c, 0) === 0n) continue;
-      min = Math.min(min, Number(word(c, 16)));
-      max = Math.max(max, Number(word(c, 24)));
-    }
-    const count = total(0);
-    const sum = total(8);
-    return { count, sum, min, max, avg: count ? Math.trunc(sum / count) : 0 };
-  };
   switch (plan.kind) {
     case "count":
     case "sum":
-      return { kind: plan.kind, value: total(0) };
+      return { kind: plan.kind, value: total(view, base, cpus, stride, 0) };
     case "hist":
     case "lhist": {
       const slots = plan.kind === "hist" ? LOG2_SLOTS : linearSlots(plan.range!);
       const buckets = [];
       let count = 0;
       for (let s = 0; s < slots; s++) {
-        const n = total(slotsAt(plan) + 8 * s);
+        const n = total(view, base, cpus, stride, slotsAt(plan) + 8 * s);
         count += n;
         buckets.push(plan.kind === "hist" ? log2Bucket(s, n) : linearBucket(s, n, plan.range!));
       }
-      return { kind: plan.kind, buckets, count, stats: plan.stats ? stats() : undefined };
+      const stats = plan.stats ? mergeStats(view, base, cpus, stride) : undefined;
+      return { kind: plan.kind, buckets, count, stats };
     }
     default: {
-      const s = stats();
+      const s = mergeStats(view, base, cpus, stride);
       if (plan.kind === "stats") return { kind: "stats", value: s };
       return { kind: plan.kind, value: s[plan.kind] };
     }
   }
+}
+
+/**
+ * A signed 64-bit word as a number, from two 32-bit halves: a scrape of 10,000 keys reads
+ * tens of thousands of words, and a BigInt each was most of its garbage.
+ */
+function word(view: DataView, at: number): number {
+  return view.getInt32(at + 4, true) * 2 ** 32 + view.getUint32(at, true);
+}
+
+/** The word at `off` of each CPU's value, summed. */
+function total(view: DataView, base: number, cpus: number, stride: number, off: number): number {
+  let sum = 0;
+  for (let c = 0; c < cpus; c++) sum += word(view, base + c * stride + off);
+  return sum;
+}
+
+/** count, sum, min and max of each CPU's value merged. */
+function mergeStats(view: DataView, base: number, cpus: number, stride: number): Stats {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let c = 0; c < cpus; c++) {
+    const at = base + c * stride;
+    if (word(view, at) === 0) continue;
+    min = Math.min(min, word(view, at + 16));
+    max = Math.max(max, word(view, at + 24));
+  }
+  const count = total(view, base, cpus, stride, 0);
+  const sum = total(view, base, cpus, stride, 8);
+  return { count, sum, min, max, avg: count ? Math.trunc(sum / count) : 0 };
 }
 
 /** Reads an aggregation's map, merging the CPUs' values. */
@@ -390,9 +404,13 @@ export class AggregationReader {
   /** Every key with its value; with `clear`, each key is emptied as it is read. */
   read(clear = false): AggregationRow[] {
     if (keptInArray(this.#plan)) return this.#readArray(clear);
+    // Entries are views of one buffer per batch: one DataView each batch, not two per key.
+    const views = new Map<ArrayBuffer, DataView<ArrayBuffer>>();
+    const viewOf = (b: Uint8Array<ArrayBuffer>) =>
+      views.get(b.buffer) ?? views.set(b.buffer, new DataView(b.buffer)).get(b.buffer)!;
     return this.#map.entries(256, clear).map(([k, v]) => ({
-      key: decodeKey(new DataView(k.buffer, k.byteOffset, k.byteLength), this.#plan.keys),
-      value: mergeValue(this.#plan, v, this.#stride),
+      key: decodeKey(viewOf(k), this.#plan.keys, k.byteOffset),
+      value: mergeValue(this.#plan, v, this.#stride, viewOf(v)),
     }));
   }
 
