@@ -56,7 +56,11 @@ export interface ThreadState {
   mode: "save" | "load";
   /** Words the map's value holds after the 8-byte time (see {@link stateValueSize}). */
   capacity: number;
-  /** Context offset and count of the words `save` keeps (the rest are zeroed). */
+  /**
+   * Context offset and count of the words `save` keeps (the rest are zeroed), read directly:
+   * aligned, from offset 8 on, and within the context (a tracepoint's record: the kernel refuses
+   * to attach a program reading past it).
+   */
   ctxOffset?: number;
   words?: number;
   /** Leaves the key in R0 (may clobber R1-R5); default: this thread's `pid_tgid`. */
@@ -126,12 +130,13 @@ function emitSaveState(b: ProgramBuilder, st8: ThreadState, timed: boolean): voi
   b.emit(stx("DW", R10, key, R0), timed ? stx("DW", R10, value, R9) : st("DW", R10, value, 0));
   if (st8.fill) st8.fill(b, value + 8);
   else if (words > 0) {
-    b.stackPtr(R1, value + 8).emit(
-      mov64(R2, imm(8 * words)),
-      mov64(R3, R6),
-      alu64("ADD", R3, imm(st8.ctxOffset ?? 0)),
-      call("probe_read_kernel"),
-    );
+    const from = st8.ctxOffset ?? 0;
+    if (from < 8 || from % 8 !== 0) {
+      throw new Error(`internal: context words at offset ${from} cannot be read directly`);
+    }
+    for (let w = 0; w < 8 * words; w += 8) {
+      b.emit(ldx("DW", R1, R6, from + w), stx("DW", R10, value + 8 + w, R1));
+    }
   }
   if (!st8.unpaired) {
     b.update(st8.map, key, value);

@@ -186,6 +186,7 @@ Deno.test("site compiler: a syscall return has an entry program saving only what
   equal(args.programs.map((p) => p.name), ["sye_read", "syr_read"]);
   equal(args.state.map((m) => [m.name, m.valueSize]), [["sys_state3", 32]]);
   ok(args.programs.every((p) => !calls(p.instructions, "ktime_get_ns")));
+  ok(!calls(args.programs[0].instructions, "probe_read_kernel"), "words are read directly");
 
   // A handler given the whole event reads everything.
   const all = compiled((e: unknown) => console.log(e));
