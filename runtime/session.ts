@@ -42,6 +42,12 @@ export type { RunSummary, SpanSummary, StopReason } from "./run_summary.ts";
 /** Called with each event of a probe. */
 export type Handler<E> = (event: E) => void;
 
+/**
+ * How often the reader looks at the ring buffer: records wake it only in bulk (see
+ * `SharedMaps.wakeBytes`), so a few at a time reach their handlers within this.
+ */
+const POLL_MS = 10;
+
 /** Probes, their consumers and the aggregations they fill, run together. */
 export class Session {
   readonly #requests: ConsumerRequest[] = [];
@@ -97,6 +103,7 @@ export class Session {
       },
       stringSize: options.stringSize ?? DEFAULT_STRING_SIZE,
       histogramStats: options.metrics !== undefined,
+      ringBytes: options.ringBufferBytes ?? DEFAULT_RING_BYTES,
       follow: options.command !== undefined ? followPrograms : undefined,
     });
   }
@@ -264,7 +271,7 @@ export class Session {
         }
         const waitMs = Math.max(
           1,
-          Math.min(100, Math.ceil(Math.min(deadline, nextInterval) - now)),
+          Math.min(ring ? POLL_MS : 100, Math.ceil(Math.min(deadline, nextInterval) - now)),
         );
         if (ring) {
           await ring.wait(waitMs);

@@ -26,6 +26,7 @@ export const Helper = {
   ringbuf_reserve: 131,
   ringbuf_submit: 132,
   ringbuf_discard: 133,
+  ringbuf_query: 134,
   get_current_task_btf: 158,
   task_pt_regs: 175,
   loop: 181,

@@ -32,6 +32,8 @@ export interface PlanOptions {
   stringSize: number;
   /** Every histogram keeps its values' sum, min and max (for metrics' `_sum`). */
   histogramStats?: boolean;
+  /** Bytes of the ring buffer that carries records to JavaScript. */
+  ringBytes: number;
   /**
    * The programs that trace the descendants of processes in the pid map (a command's
    * children), given the map's name and size; none when absent.
@@ -148,6 +150,8 @@ export function plan(requests: readonly ConsumerRequest[], options: PlanOptions)
   }
   const shared = {
     events: SessionMaps.events,
+    // Woken in bulk: at 64 KiB (a quarter of a smaller ring), else at the reader's next poll.
+    wakeBytes: Math.min(64 << 10, options.ringBytes / 4),
     scratch: SessionMaps.scratch,
     counters: SessionMaps.counters,
     zeros: SessionMaps.zeros,

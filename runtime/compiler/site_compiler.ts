@@ -86,10 +86,19 @@ export interface Consumer {
 /** Names of the session-wide maps the programs use. */
 export interface SharedMaps extends AggregationContext {
   events: string;
+  /**
+   * Bytes of records waiting in `events` from which a record wakes the reader: below, it waits
+   * for the reader's next look (it polls). A wakeup costs the traced task more than the rest
+   * of the program; records sent one by one to a reader that keeps up would each make one.
+   */
+  wakeBytes: number;
   scratch: string;
   /** Counter slot of events left out of aggregations because a value they use is unknown. */
   unknownCounter?: number;
 }
+
+/** `bpf_ringbuf_query` and `bpf_ringbuf_output` flags (`include/uapi/linux/bpf.h`). */
+const BPF_RB_AVAIL_DATA = 0, BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2;
 
 /** Counter slot of events lost because the ring buffer was full. */
 export const DROPPED_COUNTER = 0;
@@ -302,12 +311,20 @@ function emitAction(
   switch (a.kind) {
     case "stream": {
       const sent = b.fresh("sent");
+      const quiet = b.fresh("quiet");
       b.emit(
         st("W", R7, TAG_OFFSET, a.tag),
         ldMap(R1, maps.events),
+        mov64(R2, imm(BPF_RB_AVAIL_DATA)),
+        call("ringbuf_query"),
+        mov64(R4, imm(BPF_RB_NO_WAKEUP)),
+        jmp("JLT", R0, imm(maps.wakeBytes), quiet),
+        mov64(R4, imm(BPF_RB_FORCE_WAKEUP)),
+      ).mark(quiet);
+      b.emit(
+        ldMap(R1, maps.events),
         mov64(R2, R7),
         mov64(R3, imm(recordSize)),
-        mov64(R4, imm(0)),
         call("ringbuf_output"),
         jmp("JEQ", R0, imm(0), sent),
       );

@@ -130,7 +130,13 @@ Deno.test("site compiler: the record layout, one program, and decoders from that
     64,
   );
   const [entry] = resolver.entries;
-  const shared = { events: "events", scratch: "scratch", counters: "counters", zeros: "zeros" };
+  const shared = {
+    events: "events",
+    wakeBytes: 1 << 16,
+    scratch: "scratch",
+    counters: "counters",
+    zeros: "zeros",
+  };
   const site = compileSite(entry.site, entry.ends, entry.consumers, shared, {});
   // ret is the return's own: no program at the entry.
   equal(site.programs.map((p) => p.type), ["tracepoint"]);
@@ -161,7 +167,13 @@ function calls(items: Item[], helper: Helper): boolean {
 }
 
 Deno.test("site compiler: a syscall return has an entry program saving only what is read", () => {
-  const shared = { events: "events", scratch: "scratch", counters: "counters", zeros: "zeros" };
+  const shared = {
+    events: "events",
+    wakeBytes: 1 << 16,
+    scratch: "scratch",
+    counters: "counters",
+    zeros: "zeros",
+  };
   // deno-lint-ignore no-explicit-any
   const compiled = (handler: (e: any) => unknown) => {
     const { res, resolver } = setup();
