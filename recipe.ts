@@ -26,6 +26,7 @@
  *
  * @module
  */
+import config from "./deno.json" with { type: "json" };
 import { attachedBanner } from "./runtime/run_options.ts";
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
@@ -146,6 +147,7 @@ const COMMON: Record<string, OptionSpec> = {
     type: "string",
     help: "serve the aggregations as Prometheus metrics at HOST:PORT (/metrics)",
   },
+  version: { type: "boolean", short: "V", help: "print the version" },
   help: { type: "boolean", short: "h", help: "this text" },
 };
 
@@ -191,7 +193,7 @@ export function helpText<O extends Record<string, OptionSpec>>(r: Recipe<O>): st
 export function parseOptions<O extends Record<string, OptionSpec>>(
   r: Recipe<O>,
   args: string[],
-): OptionValues<O> & CommonOptions & { help?: boolean } {
+): OptionValues<O> & CommonOptions & { help?: boolean; version?: boolean } {
   const specs = { ...COMMON, ...(r.options ?? {}) };
   let parsed;
   try {
@@ -263,7 +265,7 @@ export function parseOptions<O extends Record<string, OptionSpec>>(
     throw new UsageError("give at most one of --pid, --command, --all, --demo");
   }
   if (out.demo && !r.demo) throw new UsageError(`${r.name} has no demo workload`);
-  return out as OptionValues<O> & CommonOptions & { help?: boolean };
+  return out as OptionValues<O> & CommonOptions & { help?: boolean; version?: boolean };
 }
 
 /**
@@ -284,6 +286,10 @@ export async function recipe<O extends Record<string, OptionSpec>>(
   }
   if (options.help) {
     console.log(helpText(r));
+    Deno.exit(0);
+  }
+  if (options.version) {
+    console.log(`${r.name} (tsprobe) ${config.version}, Deno ${Deno.version.deno}`);
     Deno.exit(0);
   }
   let write = (line: string) => writeAllSync(Deno.stdout, `${line}\n`);

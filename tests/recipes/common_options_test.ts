@@ -35,6 +35,8 @@ Deno.test("every recipe's --help lists the common options in one form", async ()
         "    --format FORMAT",
         "-o, --output OUTPUT",
         "-q, --quiet",
+        "    --metrics METRICS",
+        "-V, --version",
         "-h, --help",
       ]
     ) {
@@ -120,6 +122,15 @@ Deno.test("positional interval and count: 1 2 prints two intervals and stops", a
   const bad = await recipe("syscount", "0");
   equal(bad.code, 2);
   ok(bad.stderr.includes("interval '0' is not a positive number of seconds"), bad.stderr);
+});
+
+Deno.test("every recipe's --version names it, tsprobe's version and Deno's", async () => {
+  const { version } = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  await pool(RECIPES, 4, async (name) => {
+    const r = await recipe(name, "--version");
+    equal(r.code, 0, `${name}: ${r.stderr}`);
+    equal(r.stdout, `${name} (tsprobe) ${version}, Deno ${Deno.version.deno}\n`);
+  });
 });
 
 Deno.test("--demo, -p, -c and -a exclude each other", async () => {
