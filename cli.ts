@@ -11,7 +11,7 @@
  *
  * @module
  */
-import config from "./deno.json" with { type: "json" };
+import { VERSION } from "./runtime/version.ts";
 import { attachedBanner } from "./runtime/run_options.ts";
 import { argTokens, parseArgs, PROBE_OPTIONS as OPTIONS } from "./cli/args.ts";
 // Not mod.ts, which loads every provider: a one-liner loads those it names (cli/oneliner.ts),
@@ -63,9 +63,6 @@ options:
   -V, --version                  print the version
   -h, --help                     this text
 exit codes: 0 done, 1 runtime failure, 2 usage error`;
-
-/** This tsprobe's version, from deno.json. */
-const VERSION: string = config.version;
 
 class Usage extends Error {}
 

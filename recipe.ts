@@ -26,8 +26,8 @@
  *
  * @module
  */
-import config from "./deno.json" with { type: "json" };
 import { attachedBanner } from "./runtime/run_options.ts";
+import { VERSION } from "./runtime/version.ts";
 import { parseArgs } from "node:util";
 import { run, type RunOptions, type RunSummary } from "./mod.ts";
 import { isUsageError } from "./runtime/usage.ts";
@@ -289,7 +289,7 @@ export async function recipe<O extends Record<string, OptionSpec>>(
     Deno.exit(0);
   }
   if (options.version) {
-    console.log(`${r.name} (tsprobe) ${config.version}, Deno ${Deno.version.deno}`);
+    console.log(`${r.name} (tsprobe) ${VERSION}, Deno ${Deno.version.deno}`);
     Deno.exit(0);
   }
   let write = (line: string) => writeAllSync(Deno.stdout, `${line}\n`);

@@ -142,3 +142,9 @@ Deno.test("every known exception to the layers still occurs (else remove it from
     ok(graph.get(from)?.includes(to), `${from} no longer imports ${to}`);
   }
 });
+
+Deno.test("runtime/version.ts says deno.json's version", async () => {
+  const { VERSION } = await import("../runtime/version.ts");
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  equal(VERSION, config.version);
+});
