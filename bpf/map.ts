@@ -59,6 +59,13 @@ function isPerCpu(type: MapType): boolean {
 }
 
 /** A map created in the kernel. */
+/** Entries read together: `count` keys end to end in `keys`, their values so in `values`. */
+export interface MapBatch {
+  keys: Uint8Array<ArrayBuffer>;
+  values: Uint8Array<ArrayBuffer>;
+  count: number;
+}
+
 export class BpfMap implements Disposable {
   readonly fd: number;
   readonly spec: Readonly<MapSpec>;
@@ -149,26 +156,42 @@ export class BpfMap implements Disposable {
     batch = 256,
     remove = false,
   ): Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> {
+    const { keySize } = this.spec;
+    const out: Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> = [];
+    for (const b of this.batches(batch, remove)) {
+      for (let i = 0; i < b.count; i++) {
+        out.push([
+          b.keys.subarray(i * keySize, (i + 1) * keySize),
+          b.values.subarray(i * this.valueBytes, (i + 1) * this.valueBytes),
+        ]);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Every entry as {@link entries} reads them, a batch at a time: entry `i` of a batch is at
+   * `i * keySize` of its keys and `i * valueBytes` of its values. A reader of thousands of
+   * entries decodes them in place, without a view per entry (most of a scrape's garbage).
+   */
+  batches(batch = 256, remove = false): MapBatch[] {
     if (this.spec.type === "ringbuf") return [];
     try {
-      return this.#batchEntries(batch, remove);
+      return this.#batches(batch, remove);
     } catch {
-      const out: Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> = [];
+      const out: MapBatch[] = [];
       for (const k of [...this.keys()]) {
         const v = this.lookup(k);
-        if (v) out.push([k, v]);
+        if (v) out.push({ keys: k, values: v, count: 1 });
         if (remove) this.delete(k);
       }
       return out;
     }
   }
 
-  #batchEntries(
-    batch: number,
-    remove: boolean,
-  ): Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> {
+  #batches(batch: number, remove: boolean): MapBatch[] {
     const { keySize } = this.spec;
-    const out: Array<[Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>]> = [];
+    const out: MapBatch[] = [];
     const inBatch = new Uint8Array(Math.max(keySize, 8));
     const outBatch = new Uint8Array(Math.max(keySize, 8));
     const count = new Uint32Array(1);
@@ -176,8 +199,6 @@ export class BpfMap implements Disposable {
     new DataView(opts.buffer).setBigUint64(0, 24n, true);
     let first = true;
     while (true) {
-      // A buffer each batch, its entries views of it: a copy of each would cost more than
-      // the syscall that read them.
       const keys = new Uint8Array(keySize * batch);
       const values = new Uint8Array(this.valueBytes * batch);
       count[0] = batch;
@@ -194,12 +215,7 @@ export class BpfMap implements Disposable {
         opts,
       );
       if (r < 0 && r !== -2) check(r, `batch-read map '${this.name}'`);
-      for (let i = 0; i < count[0]; i++) {
-        out.push([
-          keys.subarray(i * keySize, (i + 1) * keySize),
-          values.subarray(i * this.valueBytes, (i + 1) * this.valueBytes),
-        ]);
-      }
+      if (count[0] > 0) out.push({ keys, values, count: count[0] });
       if (r === -2) return out; // ENOENT: the last batch was read
       inBatch.set(outBatch);
       first = false;

@@ -324,14 +324,15 @@ function decodeKey(view: DataView, parts: readonly Expr[], from = 0): KeyPart[] 
   });
 }
 
+/** The value of `bytes` bytes at `base` of `view`, each CPU's `stride` bytes, merged. */
 function mergeValue(
   plan: AggregationPlan,
-  perCpu: Uint8Array<ArrayBuffer>,
+  view: DataView,
+  base: number,
+  bytes: number,
   stride: number,
-  view = new DataView(perCpu.buffer, perCpu.byteOffset, perCpu.byteLength),
 ): AggregationValue {
-  const base = perCpu.byteOffset - view.byteOffset;
-  const cpus = perCpu.byteLength / stride;
+  const cpus = bytes / stride;
   switch (plan.kind) {
     case "count":
     case "sum":
@@ -404,14 +405,21 @@ export class AggregationReader {
   /** Every key with its value; with `clear`, each key is emptied as it is read. */
   read(clear = false): AggregationRow[] {
     if (keptInArray(this.#plan)) return this.#readArray(clear);
-    // Entries are views of one buffer per batch: one DataView each batch, not two per key.
-    const views = new Map<ArrayBuffer, DataView<ArrayBuffer>>();
-    const viewOf = (b: Uint8Array<ArrayBuffer>) =>
-      views.get(b.buffer) ?? views.set(b.buffer, new DataView(b.buffer)).get(b.buffer)!;
-    return this.#map.entries(256, clear).map(([k, v]) => ({
-      key: decodeKey(viewOf(k), this.#plan.keys, k.byteOffset),
-      value: mergeValue(this.#plan, v, this.#stride, viewOf(v)),
-    }));
+    // Decoded where the batch holds them: a view per entry was most of a scrape's garbage.
+    const { keySize } = this.#map.spec;
+    const valueBytes = this.#map.valueBytes;
+    const rows: AggregationRow[] = [];
+    for (const b of this.#map.batches(256, clear)) {
+      const keys = new DataView(b.keys.buffer);
+      const values = new DataView(b.values.buffer);
+      for (let i = 0; i < b.count; i++) {
+        rows.push({
+          key: decodeKey(keys, this.#plan.keys, i * keySize),
+          value: mergeValue(this.#plan, values, i * valueBytes, valueBytes, this.#stride),
+        });
+      }
+    }
+    return rows;
   }
 
   #readArray(clear: boolean): AggregationRow[] {
@@ -421,6 +429,13 @@ export class AggregationReader {
     words.forEach((w, i) => since[i] = w - (this.#cleared?.[i] ?? 0n));
     if (clear) this.#cleared = words;
     if (since.every((w) => w === 0n)) return [];
-    return [{ key: [], value: mergeValue(this.#plan, new Uint8Array(since.buffer), this.#stride) }];
+    const value = mergeValue(
+      this.#plan,
+      new DataView(since.buffer),
+      0,
+      raw.byteLength,
+      this.#stride,
+    );
+    return [{ key: [], value }];
   }
 }

@@ -15,20 +15,38 @@ import {
   type Stats,
 } from "../aggregate/data.ts";
 import { histogramSlots } from "../aggregate/print.ts";
-import { labelName, labelsText, type MetricFamily, metricName, sampleLine } from "./exposition.ts";
+import {
+  escapeLabelValue,
+  labelName,
+  type MetricFamily,
+  metricName,
+  sampleLine,
+} from "./exposition.ts";
 
 /** A key part as a label value: stacks as their frames joined by `;`, as folded stacks are. */
 function labelValue(part: KeyPart): string {
   return stackFrames(part)?.join(";") ?? String(part);
 }
 
-/** The labels of a row, as {@link labelsText} writes them: its key's parts by name. */
-function labelsOf(data: AggregationData, row: AggregationRow): string {
-  return labelsText(row.key.map((part, i) => {
+/**
+ * The labels of a row, as `labelsText` writes them (its key's parts by name), by a
+ * function made once per aggregation: names are made valid once, not once per series.
+ */
+function labeler(data: AggregationData): (row: AggregationRow) => string {
+  const parts = (data.rows[0]?.key ?? []).map((_, i) => {
     const name = data.keyNames[i] ?? `key${i + 1}`;
-    const named = data.metric?.labelValues?.[name];
-    return [labelName(name), named ? named(part) : labelValue(part)] as const;
-  }));
+    return {
+      open: `${i ? "," : ""}${labelName(name)}="`,
+      value: data.metric?.labelValues?.[name] ?? labelValue,
+    };
+  });
+  return (row) => {
+    let text = "";
+    for (let i = 0; i < parts.length; i++) {
+      text += `${parts[i].open}${escapeLabelValue(parts[i].value(row.key[i]))}"`;
+    }
+    return text;
+  };
 }
 
 /** The family name of an aggregation: prefix, name, unit, as Prometheus's conventions want. */
@@ -59,21 +77,22 @@ export function aggregationFamilies(
     lines,
   });
   const rows = data.rows;
+  const labelsOf = labeler(data);
   switch (data.kind) {
     case "count":
-      return [family(`${base}_total`, "counter", scalar(data, `${base}_total`, 1))];
+      return [family(`${base}_total`, "counter", scalar(data, labelsOf, `${base}_total`, 1))];
     case "sum": {
       const counter = data.metric?.monotonic === true;
       const name = counter ? `${base}_total` : base;
-      return [family(name, counter ? "counter" : "gauge", scalar(data, name, scale))];
+      return [family(name, counter ? "counter" : "gauge", scalar(data, labelsOf, name, scale))];
     }
     case "min":
     case "max":
     case "avg":
-      return [family(base, "gauge", scalar(data, base, scale))];
+      return [family(base, "gauge", scalar(data, labelsOf, base, scale))];
     case "stats": {
       const stats = rows.flatMap((r) =>
-        r.value.kind === "stats" ? [{ labels: labelsOf(data, r), stats: r.value.value }] : []
+        r.value.kind === "stats" ? [{ labels: labelsOf(r), stats: r.value.value }] : []
       );
       const part = (suffix: string, type: MetricFamily["type"], pick: (s: Stats) => number) =>
         family(
@@ -102,7 +121,7 @@ export function aggregationFamilies(
       // Every row's buckets have the same bounds: their `le` texts are made once.
       const bounds: string[] = [];
       for (const { row, value } of histograms) {
-        const labels = labelsOf(data, row);
+        const labels = labelsOf(row);
         const open = labels ? `${base}_bucket{${labels},le="` : `${base}_bucket{le="`;
         let cumulative = 0;
         histogramSlots(value, data.range, seen.slots).forEach((b, slot) => {
@@ -137,11 +156,16 @@ function scaled(v: number, scale: number): number {
 }
 
 /** One sample line per row of a one-number aggregation. */
-function scalar(data: AggregationData, name: string, scale: number): string[] {
+function scalar(
+  data: AggregationData,
+  labelsOf: (row: AggregationRow) => string,
+  name: string,
+  scale: number,
+): string[] {
   const lines: string[] = [];
   for (const r of data.rows) {
     if ("value" in r.value && typeof r.value.value === "number") {
-      lines.push(sampleLine(name, labelsOf(data, r), scaled(r.value.value, scale)));
+      lines.push(sampleLine(name, labelsOf(r), scaled(r.value.value, scale)));
     }
   }
   return lines;

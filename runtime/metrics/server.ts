@@ -61,8 +61,8 @@ export function parseMetricsAddress(text: string): MetricsAddress {
   return { hostname: m[1] ?? (m[2] || "127.0.0.1"), port };
 }
 
-/** V8's full collection, exposed at run time through node:v8 (undefined until it is). */
-let gc: (() => void) | undefined;
+/** V8's `gc` extension, exposed at run time through node:v8 (undefined until it is). */
+let gc: ((options?: object) => void) | undefined;
 
 /** Exposes V8's `gc` (a flag Node's v8 module may set at run time); without it, nothing. */
 async function exposeGarbageCollector(): Promise<void> {
@@ -78,8 +78,12 @@ async function exposeGarbageCollector(): Promise<void> {
   }
 }
 
+/**
+ * A full collection that also gives memory back: a plain one keeps the young generation at
+ * the size a scrape grew it to, 15 MB more resident (an older V8 ignores the options).
+ */
 function collectGarbage(): void {
-  gc?.();
+  gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
 }
 
 /** The endpoint; {@link close} it when the session ends. */
