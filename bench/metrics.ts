@@ -18,6 +18,7 @@
 import { run, syscall } from "../mod.ts";
 import { exposition } from "../runtime/metrics/exposition.ts";
 import { aggregationFamilies } from "../runtime/metrics/families.ts";
+import { freePort } from "../testing/free_port.ts";
 import { median } from "./fixtures/bpftrace.ts";
 
 const scrapes = Number(Deno.args[0] ?? 50);
@@ -38,14 +39,6 @@ const CLOSER = [
 const SERIES_LINE = new RegExp(`^tsprobe_${CLOSES}_total\\{`, "gm");
 
 const CALLS = 2_000_000;
-
-/** A free TCP port on 127.0.0.1. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** Milliseconds `fn` took. */
 async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {

@@ -27,7 +27,7 @@
 import { parseArgs } from "node:util";
 import { diskstats, type LoopDevice, withLoopDevice } from "../testing/loop_device.ts";
 import { withCProgram } from "../testing/c_program.ts";
-import { attachedPrograms } from "./fixtures/attached.ts";
+import { attachedPrograms } from "../testing/attached.ts";
 import { bpftraceHistCount, median } from "./fixtures/bpftrace.ts";
 import { startTracer, type TracerOutput } from "./fixtures/tracer.ts";
 

@@ -7,6 +7,7 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { lines, probe } from "../fixtures/subprocess.ts";
 import { endOf } from "../fixtures/records.ts";
+import { attachedPrograms } from "../../testing/attached.ts";
 
 const COUNT = "syscall.on('getppid:entry').count()";
 
@@ -63,17 +64,6 @@ Deno.test("a traced command's nonzero exit status is said, and is in JSON and ND
   ok(!ok0.stderr.includes("exited with status"), ok0.stderr);
 });
 
-/** True once process `pid` holds a BPF link: its probes are attached. */
-function attached(pid: number): boolean {
-  try {
-    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
-      const target = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
-      if (target === "anon_inode:bpf_link") return true;
-    }
-  } catch { /* not started yet, or gone */ }
-  return false;
-}
-
 Deno.test("when every -p process has exited, the session ends and says so", async () => {
   // The traced process exits once probe has attached, however long probe takes to start.
   const child = new Deno.Command("perl", { args: ["-e", "my $line = <STDIN>"], stdin: "piped" })
@@ -85,7 +75,7 @@ Deno.test("when every -p process has exited, the session ends and says so", asyn
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  for (let i = 0; i < 600 && !attached(proc.pid); i++) {
+  for (let i = 0; i < 600 && attachedPrograms(proc.pid) === 0; i++) {
     await new Promise((r) => setTimeout(r, 50));
   }
   await child.stdin.close();

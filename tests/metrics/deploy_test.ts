@@ -15,7 +15,7 @@
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { kernelIds, leftBehind } from "../fixtures/left_behind.ts";
-import { freePort } from "../fixtures/prometheus.ts";
+import { freePort } from "../../testing/free_port.ts";
 import { parseAllDocuments } from "yaml";
 
 const ROOT = new URL("../..", import.meta.url).pathname;

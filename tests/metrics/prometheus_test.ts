@@ -5,7 +5,8 @@
  * in the kernel.
  */
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { freePort, Prometheus } from "../fixtures/prometheus.ts";
+import { Prometheus } from "../fixtures/prometheus.ts";
+import { freePort } from "../../testing/free_port.ts";
 import { kernelIds, leftBehind } from "../fixtures/left_behind.ts";
 import { lines } from "../fixtures/subprocess.ts";
 import { diskstats, withLoopDevice } from "../../testing/loop_device.ts";

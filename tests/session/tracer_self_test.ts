@@ -5,6 +5,7 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
 import { run, syscall } from "../../mod.ts";
 import { parseRecords } from "../fixtures/records.ts";
+import { attachedPrograms } from "../../testing/attached.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const CALLS = 300;
@@ -50,17 +51,6 @@ function children(pid: number): number[] {
   }
 }
 
-/** True once process `pid` holds a BPF link. */
-function attached(pid: number): boolean {
-  try {
-    return [...Deno.readDirSync(`/proc/${pid}/fd`)].some((fd) =>
-      Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`) === "anon_inode:bpf_link"
-    );
-  } catch {
-    return false;
-  }
-}
-
 Deno.test("probe run: neither probe nor its recipe is in the recipe's results", async () => {
   const probe = new Deno.Command(Deno.execPath(), {
     args: [
@@ -81,7 +71,7 @@ Deno.test("probe run: neither probe nor its recipe is in the recipe's results", 
     stderr: "piped",
   }).spawn();
   let recipe: number | undefined;
-  for (let i = 0; i < 600 && !(recipe && attached(recipe)); i++) {
+  for (let i = 0; i < 600 && !(recipe && attachedPrograms(recipe) > 0); i++) {
     recipe = children(probe.pid)[0];
     await new Promise((r) => setTimeout(r, 50));
   }
