@@ -22,7 +22,7 @@
  * Each ratio is printed beside the issue's target, with PASS or FAIL. getsid rather than
  * getppid: this machine's tests call getppid, and both tracers count every process's calls.
  *
- *   tools/run bench/overhead.ts [--rounds 3] [--seconds 5] [--runs 7] [--only NAME]
+ *   tools/run bench/overhead.ts [--rounds 5] [--seconds 5] [--runs 7] [--only NAME]
  */
 import { parseArgs } from "node:util";
 import { diskstats, type LoopDevice, withLoopDevice } from "../testing/loop_device.ts";
@@ -36,7 +36,7 @@ type CaseName = (typeof CASES)[number];
 
 const { values: opts } = parseArgs({
   options: {
-    rounds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     runs: { type: "string", default: "7" },
     only: { type: "string" },
@@ -379,13 +379,17 @@ function report(c: Case, { rates, missed }: Result): void {
     `(${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}, spread ${
       pct((Math.max(...xs) - Math.min(...xs)) / median(xs))
     })`;
-  const loss = (t: Tracer) => 1 - median(rates[t]) / base;
+  // Each round's loss against that round's untraced run: the machine's speed drifts by more
+  // than a tracer costs over a few minutes, and rounds pair runs made close together.
+  const losses = (t: Tracer) => rates[t].map((x, r) => 1 - x / rates.none[r]);
+  const loss = (t: Tracer) => median(losses(t));
   console.log(`\n${c.name}: ${c.title}; ${c.unit}, medians of ${rounds} rounds of ${seconds} s`);
   console.log(`  untraced  ${fmt(base).padStart(11)} ${spread(rates.none)}`);
   for (const t of TRACERS) {
     console.log(
       `  ${t.padEnd(9)} ${fmt(median(rates[t])).padStart(11)} ${spread(rates[t])}  loss ` +
-        `${pct(loss(t))}  ${missed[t].length ? "MISSED requests" : "counted every request"}`,
+        `${pct(loss(t))} (rounds: ${losses(t).map(pct).join(" ")})  ` +
+        (missed[t].length ? "MISSED requests" : "counted every request"),
     );
   }
   for (const t of TRACERS) missed[t].forEach((line) => console.log(`  ${line}`));
