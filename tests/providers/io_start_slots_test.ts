@@ -1,5 +1,6 @@
 /**
- * Where io:done finds a request's issue time (runtime/providers/io/start_slots.ts): the issue
+ * Where io:done finds a request's issue time (runtime/providers/io/start_slots.ts, a slot table
+ * of runtime/codegen/slot_table.ts): the issue
  * and completion code run once each with BPF_PROG_TEST_RUN on chosen request addresses and
  * times, two of them sharing a slot, against the maps themselves.
  */
@@ -14,14 +15,13 @@ import {
   SLOTS,
   startMaps,
 } from "../../runtime/providers/io/start_slots.ts";
+import { slotOf as tableSlotOf, tagOf } from "../../runtime/codegen/slot_table.ts";
 import { testRun } from "../fixtures/bpf.ts";
 
 const { R1, R6, R7, R9, R10 } = a;
 
 /** The slot of request address `rq`, as the programs choose it. */
-function slotOf(rq: bigint): number {
-  return Number(((((rq & 0xffff_ffffn) >> 6n) * 0x9e37_79b1n) >> 20n) & BigInt(SLOTS - 1));
-}
+const slotOf = (rq: bigint) => tableSlotOf([rq], SLOTS);
 
 /** A u64 little-endian. */
 const u64 = (v: bigint) => new Uint8Array(new BigUint64Array([BigInt.asUintN(64, v)]).buffer);
@@ -61,7 +61,7 @@ Deno.test("a request's issue time is found at its completion, in its slot or pas
   };
   const slot = (rq: bigint) => {
     const v = new DataView(maps.get(names.slots)!.lookup(u32(slotOf(rq)))!.buffer);
-    return [v.getBigUint64(0, true), v.getBigUint64(8, true)];
+    return [v.getBigUint64(0, true), v.getBigUint64(8, true), v.getBigUint64(16, true)];
   };
   const spilled = (rq: bigint) => maps.get(names.spilled)!.lookup(u64(rq));
 
@@ -74,14 +74,14 @@ Deno.test("a request's issue time is found at its completion, in its slot or pas
   issued(x, 100n);
   issued(y, 200n);
   issued(w, 300n);
-  equal(slot(x), [x, 100n], "x holds its slot");
+  equal(slot(x), [tagOf([x]), x, 100n], "x holds its slot");
   equal(spilled(y), u64(200n), "y, whose slot x holds, is in the map");
   equal(spilled(x), undefined);
   equal(latency(y, 1000n), 800n);
   equal(latency(x, 1000n), 900n);
   equal(latency(w, 1000n), 700n);
   equal([latency(x, 2000n), latency(y, 2000n), latency(w, 2000n)], [-1n, -1n, -1n], "forgotten");
-  equal(slot(x), [0n, 100n], "released");
+  equal(slot(x), [0n, x, 100n], "released");
   equal(spilled(y), undefined, "deleted");
 
   // Issued again before completing: the later issue counts, in the slot it holds.
@@ -90,6 +90,6 @@ Deno.test("a request's issue time is found at its completion, in its slot or pas
   equal(latency(x, 1000n), 850n);
   // A released slot is the next request's.
   issued(y, 10n);
-  equal(slot(y), [y, 10n]);
+  equal(slot(y), [tagOf([y]), y, 10n]);
   equal(latency(y, 25n), 15n);
 });

@@ -1,7 +1,8 @@
 /**
  * Each AIO request from submit to reap, in the kernel. io_submit's return records the first
- * `ret` iocbs it took (a partial submit takes only those) in a hash keyed by {tgid, ctx_id,
- * iocb address} (applications reuse `aio_data`, never a live iocb); the return of io_getevents
+ * `ret` iocbs it took (a partial submit takes only those) in a slot table (`slot_table.ts`: an
+ * array slot where it is free, else a hash) keyed by {tgid, ctx_id, iocb address}
+ * (applications reuse `aio_data`, never a live iocb); the return of io_getevents
  * or io_pgetevents finds each reaped io_event's iocb there, times it and deletes it: the
  * `aio:reap` event. A successful io_cancel deletes its request; io_destroy marks its context,
  * and the session removes that context's requests, and those of processes that exited, about
@@ -24,7 +25,6 @@ import {
   ja,
   jmp,
   ldImm64,
-  ldMap,
   ldx,
   mov64,
   R0,
@@ -45,6 +45,7 @@ import type { BpfMap } from "../../../bpf/map.ts";
 import { pathExists } from "../../../system/files.ts";
 import type { Program } from "../../../bpf/program.ts";
 import { ProgramBuilder } from "../../codegen/builder.ts";
+import { emitPut, emitTake, slotTable, tableItems } from "../../codegen/slot_table.ts";
 import { emitSyscallRegs, loadSyscallArg } from "../../codegen/syscall_regs.ts";
 import { type EventField, headerFields } from "../../codegen/fields.ts";
 import { emitEach, probeProgram, type Rounds } from "../../codegen/probe_program.ts";
@@ -104,6 +105,11 @@ const KEY_SIZE = 24;
  * is made before its consumers are known, so the record keeps their room).
  */
 const RECORD = { time: 0, fd: 8, opcode: 12, nbytes: 16, offset: 24, size: 32 } as const;
+
+/** Requests in flight: a slot each for the common depths, room for aio-max-nr's default. */
+const LAYOUT = { keySize: KEY_SIZE, valueSize: RECORD.size, count: 4096, spilled: 65536 };
+/** The in-flight table, by the names its programs refer to ({@link reapSites} declares it). */
+const TABLE = slotTable((spec) => spec.name, INFLIGHT, LAYOUT);
 
 /** The reap fields read from the submit's copy of the iocb. */
 const FROM_IOCB = ["fd", "opcode", "op", "bytes", "offset", "path"];
@@ -224,13 +230,10 @@ function recordSubmit(b: ProgramBuilder, ctx: SiteContext, iocb: boolean): void 
       stx("DW", R10, value + RECORD.offset, R4),
     );
   }
-  b.insert(
-    INFLIGHT,
-    key,
-    value,
-    [counters, counter(ctx, "replaced")],
-    [counters, counter(ctx, "lost")],
-  );
+  emitPut(b, TABLE, key, value, {
+    replaced: [counters, counter(ctx, "replaced")],
+    lost: [counters, counter(ctx, "lost")],
+  });
 }
 
 /** io_cancel's return: a cancelled request will not be reaped. */
@@ -242,8 +245,7 @@ function cancelRecorder(ctx: SiteContext): ProgramPlan {
     emitContext(b, key);
     loadSyscallArg(b, R0, 1, R3);
     emitKey(b, key);
-    b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_delete_elem"));
-    b.emit(jmp("JNE", R0, imm(0), end));
+    emitTake(b, TABLE, key, () => {}, end);
     b.increment(ctx.counters, counter(ctx, "cancelled")).mark(end);
   });
 }
@@ -272,7 +274,6 @@ function destroyRecorder(): ProgramPlan {
  */
 function sweep(maps: ReadonlyMap<string, BpfMap>): Record<string, number> {
   forgetPaths();
-  const inflight = maps.get(INFLIGHT)!;
   const destroyed = maps.get(DESTROYED)!;
   let swept = 0;
   const dead = new Set<string>();
@@ -282,16 +283,17 @@ function sweep(maps: ReadonlyMap<string, BpfMap>): Record<string, number> {
     destroyed.delete(key);
   }
   const alive = new Map<bigint, boolean>();
-  for (const key of [...inflight.keys()]) {
-    const v = new DataView(key.buffer);
+  const items = tableItems(TABLE, maps);
+  for (const item of items) {
+    const v = new DataView(item.key.buffer);
     const tgid = v.getBigUint64(0, true);
     if (!alive.has(tgid)) alive.set(tgid, pathExists(`/proc/${tgid}`));
     if (!alive.get(tgid) || dead.has(`${tgid}:${v.getBigUint64(8, true)}`)) {
-      inflight.delete(key);
+      item.remove();
       swept++;
     }
   }
-  return { [AIO_COUNTERS.swept]: swept, [AIO_COUNTERS.inflight]: [...inflight.keys()].length };
+  return { [AIO_COUNTERS.swept]: swept, [AIO_COUNTERS.inflight]: items.length - swept };
 }
 
 /** Offsets in the one capture that reads a reaped io_event and its recorded submit. */
@@ -340,18 +342,21 @@ function emitReap(b: ProgramBuilder, ctx: SiteContext, dst: number): void {
   b.emit(ldx("DW", R3, R7, dst + REAP.event + IO_EVENT.obj));
   emitKey(b, key);
   b.emit(ldx("DW", R0, R10, key), stx("W", R7, dst + REAP.pid, R0));
-  b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_lookup_elem"));
-  b.emit(jmp("JNE", R0, imm(0), found), st("DW", R7, dst + REAP.latency, -1));
-  b.emit(st("DW", R7, dst + REAP.op, 0));
+  const missing = b.fresh("reap_unmatched");
+  emitTake(b, TABLE, key, (base, off) => {
+    for (let w = 0; w < RECORD.size; w += 8) {
+      b.emit(ldx("DW", R1, base, off + w), stx("DW", R7, dst + REAP.submitted + w, R1));
+    }
+  }, missing);
+  b.emit(ja(found)).mark(missing);
+  b.emit(st("DW", R7, dst + REAP.latency, -1), st("DW", R7, dst + REAP.op, 0));
   b.increment(ctx.counters, counter(ctx, "unmatched")).emit(ja(done)).mark(found);
-  for (let w = 0; w < RECORD.size; w += 8) {
-    b.emit(ldx("DW", R1, R0, w), stx("DW", R7, dst + REAP.submitted + w, R1));
-  }
-  b.emit(ldx("DW", R1, R0, RECORD.time), mov64(R2, R9), alu64("SUB", R2, R1));
+  const record = (field: number) => dst + REAP.submitted + field;
+  b.emit(ldx("DW", R1, R7, record(RECORD.time)), mov64(R2, R9), alu64("SUB", R2, R1));
   b.emit(stx("DW", R7, dst + REAP.latency, R2));
-  b.emit(ldx("W", R1, R0, RECORD.fd), stx("W", R7, dst + REAP.pid + 4, R1)); // beside the pid
+  b.emit(ldx("W", R1, R7, record(RECORD.fd)), stx("W", R7, dst + REAP.pid + 4, R1)); // beside the pid
   emitOpName(b, dst + REAP.op);
-  b.emit(ldMap(R1, INFLIGHT)).stackPtr(R2, key).emit(call("map_delete_elem")).mark(done);
+  b.mark(done);
 }
 
 /** The reap fields: the io_event, the request's submit record, latency, fd path. */
@@ -411,13 +416,7 @@ function reapFields(ctx: SiteContext): EventField[] {
  */
 export function reapSites(ctx: SiteContext): ProbeSite[] {
   requireLoop();
-  ctx.map({
-    name: INFLIGHT,
-    type: "hash",
-    keySize: KEY_SIZE,
-    valueSize: RECORD.size,
-    maxEntries: 65536,
-  });
+  slotTable((spec) => ctx.map(spec), INFLIGHT, LAYOUT);
   ctx.map({ name: DESTROYED, type: "hash", keySize: 16, valueSize: 8, maxEntries: 1024 });
   const matched: Expr = {
     op: "compare",
