@@ -5,8 +5,8 @@
  *
  * - block: a block I/O latency histogram over every disk, under fio randread 4k QD32 direct
  *   libaio on a loop device over /dev/shm;
- * - aio: the latency of every AIO request (tsprobe as scripts/aio_latency.ts keeps it), under the
- *   same fio on an ext4 file on a loop device;
+ * - aio: the latency of every AIO request in a histogram per process (comm and pid), as
+ *   scripts/aio_latency.ts keeps it, under the same fio on an ext4 file on a loop device;
  * - syscall: a getsid latency histogram, under a C program calling getsid in a tight loop;
  * - stream: an event per getsid to a JavaScript handler (bpftrace: a printf each, to a file);
  *
@@ -205,7 +205,7 @@ tracepoint:syscalls:sys_exit_io_getevents /@ev[tid]/ {
       $obj = *(uint64 *)(@ev[tid] + $i * 32 + 8);
       $s = @start[pid, @gctx[tid], $obj];
       if ($s) {
-        @usecs = hist((nsecs - $s) / 1000);
+        @usecs[comm, pid] = hist((nsecs - $s) / 1000);
         delete(@start[pid, @gctx[tid], $obj]);
       }
     }
