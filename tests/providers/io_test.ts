@@ -407,7 +407,12 @@ Deno.test("synchronous reads give paired io:wait-start and io:wait-done in the s
     equal(summary.commandExitCode, 0);
     // Nearly every direct read waits; one that completes before its reader sleeps does not.
     ok(starts.length >= 180, `${starts.length} waits for 200 direct reads`);
-    equal(dones.length, starts.length);
+    // A switch-in that reaches no sched_switch program (about 1 in 40,000 on 6.18: see
+    // wait.ts) leaves a wait unpaired; only a later start of the thread could count it.
+    ok(
+      dones.length <= starts.length && starts.length - dones.length <= 1,
+      `${dones.length} wait-dones for ${starts.length} wait-starts`,
+    );
     equal(new Set(dones.map((d) => d.tid)), new Set(starts));
     for (const d of dones) ok(d.waitNs > 0 && d.waitNs < 1e9, `waitNs ${d.waitNs}`);
   });
