@@ -363,7 +363,11 @@ async function compare(c: Case, workload: () => Promise<Done>): Promise<Result> 
       if (seen < done.made) {
         result.missed[cond].push(
           `MISSED ${fmt(done.made - seen)}: ${cond} counted ${fmt(seen)} of the ` +
-            `${fmt(done.made)} requests the workload made (round ${r + 1})`,
+            `${fmt(done.made)} requests the workload made (round ${r + 1})` +
+            // Nothing counted is the tracer's failure more than its loss: say what it said.
+            (seen === 0
+              ? `; its stderr: ${out.stderr.trim().split("\n").slice(-3).join(" / ")}`
+              : ""),
         );
       }
       console.error(
