@@ -31,6 +31,7 @@ import {
   latencyFromState,
   stringFrom,
 } from "../codegen/fields.ts";
+import { fnv } from "../codegen/fnv.ts";
 import type { FieldDecoding } from "../codegen/record.ts";
 import {
   probeProgram,
@@ -205,12 +206,17 @@ function argFields(
   );
 }
 
-/** Sets up a syscall entry or return probe. */
+/**
+ * Sets up a syscall entry or return probe; `owner` names the state maps of its returns, which
+ * another provider's probes on the same syscall (each a return program of its own) must not
+ * share.
+ */
 export function syscallSite(
   syscall: string,
   side: "entry" | "return",
   ctx: SiteContext,
   options: SyscallProbeOptions = {},
+  owner = STATE_MAP,
 ): ProbeSite {
   const { fields, id, exitId } = formatFields(syscall);
   const probe = `syscall:${syscall}:${side}`;
@@ -226,6 +232,8 @@ export function syscallSite(
     ...bufferFields(fields, from, src, options.buffers ?? {}, probe),
   ];
   const enter = (p: Program) => attachTracepoint(p, id, `syscalls:sys_enter_${syscall}`);
+  const buffers = Object.keys(options.buffers ?? {}).length;
+  const stateMap = buffers ? `${owner}_${fnv(JSON.stringify(options.buffers))}_` : owner;
   if (side === "entry") {
     return {
       name: probe,
@@ -249,9 +257,11 @@ export function syscallSite(
       attach: (p) => attachTracepoint(p, exitId, `syscalls:sys_exit_${syscall}`),
     },
     companions: [],
-    // Every consumer of this return shares one entry program, saving what any of them reads.
+    // Every consumer of this return shares one entry program, saving what any of them reads,
+    // in a state map that returns of other syscalls may share (a thread is in one call at a
+    // time) but no other return of this one: the first to take the state would starve it.
     fit: (read) =>
-      fitReturn(site, read, fields.map((f) => f.name), ctx, STATE_MAP, (save) => ({
+      fitReturn(site, read, fields.map((f) => f.name), ctx, stateMap, (save) => ({
         name: `sye_${syscall}`.slice(0, 15),
         type: "tracepoint",
         instructions: probeProgram({ filter: ctx.filter, ...save }),

@@ -32,6 +32,7 @@ import {
   latencyFromState,
   zeroRecord,
 } from "../codegen/fields.ts";
+import { fnv } from "../codegen/fnv.ts";
 import { probeProgram } from "../codegen/probe_program.ts";
 import { readMember } from "../codegen/struct_read.ts";
 import { ArgumentError } from "../arguments.ts";
@@ -91,13 +92,6 @@ const COMPAT: Readonly<Record<string, { member: string; mask: number }>> = {
 function namesByNumber(): string[] {
   const table = syscallNames();
   return Array.from({ length: NUMBERS }, (_, nr) => table[nr] ?? `syscall_${nr}`);
-}
-
-/** FNV-1a of `text`, for map names that differ with what they hold. */
-function fnv(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return (h >>> 0).toString(16).padStart(8, "0");
 }
 
 /** Splits "GLOB:entry" into the glob and the side, with a one-line error for anything else. */
@@ -254,6 +248,7 @@ function patternSite(spec: string, m: Matched, ctx: SiteContext): ProbeSite {
     };
   }
   const exitFormat = tracepointFormat("raw_syscalls", "sys_exit");
+  const stateMap = `${STATE_MAP}_${fnv(spec)}_`;
   const site: ProbeSite = {
     ...common,
     fields: [
@@ -271,7 +266,8 @@ function patternSite(spec: string, m: Matched, ctx: SiteContext): ProbeSite {
     companions: [],
     // Saves the entry's time and words for the return, for the matched calls only.
     fit: (read) =>
-      fitReturn(site, read, wordFields("ctx").map((f) => f.path[1]), ctx, STATE_MAP, (save) => ({
+      // A state map of its own: another pattern matching the same calls has its own return.
+      fitReturn(site, read, wordFields("ctx").map((f) => f.path[1]), ctx, stateMap, (save) => ({
         name: "sysw_save",
         type: "tracepoint",
         instructions: probeProgram({ filter: ctx.filter, guard: guard(m), ...save }),

@@ -1,5 +1,5 @@
 import { deepStrictEqual as equal, ok } from "node:assert/strict";
-import { type Aggregation, aio, AIO_COUNTERS, type AioReapEvent, run } from "../../mod.ts";
+import { type Aggregation, aio, AIO_COUNTERS, type AioReapEvent, run, syscall } from "../../mod.ts";
 import { AioContext, alignedBuffer, Fd, Pipe, POLL, PREAD } from "../../runtime/workload/libaio.ts";
 import { withFilesystem } from "../fixtures/filesystem.ts";
 
@@ -93,6 +93,26 @@ Deno.test("a latency alone, where io_submit keeps only the time: every request t
     const mean = value.value.sum / value.value.count;
     const fio = job.read.clat_ns.mean;
     ok(Math.abs(mean - fio) / fio < TOLERANCE, `mean ${mean.toFixed(0)} ns vs fio clat ${fio}`);
+  });
+});
+
+Deno.test("aio's and syscall's io_submit returns each time every call: neither takes the other's entry", async () => {
+  await withFilesystem("ext4", 256, async (m) => {
+    let calls: Aggregation | undefined;
+    let timed: Aggregation[] = [];
+    const { job } = await tracedFio(randread(m.mountPoint), () => {
+      calls = syscall.on("io_submit:return").count();
+      timed = [aio.on("io_submit:return"), syscall.on("io_submit:return")]
+        .map((s) => s.stats((e) => e.latencyNs!));
+    });
+    equal(job.read.total_ios, IOS);
+    const value = calls!.read()!.rows[0].value;
+    ok(value.kind === "count" && value.value >= IOS / 8, JSON.stringify(value));
+    for (const [i, agg] of timed.entries()) {
+      const row = agg.read()!.rows[0].value;
+      ok(row.kind === "stats", `stream ${i}`);
+      equal(row.value.count, value.value, `stream ${i}: every io_submit timed`);
+    }
   });
 });
 

@@ -87,6 +87,21 @@ Deno.test("a return reading only an argument gets it exactly, from an entry savi
   equal(counts, [1000, 1000, 1000]);
 });
 
+Deno.test("returns of one syscall with different buffers each time every call: no entry serves two", async () => {
+  // Three requests for read:return (no buffers, and two buffer sizes): each has its own return
+  // program; one's taking the entry's saved time must not leave the others without it.
+  const timed = [undefined, { buf: 8 }, { buf: 16 }].map((buffers) =>
+    syscall.on("read:return", undefined, buffers && { buffers }).where((e) => e.ret === 1000)
+      .hist((e) => e.latencyNs!)
+  );
+  await ddReads();
+  for (const [i, stream] of timed.entries()) {
+    const [row] = stream.read()?.rows ?? [];
+    ok(row?.value.kind === "hist", `stream ${i}: ${JSON.stringify(row)}`);
+    equal(row.value.count, 3, `stream ${i}`);
+  }
+});
+
 Deno.test("a lone event reaches its handler while the run goes on: the reader polls", async () => {
   const started = performance.now();
   let arrived: number | undefined;

@@ -66,6 +66,22 @@ Deno.test("syscall {getpid,getppid}:return gives each return's name, number, ret
   });
 });
 
+Deno.test("overlapping return patterns and a named return each time every call they share", async () => {
+  await withSyscaller(async (exe) => {
+    // Each has its own return program; one's taking the saved entry must not starve another.
+    const timed = ["getppid:return", "getp*:return", "{getpid,getppid}:return"].map((spec) =>
+      syscall.on(spec as "getppid:return").where((e) => e.syscall === "getppid")
+        .hist((e) => e.latencyNs!)
+    );
+    await run({ command: [exe, ...args] });
+    for (const [i, stream] of timed.entries()) {
+      const [row] = stream.read()?.rows ?? [];
+      ok(row?.value.kind === "hist", `stream ${i}: ${JSON.stringify(row)}`);
+      equal(row.value.count, N, `stream ${i}`);
+    }
+  });
+});
+
 Deno.test("tracepoint patterns: one program per match, counted by the probe that fired, with the fields all matches share", async () => {
   await withSyscaller(async (exe) => {
     const syscalls = tracepoint("syscalls:sys_enter_getp*").count((e) => e.probe);

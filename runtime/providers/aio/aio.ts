@@ -130,7 +130,7 @@ export interface AioProbeOptions {
  */
 function syscallProbeSite(spec: string, ctx: SiteContext, decode: boolean): ProbeSite {
   const { syscall, side } = parseSyscallProbe(spec);
-  const site = syscallSite(syscall, side, ctx);
+  const site = syscallSite(syscall, side, ctx, {}, "aio_state");
   const names = TRACEE_NAMES[syscall] ?? {};
   const kernelName = new Map(Object.entries(names).map(([k, t]) => [`args.${t}`, `args.${k}`]));
   const fields = site.fields.map((f) =>
