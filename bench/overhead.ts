@@ -20,7 +20,8 @@
  *
  * - start: spawn to attached of a two-probe one-liner, `probe -e` against `bpftrace -e`, by the
  *   programs the process has attached (not by what it prints), median of runs; and the memory
- *   of each once attached.
+ *   of each once attached. Beside them, spawn to exit of `deno run` of an empty module: Deno's
+ *   own start, a floor under any `probe` (16 ms here, where bpftrace attaches in 43 ms).
  *
  * Each ratio is printed beside the issue's target, with PASS or FAIL. getsid rather than
  * getppid: this machine's tests call getppid, and both tracers count every process's calls.
@@ -451,6 +452,7 @@ async function start(): Promise<void> {
       console.error(`start run ${i + 1} ${t}: ${tracer.attachMs.toFixed(0)} ms`);
     }
   }
+  const floor = await denoStart();
   const ratio = median(ms.tsprobe) / median(ms.bpftrace);
   console.log(
     `\nstart: spawn to all programs attached of a two-probe one-liner, median of ${runs}`,
@@ -463,9 +465,29 @@ async function start(): Promise<void> {
     );
   }
   console.log(
+    `  deno run  ${floor.toFixed(0).padStart(5)} ms to run an empty module: Deno's own start, ` +
+      `${(floor / median(ms.bpftrace)).toFixed(2)}x bpftrace's time before tsprobe does anything`,
+  );
+  console.log(
     `  tsprobe's time / bpftrace's: ${ratio.toFixed(2)}x, target <= 0.5x: ` +
       `${ratio <= 0.5 ? "PASS" : "FAIL"}`,
   );
+}
+
+/** Median milliseconds from spawn to exit of `deno run` of an empty module, as probe runs it. */
+async function denoStart(): Promise<number> {
+  const empty = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    const ms: number[] = [];
+    for (let i = 0; i <= runs; i++) {
+      const t0 = performance.now();
+      await new Deno.Command(Deno.execPath(), { args: ["run", "-A", empty] }).output();
+      if (i > 0) ms.push(performance.now() - t0); // the first warms the cache
+    }
+    return median(ms);
+  } finally {
+    await Deno.remove(empty);
+  }
 }
 
 async function git(...args: string[]): Promise<string> {
