@@ -8,7 +8,7 @@ import type { AggregationData } from "./aggregate/data.ts";
 import { ArgumentError, checkSize } from "./arguments.ts";
 import { executableProblem } from "./executable.ts";
 import { TargetError } from "./process_tree.ts";
-import { parseMetricsAddress } from "./metrics/server.ts";
+import { parseMetricsAddress } from "./metrics/address.ts";
 
 /** How a session runs. */
 export interface RunOptions {

@@ -25,7 +25,8 @@ import { startStopped, type StoppedChild } from "./child.ts";
 import { checkTargets, killDescendants, PidWatch } from "./process_tree.ts";
 import { ArgumentError } from "./arguments.ts";
 import { tracerPids } from "./host.ts";
-import { MetricsServer, parseMetricsAddress } from "./metrics/server.ts";
+import { parseMetricsAddress } from "./metrics/address.ts";
+import type { MetricsServer } from "./metrics/server.ts";
 import {
   checkRunOptions,
   DEFAULT_RING_BYTES,
@@ -214,16 +215,19 @@ export class Session {
         ),
         ...ticked.counts,
       });
-      metrics = options.metrics === undefined ? undefined : MetricsServer.start(
-        parseMetricsAddress(options.metrics),
-        {
-          aggregations: () => p.aggregations.map((a) => aggregations.read(a.request)!),
-          events: byProbe,
-          dropped: () => aggregations.counter(DROPPED_COUNTER),
-          counters: () => ({ values: counters(), losses: [...p.losses.keys()] }),
-          spans: () => aggregations.spans(),
-        },
-      );
+      // Loaded only here: a session without metrics starts without the server's modules.
+      metrics = options.metrics === undefined
+        ? undefined
+        : (await import("./metrics/server.ts")).MetricsServer.start(
+          parseMetricsAddress(options.metrics),
+          {
+            aggregations: () => p.aggregations.map((a) => aggregations.read(a.request)!),
+            events: byProbe,
+            dropped: () => aggregations.counter(DROPPED_COUNTER),
+            counters: () => ({ values: counters(), losses: [...p.losses.keys()] }),
+            spans: () => aggregations.spans(),
+          },
+        );
       for (const note of p.notes) console.error(`tsprobe: note: ${note}`);
       signals.forEach((s) => Deno.addSignalListener(s, onSignal));
       options.signal?.addEventListener("abort", () => this.stop("aborted"), { once: true });

@@ -9,8 +9,8 @@
  * @module
  */
 import type { AggregationData } from "../aggregate/data.ts";
-import { ArgumentError } from "../arguments.ts";
 import type { SpanSummary } from "../run_summary.ts";
+import type { MetricsAddress } from "./address.ts";
 import { exposition, labelsText, type MetricFamily, sampleLine } from "./exposition.ts";
 import { aggregationFamilies } from "./families.ts";
 
@@ -29,36 +29,6 @@ export interface MetricsSource {
   counters(): { values: Record<string, number>; losses: readonly string[] };
   /** The spans' counts. */
   spans(): SpanSummary[];
-}
-
-/** A host and port to serve on. */
-export interface MetricsAddress {
-  hostname: string;
-  port: number;
-}
-
-/** An address that is not `HOST:PORT` (a usage error: exit 2). */
-export class MetricsAddressError extends ArgumentError {
-  /** `message` says what was wrong and what to give. */
-  constructor(message: string) {
-    super(message);
-    this.name = "MetricsAddressError";
-  }
-}
-
-/**
- * `HOST:PORT` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`) or `:PORT` (127.0.0.1): where
- * to serve. Throws {@link MetricsAddressError}.
- */
-export function parseMetricsAddress(text: string): MetricsAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) {
-    throw new MetricsAddressError(
-      `metrics address '${text}' is not valid: give HOST:PORT, like 127.0.0.1:9464`,
-    );
-  }
-  return { hostname: m[1] ?? (m[2] || "127.0.0.1"), port };
 }
 
 /** V8's `gc` extension, exposed at run time through node:v8 (undefined until it is). */

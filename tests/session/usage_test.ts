@@ -269,7 +269,7 @@ Deno.test("isUsageError knows every usage error class, their subclasses and a co
   const { ProbeNotFoundError } = await import("../../system/tracefs.ts");
   const { UnknownFieldError } = await import("../../runtime/compiler/handler_reads.ts");
   const { DurationError } = await import("../../runtime/duration.ts");
-  const { MetricsAddressError } = await import("../../runtime/metrics/server.ts");
+  const { MetricsAddressError } = await import("../../runtime/metrics/address.ts");
   const { NoMatchError } = await import("../../runtime/providers/pattern.ts");
   const classes = [
     LambdaError,
