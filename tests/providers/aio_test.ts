@@ -96,14 +96,17 @@ Deno.test("a latency alone, where io_submit keeps only the time: every request t
   });
 });
 
-Deno.test("aio's and syscall's io_submit returns each time every call: neither takes the other's entry", async () => {
+Deno.test("aio's (decoded and not) and syscall's io_submit returns each time every call: none takes another's entry", async () => {
   await withFilesystem("ext4", 256, async (m) => {
     let calls: Aggregation | undefined;
     let timed: Aggregation[] = [];
     const { job } = await tracedFio(randread(m.mountPoint), () => {
       calls = syscall.on("io_submit:return").count();
-      timed = [aio.on("io_submit:return"), syscall.on("io_submit:return")]
-        .map((s) => s.stats((e) => e.latencyNs!));
+      timed = [
+        aio.on("io_submit:return"),
+        aio.on("io_submit:return", undefined, { decode: true }),
+        syscall.on("io_submit:return"),
+      ].map((s) => s.stats((e) => e.latencyNs!));
     });
     equal(job.read.total_ios, IOS);
     const value = calls!.read()!.rows[0].value;

@@ -130,7 +130,8 @@ export interface AioProbeOptions {
  */
 function syscallProbeSite(spec: string, ctx: SiteContext, decode: boolean): ProbeSite {
   const { syscall, side } = parseSyscallProbe(spec);
-  const site = syscallSite(syscall, side, ctx, {}, "aio_state");
+  // Decoded or not, each is a return program of its own, which needs a state map of its own.
+  const site = syscallSite(syscall, side, ctx, {}, decode ? "aio_dstate" : "aio_state");
   const names = TRACEE_NAMES[syscall] ?? {};
   const kernelName = new Map(Object.entries(names).map(([k, t]) => [`args.${t}`, `args.${k}`]));
   const fields = site.fields.map((f) =>
