@@ -116,7 +116,7 @@ async function agentHome(uid = AGENT_UID): Promise<string> {
 }
 
 /**
- * Spawns tools/probe (what /usr/local/bin/probe links to) with `args` as the unit would run
+ * Spawns tools/probe (what /usr/local/bin/probe runs) with `args` as the unit would run
  * it, with the capabilities `caps` (setpriv's names), as user `uid`.
  */
 function spawnAgent(
