@@ -177,7 +177,7 @@ export class Session {
         : undefined;
       if (ring) maps.set(SessionMaps.events, ring.map);
       for (const spec of p.maps) maps.set(spec.name, resources.own(BpfMap.create(spec)));
-      setStackMap(maps.get(STACK_MAP.name));
+      await setStackMap(maps.get(STACK_MAP.name));
       for (const prepare of p.prepare) prepare(maps);
       const loaded = p.programs.map(({ plan, probe }) =>
         resources.own(Program.load({ ...plan, probe, maps }))
@@ -312,7 +312,7 @@ export class Session {
     } finally {
       // Before the maps close: a scrape answered now still reads open maps.
       await metrics?.close();
-      setStackMap(undefined);
+      await setStackMap(undefined);
       this.#live = this.#clear = undefined;
       signals.forEach((s) => Deno.removeSignalListener(s, onSignal));
       // A command still running when the session ends goes, with the descendants it started

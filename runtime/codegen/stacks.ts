@@ -30,7 +30,6 @@ import {
   stx,
 } from "../../bpf/asm/mod.ts";
 import type { BpfMap, MapSpec } from "../../bpf/map.ts";
-import { kernelFrame, rememberProcess, userFrame } from "../../system/symbolize.ts";
 import type { ProgramBuilder } from "./builder.ts";
 import type { EventField } from "./fields.ts";
 
@@ -52,9 +51,18 @@ export const STACK_MAP: MapSpec = {
 export const STACK_FIELDS: readonly string[] = ["kstack", "ustack"];
 
 let active: BpfMap | undefined;
+/**
+ * The symbolizer, loaded by the first session that records stacks: its ELF and kallsyms
+ * readers are a tenth of what a one-liner loads to start, and most sessions read no stack.
+ */
+let names: typeof import("../../system/symbolize.ts") | undefined;
 
-/** The map the running session's stack ids point into (undefined when none runs). */
-export function setStackMap(map: BpfMap | undefined): void {
+/**
+ * The map the running session's stack ids point into (undefined when none runs); with a map,
+ * loads the symbolizer that names its frames.
+ */
+export async function setStackMap(map: BpfMap | undefined): Promise<void> {
+  if (map) names ??= await import("../../system/symbolize.ts");
   active = map;
 }
 
@@ -122,21 +130,21 @@ function fields(
     {
       ...word("kstack", { type: "int", size: 8, signed: true }, true),
       capture: (b, dst) => capture(b, dst, "kernel"),
-      transform: (id) => addresses(Number(id)).map(kernelFrame),
+      transform: (id) => addresses(Number(id)).map((a) => names!.kernelFrame(a)),
     },
     {
       ...word("ustack", { type: "pointer" }, false),
       capture: (b, dst) => capture(b, dst, "user"),
       retain: (v) => {
         const n = BigInt(v as bigint);
-        if (!(n >> 63n)) rememberProcess(Number(n >> 32n));
+        if (!(n >> 63n)) names?.rememberProcess(Number(n >> 32n));
       },
       transform: (v) => {
         const n = BigInt(v as bigint);
         if (n >> 63n) return [];
         const pid = Number(n >> 32n);
-        rememberProcess(pid);
-        return addresses(Number(n & 0xffff_ffffn)).map((a) => userFrame(pid, a));
+        names!.rememberProcess(pid);
+        return addresses(Number(n & 0xffff_ffffn)).map((a) => names!.userFrame(pid, a));
       },
     },
   ];
