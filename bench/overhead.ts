@@ -56,7 +56,19 @@ if (opts.only !== undefined && !(CASES as readonly string[]).includes(opts.only)
 const wanted = (name: CaseName) => opts.only === undefined || opts.only === name;
 
 const root = new URL("../", import.meta.url).pathname;
-const probe = (code: string) => [`${root}tools/probe`, "-e", code, "--format", "json"];
+/**
+ * The `probe` command as a user runs it: the launcher that tools/probe installs, once it names
+ * this checkout (else tools/probe itself, which asks readlink where the checkout is).
+ */
+const PROBE = await (async () => {
+  await new Deno.Command(`${root}tools/probe`, { args: ["--version"], stdout: "null" }).output();
+  const launcher = "/usr/local/bin/probe";
+  const text = await Deno.readTextFile(launcher).catch(() => "");
+  return text.includes(`\nprobe_root=${root.replace(/\/$/, "")}\n`)
+    ? launcher
+    : `${root}tools/probe`;
+})();
+const probe = (code: string) => [PROBE, "-e", code, "--format", "json"];
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
 /** What one run of a workload did: its rate, and the requests (or calls) it made. */
@@ -455,7 +467,7 @@ async function start(): Promise<void> {
   const floor = await denoStart();
   const ratio = median(ms.tsprobe) / median(ms.bpftrace);
   console.log(
-    `\nstart: spawn to all programs attached of a two-probe one-liner, median of ${runs}`,
+    `\nstart: spawn to all programs attached of a two-probe one-liner (${PROBE}), median of ${runs}`,
   );
   for (const t of TRACERS) {
     console.log(
