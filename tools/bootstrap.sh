@@ -106,7 +106,7 @@ bootstrap() {
   local pkgs=(libbpf1 libaio1)
   for what in "$@"; do
     case $what in
-      test) pkgs+=(bpftool fio xfsprogs e2fsprogs util-linux perl nfs-kernel-server rpcbind gcc libc6-dev systemtap-sdt-dev python3 prometheus) ;;
+      test) pkgs+=(bpftool fio xfsprogs e2fsprogs util-linux kmod perl nfs-kernel-server rpcbind gcc libc6-dev systemtap-sdt-dev python3 prometheus) ;;
       vm) pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs) ;;
     esac
   done
