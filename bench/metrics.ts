@@ -20,6 +20,7 @@ import { exposition } from "../runtime/metrics/exposition.ts";
 import { aggregationFamilies } from "../runtime/metrics/families.ts";
 import { freePort } from "../testing/free_port.ts";
 import { median } from "./fixtures/bpftrace.ts";
+import { probeCommand } from "./fixtures/probe_command.ts";
 
 const scrapes = Number(Deno.args[0] ?? 50);
 const rounds = Number(Deno.args[1] ?? 5);
@@ -51,11 +52,9 @@ async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
 async function agentScrapes() {
   const address = `127.0.0.1:${freePort()}`;
   const url = `http://${address}/metrics`;
-  const agent = new Deno.Command(Deno.execPath(), {
+  // As a user or systemd starts it: probe picks Deno's flags for an agent.
+  const agent = new Deno.Command(await probeCommand(), {
     args: [
-      "run",
-      "-A",
-      `${root}cli.ts`,
       "-e",
       `syscall.on("close:entry").count((e) => ({ fd: e.args.fd }), ` +
       `{ title: "${CLOSES}", size: 16384 })`,

@@ -34,6 +34,7 @@ import { withCProgram } from "../testing/c_program.ts";
 import { attachedPrograms } from "../testing/attached.ts";
 import { bpftraceHistCount, median } from "./fixtures/bpftrace.ts";
 import { startTracer, type TracerOutput } from "./fixtures/tracer.ts";
+import { probeCommand } from "./fixtures/probe_command.ts";
 
 const CASES = ["block", "aio", "syscall", "stream", "start"] as const;
 type CaseName = (typeof CASES)[number];
@@ -56,18 +57,7 @@ if (opts.only !== undefined && !(CASES as readonly string[]).includes(opts.only)
 const wanted = (name: CaseName) => opts.only === undefined || opts.only === name;
 
 const root = new URL("../", import.meta.url).pathname;
-/**
- * The `probe` command as a user runs it: the launcher that tools/probe installs, once it names
- * this checkout (else tools/probe itself, which asks readlink where the checkout is).
- */
-const PROBE = await (async () => {
-  await new Deno.Command(`${root}tools/probe`, { args: ["--version"], stdout: "null" }).output();
-  const launcher = "/usr/local/bin/probe";
-  const text = await Deno.readTextFile(launcher).catch(() => "");
-  return text.includes(`\nprobe_root=${root.replace(/\/$/, "")}\n`)
-    ? launcher
-    : `${root}tools/probe`;
-})();
+const PROBE = await probeCommand();
 const probe = (code: string) => [PROBE, "-e", code, "--format", "json"];
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 

@@ -83,13 +83,17 @@ ensure_tracefs() {
     say "cannot mount tracefs at /sys/kernel/tracing (tracepoint probes will not work)"
 }
 
-# What every Deno started from tools/ runs with. --no-lazy: V8 compiles all of a module when it
-# loads it, so that Deno's code cache holds every function and a run does not compile each one
-# again on its first call (probe -e attached 3-4 ms sooner, its compile and load taking 1 ms
-# where they took 3). Every command must run with the same flags: V8 rejects a code cache made
-# under others, and Deno then compiles the module again. A user's own DENO_V8_FLAGS win.
+# What every Deno started from tools/ runs with, whatever the environment says: V8 rejects a
+# code cache made under other flags, and Deno then compiles the module again, so the commands
+# sharing a cache must agree. --no-lazy: V8 compiles all of a module when it loads it, so that
+# Deno's code cache holds every function and a run does not compile each one again on its first
+# call (probe -e attached 3-5 ms sooner). --expose-gc: the metrics server collects after a
+# scrape, and would otherwise import Node's v8 and vm modules to reach V8's gc (2 MB resident).
+# --max-semi-space-size=2 (MB): a young generation that does not grow to what a scrape of 10,000
+# series allocates; with it a metrics agent's peak stayed under 80 MB, which --no-lazy's 3 MB
+# had pushed over (bench/metrics.ts), and the event stream kept its rate (bench/overhead.ts).
+DENO_V8_FLAGS=--no-lazy,--expose-gc,--max-semi-space-size=2
 export_env() {
-  : "${DENO_V8_FLAGS:=--no-lazy}"
   export DENO DENO_NO_UPDATE_CHECK=1 DENO_V8_FLAGS
 }
 

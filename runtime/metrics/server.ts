@@ -31,11 +31,17 @@ export interface MetricsSource {
   spans(): SpanSummary[];
 }
 
-/** V8's `gc` extension, exposed at run time through node:v8 (undefined until it is). */
+/** V8's `gc` extension (undefined until {@link exposeGarbageCollector} finds it). */
 let gc: ((options?: object) => void) | undefined;
 
-/** Exposes V8's `gc` (a flag Node's v8 module may set at run time); without it, nothing. */
+/**
+ * Finds V8's `gc`: a global where Deno runs with `--expose-gc` (tools/bootstrap.sh sets it), else
+ * exposed at run time through Node's v8 and vm modules, which cost an agent 2 MB resident;
+ * without either, nothing.
+ */
 async function exposeGarbageCollector(): Promise<void> {
+  gc = (globalThis as { gc?: typeof gc }).gc;
+  if (gc) return;
   try {
     const [{ default: v8 }, { default: vm }] = await Promise.all([
       import("node:v8"),
