@@ -101,7 +101,7 @@ export_env() {
 # QEMU and Debian 12's stock kernel with "vm" (tools/test --kernel 6.1).
 bootstrap() {
   # What a run needs was all there last time, and still is: about 100 ms less per command
-  # than asking dpkg and deno (probe -e starts in well under a bpftrace's time).
+  # than asking dpkg and deno, where probe -e takes about a bpftrace's time to attach.
   if [ $# -eq 0 ] && ready; then
     install_probe
     export_env
