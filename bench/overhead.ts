@@ -21,7 +21,7 @@
  * - start: spawn to attached of a two-probe one-liner, `probe -e` against `bpftrace -e`, by the
  *   programs the process has attached (not by what it prints), median of runs; and the memory
  *   of each once attached. Beside them, spawn to exit of `deno run` of an empty module: Deno's
- *   own start, a floor under any `probe` (16 ms here, where bpftrace attaches in 43 ms).
+ *   own start, a floor under any `probe` (12 ms here, where bpftrace attaches in 35 ms).
  *
  * Each ratio is printed beside the issue's target, with PASS or FAIL. getsid rather than
  * getppid: this machine's tests call getppid, and both tracers count every process's calls.
@@ -39,20 +39,36 @@ import { probeCommand } from "./fixtures/probe_command.ts";
 const CASES = ["block", "aio", "syscall", "stream", "start"] as const;
 type CaseName = (typeof CASES)[number];
 
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: "string", default: "5" },
-    seconds: { type: "string", default: "5" },
-    runs: { type: "string", default: "7" },
-    only: { type: "string" },
-  },
-});
+const USAGE = "usage: tools/run bench/overhead.ts [--rounds 5] [--seconds 5] [--runs 7] " +
+  `[--only ${CASES.join("|")}]`;
+const opts = (() => {
+  try {
+    return parseArgs({
+      options: {
+        rounds: { type: "string", default: "5" },
+        seconds: { type: "string", default: "5" },
+        runs: { type: "string", default: "7" },
+        only: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`overhead: ${(e as Error).message}; ${USAGE}`);
+    Deno.exit(2);
+  }
+})();
+if (opts.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 const rounds = Number(opts.rounds), seconds = Number(opts.seconds), runs = Number(opts.runs);
 if (![rounds, seconds, runs].every((n) => Number.isInteger(n) && n > 0)) {
-  throw new Error("overhead: --rounds, --seconds and --runs take positive integers");
+  console.error(`overhead: --rounds, --seconds and --runs take positive integers; ${USAGE}`);
+  Deno.exit(2);
 }
 if (opts.only !== undefined && !(CASES as readonly string[]).includes(opts.only)) {
-  throw new Error(`overhead: --only takes one of ${CASES.join(", ")}, not '${opts.only}'`);
+  console.error(`overhead: --only takes one of ${CASES.join(", ")}, not '${opts.only}'`);
+  Deno.exit(2);
 }
 const wanted = (name: CaseName) => opts.only === undefined || opts.only === name;
 
