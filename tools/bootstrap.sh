@@ -142,14 +142,19 @@ ready() {
 # Installs /usr/local/bin/probe, so that `probe -e ...` works from anywhere: a launcher naming
 # this checkout and sourcing its tools/probe. A symlink made every start ask readlink where the
 # checkout is (1 ms of probe -e's start); the launcher's bash is this one, found once.
+# TSPROBE_BIN: another directory for it (the tests').
 install_probe() {
-  local root=${BASH_SOURCE[0]%/tools/bootstrap.sh} target=/usr/local/bin/probe lines quoted
-  [[ $root = /* ]] || root=$(cd "$root" && pwd)
+  local src=${BASH_SOURCE[0]} root target=${TSPROBE_BIN:-/usr/local/bin}/probe lines quoted
+  root=${src%/tools/bootstrap.sh}
+  # Sourced by a relative path (tools/test sources tools/bootstrap.sh): ask where that is.
+  if [[ $root = "$src" || $root != /* ]]; then
+    root=$(cd "$(dirname "$src")/.." && pwd) || return 0
+  fi
   printf -v quoted %q "$root"
   # mapfile and printf: no process on the fast path.
   mapfile -t lines <"$target" 2>/dev/null || true
   [ "${lines[2]:-}" = "probe_root=$quoted" ] && return 0
-  [ -w /usr/local/bin ] || return 0
+  [ -w "${target%/probe}" ] || return 0
   # A new file moved over the old one: writing through a symlink would overwrite tools/probe.
   printf '%s\n' "#!$BASH" "# tsprobe's probe command (tools/bootstrap.sh installed it): this checkout's." \
     "probe_root=$quoted" '. "$probe_root/tools/probe"' >"$target.$$" &&
