@@ -52,7 +52,7 @@ async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
 async function agentScrapes() {
   const address = `127.0.0.1:${freePort()}`;
   const url = `http://${address}/metrics`;
-  // As a user or systemd starts it: probe picks Deno's flags for an agent.
+  // As a user or systemd starts it, with the V8 flags probe runs Deno with.
   const agent = new Deno.Command(await probeCommand(), {
     args: [
       "-e",

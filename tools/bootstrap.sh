@@ -147,19 +147,19 @@ install_probe() {
   local src=${BASH_SOURCE[0]} root target=${TSPROBE_BIN:-/usr/local/bin}/probe lines quoted
   root=${src%/tools/bootstrap.sh}
   # Sourced by a relative path (tools/test sources tools/bootstrap.sh): ask where that is.
-  if [[ $root = "$src" || $root != /* ]]; then
-    root=$(cd "$(dirname "$src")/.." && pwd) || return 0
-  fi
+  [[ $root = /* ]] || root=$(cd "$(dirname "$src")/.." && pwd) || return 0
   printf -v quoted %q "$root"
   # mapfile and printf: no process on the fast path.
   mapfile -t lines <"$target" 2>/dev/null || true
   [ "${lines[2]:-}" = "probe_root=$quoted" ] && return 0
   [ -w "${target%/probe}" ] || return 0
   # A new file moved over the old one: writing through a symlink would overwrite tools/probe.
-  printf '%s\n' "#!$BASH" "# tsprobe's probe command (tools/bootstrap.sh installed it): this checkout's." \
+  if printf '%s\n' "#!$BASH" "# tsprobe's probe command (tools/bootstrap.sh installed it): this checkout's." \
     "probe_root=$quoted" '. "$probe_root/tools/probe"' >"$target.$$" &&
-    chmod 755 "$target.$$" && mv -f "$target.$$" "$target" &&
+    chmod 755 "$target.$$" && mv -f "$target.$$" "$target"; then
     say "installed the probe command ($target)"
-  rm -f "$target.$$"
+  else
+    rm -f "$target.$$"
+  fi
   return 0
 }
