@@ -72,7 +72,8 @@ cache=$1 tree=$2; shift 2
 # A checkout in /tmp stays in sight: /tmp is then the host's, writable.
 case $tree in /tmp/*) host_tmp=/tmp ;; *) host_tmp= ;; esac
 mount --bind "$cache" "$cache"
-if [ "$host_tmp" ]; then mount --bind /tmp /tmp; fi
+# --rbind: with what is mounted below /tmp (the 6.1 VM mounts the checkout there).
+if [ "$host_tmp" ]; then mount --rbind /tmp /tmp; fi
 for m in $(awk '{ print $5 }' /proc/self/mountinfo | sort -u); do
   case $m in
     /proc | /proc/* | /dev | /dev/* | "$cache" | "$host_tmp") ;;
